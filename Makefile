@@ -1,0 +1,32 @@
+# The two set-up commands of the README: `make serve` and `make test`. Each installs what it needs.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: serve test bench install
+
+serve: $(VENV)/.installed node_modules/.installed
+	$(VENV)/bin/gunrelay serve
+
+test: $(VENV)/.installed node_modules/.installed $(VENV)/.chromium
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed node_modules/.installed
+	$(PY) bench/run.py
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; it downloads no browser).
+$(VENV)/.chromium:
+	command -v chromium >/dev/null 2>&1 || tools/install-chromium
+	touch $@

@@ -1,0 +1,80 @@
+"""Builds the ASGI application: the GUN websocket, health, GunJS's bundles, and the store's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from . import __version__
+from .server.gunsocket import GunSocket
+from .server.relay import Relay
+from .server.static import CORS, GunFiles, find_gun_dir
+from .storage.base import Store
+from .storage.memory import MemoryStore
+from .storage.sqlite import SQLiteStore
+
+log = logging.getLogger("gunrelay")
+
+
+def make_store(config: Any) -> Store:
+    if config.storage == "memory":
+        return MemoryStore()
+    if config.storage == "sqlite":
+        return SQLiteStore(Path(config.data) / "gunrelay.sqlite3", synchronous=config.sqlite_synchronous)
+    raise SystemExit(f"unknown storage backend {config.storage!r} (choose sqlite or memory)")
+
+
+def build_app(config: Any) -> Starlette:
+    store = make_store(config)
+    relay = Relay(store, max_frame_bytes=config.max_frame_bytes, max_skew_ms=config.max_skew_ms)
+    files = GunFiles(find_gun_dir(config.gun_dir))
+    ready = asyncio.Event()
+
+    async def keepalive() -> None:
+        while True:
+            await asyncio.sleep(config.keepalive_s)
+            relay.keepalive()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        ticker = asyncio.create_task(keepalive())
+        ready.set()
+        if files.gun_dir is None:
+            log.warning("npm gun package not found: /gun.js is not served (set --gun-dir)")
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            await relay.drain()
+            await store.close()
+            log.info("store closed cleanly")
+
+    async def health(request: Request) -> JSONResponse:
+        if not ready.is_set():
+            return JSONResponse({"status": "starting"}, status_code=503, headers=CORS)
+        return JSONResponse(
+            {"status": "ok", "version": __version__, "peers": len(relay.peers), "storage": config.storage},
+            headers=CORS,
+        )
+
+    routes = [
+        WebSocketRoute("/gun", GunSocket(relay)),
+        Route("/health", health),
+        Route("/gun.js", files.gun_js),
+        Route("/sea.js", files.sea_js),
+        Route("/gun/{path:path}", files.package_file),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.relay = relay
+    app.state.store = store
+    return app

@@ -1,0 +1,65 @@
+"""Every setting in one table: it feeds the CLI options, the environment variables and the docs.
+
+A setting's environment variable is ``GUNRELAY_<NAME>``; the command line wins over the
+environment, which wins over the default. ``tests/test_config.py`` fails if a setting is missing
+from the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, make_dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "GUNRELAY_" + self.name.upper()
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "127.0.0.1", "address to listen on (0.0.0.0 for every interface)"),
+    Setting("port", int, 8765, "TCP port to listen on (0 picks a free one)"),
+    Setting("data", str, "./gunrelay-data", "data folder: the SQLite store and the relay's files"),
+    Setting("storage", str, "sqlite", "storage backend: sqlite (durable, default) or memory (lost on exit)"),
+    Setting("sqlite_synchronous", str, "FULL", "SQLite synchronous mode: FULL (fsync every commit) or NORMAL"),
+    Setting("max_frame_bytes", int, 16 * 1024 * 1024, "largest websocket frame accepted; larger ones get an error"),
+    Setting("max_skew_ms", int, 120_000, "how far in the future a state may be: later ones wait, further ones are refused"),
+    Setting("keepalive_s", float, 20.0, "seconds between '[]' keepalive frames to every peer"),
+    Setting("gun_dir", str, "", "folder of the npm gun package served as /gun.js (default: ./node_modules/gun, searched upwards)"),
+    Setting("log_level", str, "info", "logging level: debug, info, warning, error"),
+)
+
+
+Config = make_dataclass("Config", [(s.name, s.type, s.default) for s in SETTINGS], frozen=True)
+Config.__doc__ = "The relay's settings; build one with ``load_config``."
+
+
+def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Any:
+    """Settings from the command line, then the environment, then the defaults (``overrides`` win)."""
+    env = os.environ if env is None else env
+    cli = {**(cli or {}), **overrides}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if cli.get(setting.name) is not None:
+            values[setting.name] = setting.type(cli[setting.name])
+        elif setting.env in env:
+            try:
+                values[setting.name] = setting.type(env[setting.env])
+            except ValueError:
+                raise SystemExit(f"{setting.env}={env[setting.env]!r} is not a valid {setting.type.__name__}") from None
+        else:
+            values[setting.name] = setting.default
+    return Config(**values)

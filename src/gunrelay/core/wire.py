@@ -1,0 +1,242 @@
+"""GUN's wire format: JSON text frames <-> typed messages.
+
+A frame is one JSON object (a message) or an array of them (a batch; ``[]`` is a keepalive).
+Messages are told apart by their fields: ``dam`` (per-link control), ``get``, ``put``, and replies
+carrying ``@``. GUN's one-character keys (``#`` id, ``@`` reply-to, ``.`` key, ``%`` budget,
+``><`` peers) are read and written here and in ``graph``; the rest of gunrelay uses names.
+
+Parsing uses orjson and falls back to the standard library for what orjson refuses but
+``JSON.parse`` accepts (lone surrogates, integers beyond 64 bits); NaN and Infinity are refused
+as ``JSON.parse`` refuses them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Union
+
+import orjson
+
+from . import lex as lexmod
+from .jsjson import stringify
+
+Fragment = orjson.Fragment
+
+
+class FrameError(ValueError):
+    """The frame is not a JSON object or array of objects."""
+
+
+class MessageError(ValueError):
+    """A message GunJS would not understand; ``reply_to`` is its id when it had one."""
+
+    def __init__(self, text: str, reply_to: Any = None):
+        super().__init__(text)
+        self.reply_to = reply_to
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    msg_id: Any
+    soul: str | None  # exact soul, or None when ``soul_lex`` is a query over souls
+    soul_lex: lexmod.Lex | None
+    key: lexmod.Lex | None  # None: the whole node
+    budget: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    msg_id: Any
+    reply_to: Any  # set when the put answers a get
+    graph: Any  # raw wire graph, validated by graph.fields_of_put
+
+
+@dataclass(frozen=True, slots=True)
+class Dam:
+    msg_id: Any
+    kind: Any
+    pid: Any
+    reply_to: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An ack or error from a peer (``@`` with ``ok`` or ``err``, no ``put``)."""
+
+    msg_id: Any
+    reply_to: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Other:
+    """Anything else GUN would flood (unknown fields); gunrelay does not forward these."""
+
+    msg_id: Any
+
+
+Message = Union[Get, Put, Dam, Reply, Other]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise FrameError(f"DAM JSON parse error: {str(exc)[:120]}") from None
+
+
+def parse_frame(text: str | bytes) -> list[Any]:
+    """The raw messages of a frame (each should be a dict; the caller checks)."""
+    data = loads(text)
+    if type(data) is dict:
+        return [data]
+    if type(data) is list:
+        return data
+    raise FrameError("DAM frame must be a JSON object or an array of objects.")
+
+
+def message_id(raw: dict[str, Any]) -> Any:
+    msg_id = raw.get("#")
+    if msg_id is None or type(msg_id) is str or (type(msg_id) in (int, float)):
+        return msg_id
+    raise MessageError("Message id '#' must be a string.")
+
+
+def decode(raw: Any) -> Message:
+    """Classify one raw message; raise MessageError for shapes GunJS would not understand."""
+    if type(raw) is not dict:
+        raise MessageError("Each message must be a JSON object.")
+    msg_id = message_id(raw)
+    if "dam" in raw:
+        return Dam(msg_id, raw["dam"], raw.get("pid"), raw.get("@"))
+    if "get" in raw:
+        return _decode_get(msg_id, raw)
+    if "put" in raw:
+        return Put(msg_id, raw.get("@"), raw["put"])
+    if "@" in raw:
+        return Reply(msg_id, raw["@"])
+    return Other(msg_id)
+
+
+def _decode_get(msg_id: Any, raw: dict[str, Any]) -> Get:
+    spec = raw["get"]
+    if type(spec) is not dict:
+        raise MessageError("Invalid get: 'get' must be an object {'#': soul, '.': key?}.", msg_id)
+    soul_spec = spec.get("#")
+    reverse = spec.get("-") is True
+    try:
+        if type(soul_spec) is str:
+            if not soul_spec:
+                raise MessageError("Invalid get: empty soul.", msg_id)
+            soul, soul_lex = soul_spec, None
+        elif type(soul_spec) is dict:
+            soul_lex = lexmod.parse(soul_spec, reverse)
+            soul = soul_lex.exact
+            if soul is not None:
+                soul_lex = None
+        else:
+            raise MessageError("Invalid get: '#' must be a soul string or a lex object.", msg_id)
+        key_spec = spec.get(".")
+        key = None if key_spec is None else lexmod.parse(key_spec, reverse)
+    except lexmod.InvalidLex as exc:
+        raise MessageError(f"Invalid get: {exc}.", msg_id) from None
+    budget = spec.get("%", raw.get("%"))
+    if budget is not None:
+        if type(budget) not in (int, float) or budget != budget:
+            raise MessageError("Invalid get: '%' must be a number of bytes.", msg_id)
+        budget = max(1, int(budget)) if budget < 2**31 else None
+    return Get(msg_id, soul, soul_lex, key, budget)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outgoing messages
+
+_ID_PREFIX = os.urandom(4).hex()[:5]
+_counter = itertools.count(1)
+
+
+def new_id() -> str:
+    """A fresh message id: random per process, unique within it, never of the form <id><digit>."""
+    return f"{_ID_PREFIX}{next(_counter):x}z"
+
+
+def _fallback_default(obj: Any) -> Any:
+    raise TypeError
+
+
+def encode(message: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(message).decode()
+    except TypeError:
+        # lone surrogates, which orjson will not write but JSON.stringify does (escaped)
+        return stringify(_unfragment(message))
+
+
+def _unfragment(obj: Any) -> Any:
+    if isinstance(obj, Fragment):
+        return json.loads(obj.contents)
+    if type(obj) is dict:
+        return {k: _unfragment(v) for k, v in obj.items()}
+    return obj
+
+
+def node(soul: str, items: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+    """A wire node from (key, value, state) items; value may be a Fragment of stored JSON."""
+    states: dict[str, Any] = {}
+    out: dict[str, Any] = {"_": {"#": soul, ">": states}}
+    for key, value, state in items:
+        states[key] = state
+        out[key] = value
+    return out
+
+
+def ack(reply_to: Any) -> str:
+    return encode({"#": new_id(), "@": reply_to, "ok": True})
+
+
+def error(reply_to: Any, text: str) -> str:
+    return encode({"#": new_id(), "@": reply_to, "err": text})
+
+
+def dam_error(text: str) -> str:
+    return encode({"#": new_id(), "dam": "!", "err": text})
+
+
+def not_found(reply_to: Any) -> str:
+    return encode({"#": new_id(), "@": reply_to})
+
+
+def data_reply(reply_to: Any, graph: dict[str, Any]) -> str:
+    return encode({"#": new_id(), "@": reply_to, "put": graph})
+
+
+def push(msg_id: str, graph: dict[str, Any]) -> str:
+    return encode({"#": msg_id, "put": graph})
+
+
+def hello(pid: str) -> str:
+    return encode({"#": new_id(), "dam": "?", "pid": pid})
+
+
+def hello_answer(pid: str, reply_to: Any) -> str:
+    return encode({"#": new_id(), "dam": "?", "pid": pid, "@": reply_to})
+
+
+def batch(encoded: list[str]) -> str:
+    """One frame from encoded messages: the message itself, or a JSON array of them."""
+    if len(encoded) == 1:
+        return encoded[0]
+    return "[" + ",".join(encoded) + "]"
+
+
+KEEPALIVE = "[]"

@@ -1,0 +1,77 @@
+"""One connected peer: its identity and an outbox that batches what we send it.
+
+Messages produced for a peer during one turn of the event loop leave as one frame (a JSON array
+when there are several), as GunJS's ``mesh.say`` batches. A single flusher task per peer writes
+frames in order; it exists only while there is something to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import string
+import time
+from collections.abc import Awaitable, Callable
+
+from ..core import wire
+
+_ALPHABET = string.digits + string.ascii_letters
+
+
+def random_pid(length: int = 9) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+SendText = Callable[[str], Awaitable[None]]
+
+
+class Peer:
+    __slots__ = (
+        "id",
+        "address",
+        "pid",
+        "connected_at",
+        "messages_in",
+        "messages_out",
+        "closed",
+        "_send",
+        "_outbox",
+        "_flushing",
+        "_loop",
+    )
+
+    def __init__(self, send: SendText, address: str):
+        self.id = random_pid()
+        self.address = address
+        self.pid: str | None = None  # the peer's own id, from the dam '?' exchange
+        self.connected_at = time.time()
+        self.messages_in = 0
+        self.messages_out = 0
+        self.closed = False
+        self._send = send
+        self._outbox: list[str] = []
+        self._flushing = False
+        self._loop = asyncio.get_running_loop()
+
+    def enqueue(self, encoded: str) -> None:
+        if self.closed:
+            return
+        self._outbox.append(encoded)
+        if not self._flushing:
+            self._flushing = True
+            self._loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let this turn's other messages for this peer join the frame
+        try:
+            while self._outbox and not self.closed:
+                outgoing, self._outbox = self._outbox, []
+                self.messages_out += len(outgoing)
+                await self._send(wire.batch(outgoing))
+        except Exception:
+            self.closed = True  # the socket is gone; the receive loop will see it and clean up
+        finally:
+            self._flushing = False
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.id} {self.address}>"

@@ -1,0 +1,308 @@
+"""The relay: what happens to each message from each peer.
+
+Theory of operation.
+
+- A frame is parsed (``core.wire``); every message is deduplicated by id (``core.dup``), which also
+  remembers the peer each id came from.
+- A get is answered from storage, only to the peer that asked (one reply, with ``put`` when there
+  is data and without it when there is none, so ``once()`` always completes), and it subscribes
+  that peer to the soul or key (``core.subscriptions``).
+- A put is validated as a whole (``core.graph``); then each field is checked on its own: states
+  too far in the future are refused, near-future ones wait until their state is reached (HAM's
+  defer), SEA rules are checked (``core.sea``). The rest goes to ``store.merge``, which applies HAM
+  against the stored state and returns once the winners are durable. Then, and only then, the
+  writer gets one reply for its put: ``ok`` (also when HAM kept the stored value, so callbacks
+  never hang) or ``err`` naming what was refused, and the fields that changed the store are
+  pushed to their subscribers, the writer included only if it subscribed.
+- Nothing here blocks: storage answers through futures, and each peer's outbox batches what it
+  is sent in one turn of the loop into one frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import ham, sea, wire
+from ..core.dup import DupCache
+from ..core.graph import Field, InvalidGraph, fields_of_put
+from ..core.subscriptions import Subscriptions
+from ..storage.base import ReadQuery, Row, Store
+from .peer import Peer, random_pid
+
+log = logging.getLogger("gunrelay.relay")
+
+
+def wall_clock_ms() -> float:
+    return time.time() * 1000.0
+
+
+@dataclass
+class RelayStats:
+    messages_in: int = 0
+    puts: int = 0
+    gets: int = 0
+    acks: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class _PendingPut:
+    """One put message waiting for its parts (immediate, deferred) to become durable."""
+
+    __slots__ = ("peer", "msg_id", "errors", "parts")
+
+    def __init__(self, peer: Peer, msg_id: Any):
+        self.peer = peer
+        self.msg_id = msg_id
+        self.errors: list[str] = []
+        self.parts = 0
+
+
+class Relay:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_frame_bytes: int = 16 * 1024 * 1024,
+        max_skew_ms: float = 120_000,
+        clock_ms: Callable[[], float] = wall_clock_ms,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.store = store
+        self.pid = random_pid()
+        self.max_frame_bytes = max_frame_bytes
+        self.max_skew_ms = max_skew_ms
+        self.clock_ms = clock_ms
+        self.monotonic = monotonic
+        self.peers: dict[str, Peer] = {}
+        self.dup: DupCache[Peer] = DupCache(ttl=9.0, now=monotonic())
+        self.subscriptions: Subscriptions[Peer] = Subscriptions()
+        self.stats = RelayStats()
+        self._pending_writes: set[asyncio.Future[Any]] = set()
+        self._deferred: dict[_PendingPut, asyncio.TimerHandle] = {}
+
+    # -- connections -------------------------------------------------------------------------
+
+    def connect(self, peer: Peer) -> None:
+        self.peers[peer.id] = peer
+        peer.enqueue(wire.hello(self.pid))
+
+    def disconnect(self, peer: Peer) -> None:
+        peer.closed = True
+        self.peers.pop(peer.id, None)
+        self.subscriptions.drop_peer(peer)
+
+    def keepalive(self) -> None:
+        for peer in list(self.peers.values()):
+            peer.enqueue(wire.KEEPALIVE)
+
+    # -- incoming ----------------------------------------------------------------------------
+
+    def receive(self, peer: Peer, text: str) -> None:
+        """Handle one text frame from ``peer``; never raises."""
+        if len(text) > self.max_frame_bytes:
+            self.stats.error("frame_too_big")
+            peer.enqueue(wire.dam_error(f"Message too big! The limit is {self.max_frame_bytes} bytes."))
+            return
+        try:
+            raws = wire.parse_frame(text)
+        except wire.FrameError as exc:
+            self.stats.error("bad_frame")
+            peer.enqueue(wire.dam_error(str(exc)))
+            return
+        now = self.monotonic()
+        for raw in raws:
+            try:
+                self._dispatch(peer, raw, now)
+            except wire.MessageError as exc:
+                self.stats.error("bad_message")
+                if exc.reply_to is not None:
+                    peer.enqueue(wire.error(exc.reply_to, str(exc)))
+                else:
+                    peer.enqueue(wire.dam_error(str(exc)))
+            except Exception:  # a bug must cost one message, never the connection or the relay
+                self.stats.error("internal")
+                log.exception("failed to handle a message from %s", peer)
+                msg_id = raw.get("#") if type(raw) is dict else None
+                if type(msg_id) is str:
+                    peer.enqueue(wire.error(msg_id, "Internal relay error; the message was not applied."))
+
+    def _dispatch(self, peer: Peer, raw: Any, now: float) -> None:
+        message = wire.decode(raw)
+        peer.messages_in += 1
+        self.stats.messages_in += 1
+        msg_id = message.msg_id
+        if msg_id is not None and not self.dup.track(str(msg_id), peer, now):
+            return  # seen already: GUN drops duplicates silently
+        kind = type(message)
+        if kind is wire.Put:
+            self._on_put(peer, message)  # type: ignore[arg-type]
+        elif kind is wire.Get:
+            self._on_get(peer, message)  # type: ignore[arg-type]
+        elif kind is wire.Dam:
+            self._on_dam(peer, message)  # type: ignore[arg-type]
+        elif kind is wire.Reply:
+            self._route_reply(peer, raw, message.reply_to)  # type: ignore[union-attr]
+        # anything else: GunJS floods unknown messages to every peer; a relay has no reason to
+
+    def _on_dam(self, peer: Peer, message: wire.Dam) -> None:
+        if message.kind != "?":
+            return  # 'hi', '!' and others need nothing from a relay
+        if type(message.pid) is str:
+            peer.pid = message.pid
+        if message.reply_to is None and message.msg_id is not None:
+            peer.enqueue(wire.hello_answer(self.pid, message.msg_id))
+
+    def _route_reply(self, peer: Peer, raw: dict[str, Any], reply_to: Any) -> None:
+        """A reply to another peer's message goes to that peer only (acks for our pushes end here)."""
+        if type(reply_to) is not str:
+            return
+        origin = self.dup.origin(reply_to)
+        if origin is not None and origin is not peer and not origin.closed:
+            origin.enqueue(wire.encode(raw))
+
+    # -- get -------------------------------------------------------------------------------
+
+    def _on_get(self, peer: Peer, get: wire.Get) -> None:
+        self.stats.gets += 1
+        if get.soul is not None:
+            key = get.key
+            self.subscriptions.subscribe(peer, get.soul, key.exact if key is not None else None)
+        query = ReadQuery(soul=get.soul, soul_lex=get.soul_lex, key=get.key, budget=get.budget)
+        future = self.store.read(query)
+        future.add_done_callback(lambda done: self._answer_get(peer, get.msg_id, done))
+
+    def _answer_get(self, peer: Peer, msg_id: Any, done: asyncio.Future[dict[str, list[Row]]]) -> None:
+        if msg_id is None or peer.closed:
+            return
+        if done.exception() is not None:
+            self.stats.error("storage_read")
+            peer.enqueue(wire.error(msg_id, "Storage read failed; try again."))
+            return
+        found = done.result()
+        if not found:
+            peer.enqueue(wire.not_found(msg_id))
+            return
+        graph = {
+            soul: wire.node(soul, [(key, wire.Fragment(value), state) for key, value, state in rows])
+            for soul, rows in found.items()
+        }
+        peer.enqueue(wire.data_reply(msg_id, graph))
+
+    # -- put -------------------------------------------------------------------------------
+
+    def _on_put(self, peer: Peer, put: wire.Put) -> None:
+        self.stats.puts += 1
+        try:
+            fields = fields_of_put(put.graph)
+        except InvalidGraph as exc:
+            self.stats.error("invalid_put")
+            raise wire.MessageError(str(exc), put.msg_id) from None
+        if put.reply_to is not None:
+            # a put answering a get: if the get came through us from another peer, pass it on
+            origin = self.dup.origin(str(put.reply_to))
+            if origin is not None and origin is not peer and not origin.closed:
+                origin.enqueue(wire.encode({"#": put.msg_id, "@": put.reply_to, "put": put.graph}))
+        pending = _PendingPut(peer, put.msg_id)
+        now = self.clock_ms()
+        ready: list[Field] = []
+        later: list[Field] = []
+        for item in fields:
+            timing = ham.timing(item.state, now, self.max_skew_ms)
+            if timing is ham.Verdict.TOO_FAR:
+                self.stats.error("future_state")
+                pending.errors.append(
+                    f"State {item.state} of {item.soul!r}.{item.key!r} is {item.state - now:.0f} ms ahead of the relay's "
+                    f"clock (limit {self.max_skew_ms} ms); check the writer's clock."
+                )
+                continue
+            problem = sea.check_field(item.soul, item.key, item.value, item.state, now)
+            if problem is not None:
+                self.stats.error("sea")
+                pending.errors.append(problem)
+                continue
+            (later if timing is ham.Verdict.DEFER else ready).append(item)
+        if ready:
+            self._merge(pending, ready)
+        if later:
+            pending.parts += 1
+            delay_s = (max(item.state for item in later) - now) / 1000.0
+            self._deferred[pending] = asyncio.get_running_loop().call_later(delay_s, self._apply_deferred, pending, later)
+        if pending.parts == 0:
+            self._reply(pending)
+
+    def _apply_deferred(self, pending: _PendingPut, fields: list[Field]) -> None:
+        del self._deferred[pending]
+        pending.parts -= 1
+        self._merge(pending, fields)
+        if pending.parts == 0:
+            self._reply(pending)
+
+    def _merge(self, pending: _PendingPut, fields: list[Field]) -> None:
+        pending.parts += 1
+        future = self.store.merge(fields)
+        self._pending_writes.add(future)
+        future.add_done_callback(lambda done: self._merged(pending, done))
+
+    def _merged(self, pending: _PendingPut, done: asyncio.Future[list[Field]]) -> None:
+        self._pending_writes.discard(done)
+        pending.parts -= 1
+        exc = done.exception()
+        if exc is not None:
+            self.stats.error("storage_write")
+            pending.errors.append(f"Storage write failed ({type(exc).__name__}); nothing of it was acknowledged.")
+        else:
+            self._fan_out(pending.peer, done.result())
+        if pending.parts == 0:
+            self._reply(pending)
+
+    def _reply(self, pending: _PendingPut) -> None:
+        if pending.msg_id is None or pending.peer.closed:
+            return
+        if pending.errors:
+            text = pending.errors[0] if len(pending.errors) == 1 else "; ".join(dict.fromkeys(pending.errors))
+            pending.peer.enqueue(wire.error(pending.msg_id, text))
+        else:
+            self.stats.acks += 1
+            pending.peer.enqueue(wire.ack(pending.msg_id))
+
+    def _fan_out(self, writer: Peer, accepted: list[Field]) -> None:
+        if not accepted:
+            return
+        by_soul: dict[str, list[Field]] = {}
+        for item in accepted:
+            by_soul.setdefault(item.soul, []).append(item)
+        now = self.monotonic()
+        for soul, items in by_soul.items():
+            whole: str | None = None
+            for peer, keys in self.subscriptions.audience(soul, (item.key for item in items)):
+                if peer.closed:
+                    continue
+                if keys is None:
+                    if whole is None:
+                        whole = self._push_message(soul, items, now)
+                    peer.enqueue(whole)
+                else:
+                    peer.enqueue(self._push_message(soul, [i for i in items if i.key in keys], now))
+
+    def _push_message(self, soul: str, items: list[Field], now: float) -> str:
+        msg_id = wire.new_id()
+        self.dup.track(msg_id, None, now)  # our own: drop it if a peer echoes it back
+        return wire.push(msg_id, {soul: wire.node(soul, [(i.key, i.value, i.state) for i in items])})
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Wait for every write already submitted to storage (deferred writes not yet due are dropped unacked)."""
+        for handle in self._deferred.values():
+            handle.cancel()
+        self._deferred.clear()
+        if self._pending_writes:
+            await asyncio.gather(*list(self._pending_writes), return_exceptions=True)

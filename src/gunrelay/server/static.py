@@ -1,0 +1,53 @@
+"""Serving GunJS's own browser bundles (``/gun.js``, ``/gun/sea.js``...) from the npm package.
+
+The Node relay does this so pages can load ``<script src="/gun.js">``; we do it when the npm
+``gun`` package is installed (``--gun-dir``, or ``node_modules/gun`` in the working folder or one
+above it). Paths are resolved inside the package folder only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+
+CORS = {"Access-Control-Allow-Origin": "*"}
+_TYPES = {".js": "text/javascript; charset=utf-8", ".json": "application/json", ".map": "application/json"}
+
+
+def find_gun_dir(configured: str, start: Path | None = None) -> Path | None:
+    if configured:
+        path = Path(configured)
+        return path if (path / "gun.js").is_file() else None
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        path = candidate / "node_modules" / "gun"
+        if (path / "gun.js").is_file():
+            return path
+    return None
+
+
+class GunFiles:
+    def __init__(self, gun_dir: Path | None):
+        self.gun_dir = gun_dir.resolve() if gun_dir else None
+
+    def _file(self, relative: str) -> Response:
+        if self.gun_dir is None:
+            return PlainTextResponse(
+                "The npm gun package is not installed where the relay can see it (see --gun-dir).", 404, headers=CORS
+            )
+        target = (self.gun_dir / relative).resolve()
+        if not target.is_relative_to(self.gun_dir) or not target.is_file():
+            return PlainTextResponse("Not found.", 404, headers=CORS)
+        media_type = _TYPES.get(target.suffix, "application/octet-stream")
+        return FileResponse(target, media_type=media_type, headers=CORS)
+
+    async def gun_js(self, request: Request) -> Response:
+        return self._file("gun.js")
+
+    async def sea_js(self, request: Request) -> Response:
+        return self._file("sea.js")
+
+    async def package_file(self, request: Request) -> Response:
+        return self._file(request.path_params["path"])

@@ -1,0 +1,232 @@
+"""SQLite storage, the embedded default: one writer thread with group commit, one reader thread.
+
+Theory of operation. The event loop never touches sqlite3. ``merge`` and ``read`` put a job on a
+thread's queue and return a future. The writer thread takes *every* job waiting when it wakes,
+runs them in one transaction (HAM against the stored rows, then the upserts), commits, and only
+then resolves all their futures with a single ``call_soon_threadsafe``. While it commits, new
+jobs pile up and form the next group, so a busy relay pays one commit (one fsync in
+``synchronous=FULL``) for many puts, and an ack always means "committed". The reader thread
+batches reads the same way on its own connection; WAL lets it read while the writer writes, and
+it sees only committed rows, so a client never reads a write that could still be lost.
+
+Rows: ``fields(soul, key, value, state)`` with ``value`` the JSON text of the GUN value (so
+replies embed it without re-parsing) and ``state`` a REAL (an IEEE double, exactly JavaScript's
+number), primary key (soul, key), WITHOUT ROWID so a node's fields are stored together in key order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..core.graph import Field
+from .base import ReadQuery, Row, Store, StoreStats, as_state, encode_value, ham_wins
+from .query import select_rows
+
+log = logging.getLogger("gunrelay.storage")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS fields (
+    soul  TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    state REAL NOT NULL,
+    PRIMARY KEY (soul, key)
+) WITHOUT ROWID;
+"""
+
+_STOP = object()
+Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+    return conn
+
+
+class _Worker:
+    """A thread that runs queued jobs in groups; ``transactional`` wraps each group in one commit."""
+
+    def __init__(self, name: str, conn: sqlite3.Connection, transactional: bool):
+        self.conn = conn
+        self.transactional = transactional
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        future = self.loop.create_future()
+        self.queue.put((job, future))
+        return future
+
+    def _drain(self, first: Any) -> tuple[list[Job], bool]:
+        jobs = [first]
+        stop = False
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return jobs, stop
+            if item is _STOP:
+                stop = True
+            else:
+                jobs.append(item)
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is _STOP:
+                break
+            jobs, stop = self._drain(first)
+            outcomes = self._run_group(jobs)
+            self.loop.call_soon_threadsafe(_resolve, outcomes)
+            if stop:
+                break
+        self.conn.close()
+
+    def _run_group(self, jobs: list[Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        conn = self.conn
+        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            if self.transactional:
+                conn.execute("BEGIN IMMEDIATE")
+            for job, future in jobs:
+                if self.transactional:
+                    conn.execute("SAVEPOINT job")
+                try:
+                    result = job(conn)
+                except Exception as exc:  # one bad job must not sink the group
+                    if self.transactional:
+                        conn.execute("ROLLBACK TO job")
+                    log.exception("storage job failed")
+                    outcomes.append((future, False, exc))
+                else:
+                    outcomes.append((future, True, result))
+                if self.transactional:
+                    conn.execute("RELEASE job")
+            if self.transactional:
+                conn.execute("COMMIT")
+        except Exception as exc:  # the commit itself failed (disk full, read-only...): nobody is acked
+            log.error("storage commit failed: %s", exc)
+            if self.transactional and conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            return [(future, False, exc) for _, future in jobs]
+        return outcomes
+
+    def stop(self) -> None:
+        self.queue.put(_STOP)
+        self.thread.join()
+
+
+def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value if isinstance(value, BaseException) else RuntimeError(str(value)))
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | os.PathLike[str], synchronous: str = "FULL"):
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._writer: _Worker | None = None
+        self._reader: _Worker | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer_conn = _connect(self.path, self.synchronous)
+        writer_conn.executescript(SCHEMA)
+        self._writer = _Worker("gunrelay-sqlite-writer", writer_conn, transactional=True)
+        self._reader = _Worker("gunrelay-sqlite-reader", _connect(self.path, self.synchronous), transactional=False)
+
+    async def close(self) -> None:
+        # the queues are FIFO: every job submitted before close() runs (and commits) first
+        for worker in (self._writer, self._reader):
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
+        self._writer = self._reader = None
+
+    def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]:
+        assert self._writer is not None, "store is not open"
+        return self._writer.submit(lambda conn: _merge(conn, fields))
+
+    def read(self, query: ReadQuery) -> asyncio.Future[dict[str, list[Row]]]:
+        assert self._reader is not None, "store is not open"
+        return self._reader.submit(lambda conn: _read(conn, query))
+
+    async def stats(self) -> StoreStats:
+        assert self._reader is not None, "store is not open"
+        return await self._reader.submit(_stats)  # type: ignore[no-any-return]
+
+
+def _merge(conn: sqlite3.Connection, fields: list[Field]) -> list[Field]:
+    lookup = conn.execute
+    accepted = []
+    for field in fields:
+        row = lookup("SELECT value, state FROM fields WHERE soul=? AND key=?", (field.soul, field.key)).fetchone()
+        if ham_wins(field, row):
+            lookup(
+                "INSERT OR REPLACE INTO fields (soul, key, value, state) VALUES (?, ?, ?, ?)",
+                (field.soul, field.key, encode_value(field.value), field.state),
+            )
+            accepted.append(field)
+    return accepted
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[Row]:
+    return [(key, value, as_state(state)) for key, value, state in cursor]
+
+
+def _read(conn: sqlite3.Connection, query: ReadQuery) -> dict[str, list[Row]]:
+    key = query.key
+    if query.soul is not None:
+        soul = query.soul
+        if key is not None and key.exact is not None:
+            cursor = conn.execute("SELECT key, value, state FROM fields WHERE soul=? AND key=?", (soul, key.exact))
+        elif key is not None and key.lower_bound() is not None:
+            cursor = conn.execute(
+                "SELECT key, value, state FROM fields WHERE soul=? AND key>=? ORDER BY key", (soul, key.lower_bound())
+            )
+        else:
+            cursor = conn.execute("SELECT key, value, state FROM fields WHERE soul=? ORDER BY key", (soul,))
+        rows = _rows(cursor)
+        return select_rows([(soul, rows)] if rows else [], query)
+    return select_rows(_souls_matching(conn, query), query)
+
+
+def _souls_matching(conn: sqlite3.Connection, query: ReadQuery) -> Iterator[tuple[str, list[Row]]]:
+    soul_lex = query.soul_lex
+    assert soul_lex is not None
+    lower = soul_lex.lower_bound() or ""
+    order = "DESC" if soul_lex.reverse else "ASC"
+    cursor = conn.execute(f"SELECT DISTINCT soul FROM fields WHERE soul>=? ORDER BY soul {order}", (lower,))
+    for (soul,) in cursor:
+        if soul_lex.prefix is not None and not soul.startswith(soul_lex.prefix) and not soul_lex.reverse:
+            break
+        if soul_lex.matches(soul):
+            yield soul, _rows(conn.execute("SELECT key, value, state FROM fields WHERE soul=? ORDER BY key", (soul,)))
+
+
+def _stats(conn: sqlite3.Connection) -> StoreStats:
+    souls, fields, size = conn.execute(
+        "SELECT count(DISTINCT soul), count(*), coalesce(sum(length(soul) + length(key) + length(value)), 0) FROM fields"
+    ).fetchone()
+    return StoreStats(souls=souls, fields=fields, bytes=size)

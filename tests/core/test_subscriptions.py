@@ -1,0 +1,21 @@
+from gunrelay.core.subscriptions import Subscriptions
+
+
+def test_audience_gets_only_subscribed_keys():
+    subs: Subscriptions[str] = Subscriptions()
+    subs.subscribe("whole", "s")
+    subs.subscribe("one", "s", "k")
+    subs.subscribe("other", "t")
+    got = dict(subs.audience("s", ["j", "k"]))
+    assert got == {"whole": None, "one": frozenset({"k"})}
+    assert dict(subs.audience("s", ["j"])) == {"whole": None}
+
+
+def test_a_whole_subscription_absorbs_key_ones_and_dropping_a_peer_forgets_it():
+    subs: Subscriptions[str] = Subscriptions()
+    subs.subscribe("p", "s", "k")
+    subs.subscribe("p", "s")
+    subs.subscribe("p", "s", "j")
+    assert dict(subs.audience("s", ["x"])) == {"p": None}
+    subs.drop_peer("p")
+    assert list(subs.audience("s", ["x"])) == [] and len(subs) == 0

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from gunrelay.core import wire
+from gunrelay.core.lex import Lex
+
+
+def test_frames_are_objects_or_arrays():
+    assert wire.parse_frame('{"#":"a"}') == [{"#": "a"}]
+    assert wire.parse_frame("[]") == []
+    assert len(wire.parse_frame('[{"#":"a"},{"#":"b"}]')) == 2
+    for bad in ("{", "5", '"x"', "NaN", '{"a":NaN}', '{"a":Infinity}', "[" * 100000):
+        with pytest.raises(wire.FrameError):
+            wire.parse_frame(bad)
+
+
+def test_what_orjson_refuses_but_json_parse_accepts():
+    [msg] = wire.parse_frame('{"#":"a","x":"\\ud800","n":123456789012345678901234567890}')
+    assert msg["x"] == "\ud800" and msg["n"] == 123456789012345678901234567890
+
+
+def test_decode_kinds():
+    assert wire.decode({"#": "1", "dam": "?", "pid": "p"}) == wire.Dam("1", "?", "p", None)
+    assert isinstance(wire.decode({"#": "1", "put": {}}), wire.Put)
+    assert isinstance(wire.decode({"#": "1", "@": "0", "ok": True}), wire.Reply)
+    assert isinstance(wire.decode({"#": "1", "ping": 1}), wire.Other)
+    get = wire.decode({"#": "g", "get": {"#": "s", ".": {"*": "ap"}, "%": 50000}})
+    assert get == wire.Get("g", "s", None, Lex(prefix="ap"), 50000)
+    souls = wire.decode({"#": "g", "get": {"#": {"*": "lex"}}})
+    assert souls.soul is None and souls.soul_lex == Lex(prefix="lex")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"#": {"x": 1}, "get": {"#": "s"}},
+        {"#": "g", "get": "s"},
+        {"#": "g", "get": {"#": ""}},
+        {"#": "g", "get": {"#": 5}},
+        {"#": "g", "get": {"#": "s", ".": 5}},
+        {"#": "g", "get": {"#": "s", "%": "many"}},
+        5,
+    ],
+)
+def test_malformed_messages_raise_with_the_id_to_answer(raw):
+    with pytest.raises(wire.MessageError):
+        wire.decode(raw)
+
+
+def test_encoding_lone_surrogates_like_json_stringify():
+    text = wire.push("id", {"s": wire.node("s", [("k", "\ud800", 1)])})
+    assert "\\ud800" in text and json.loads(text)["put"]["s"]["k"] == "\ud800"
+
+
+def test_ids_are_unique_and_batches_are_arrays():
+    assert len({wire.new_id() for _ in range(1000)}) == 1000
+    assert wire.batch(["{}"]) == "{}" and wire.batch(["{}", "{}"]) == "[{},{}]"

@@ -1,0 +1,87 @@
+"""The storage contract: every backend runs this same suite."""
+
+import pytest
+
+from gunrelay.core.graph import Field
+from gunrelay.core.lex import parse
+from gunrelay.storage.base import ReadQuery
+from gunrelay.storage.memory import MemoryStore
+from gunrelay.storage.sqlite import SQLiteStore
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request, tmp_path):
+    backend = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "db.sqlite3")
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
+async def test_merge_returns_what_changed_and_read_returns_it(store):
+    accepted = await store.merge([Field("s", "a", "x", 1), Field("s", "b", {"#": "t"}, 2.5), Field("s", "c", None, 3)])
+    assert len(accepted) == 3
+    found = await store.read(ReadQuery(soul="s"))
+    assert found == {"s": [("a", '"x"', 1), ("b", '{"#":"t"}', 2.5), ("c", "null", 3)]}
+
+
+async def test_ham_against_stored_state(store):
+    await store.merge([Field("s", "k", "b", 10)])
+    assert await store.merge([Field("s", "k", "z", 9)]) == []  # historical
+    assert await store.merge([Field("s", "k", "a", 10)]) == []  # equal state, lower value
+    assert await store.merge([Field("s", "k", "b", 10)]) == []  # identical
+    assert await store.merge([Field("s", "k", "c", 10)]) == [Field("s", "k", "c", 10)]
+    assert (await store.read(ReadQuery(soul="s")))["s"] == [("k", '"c"', 10)]
+
+
+async def test_a_tombstone_is_a_value_that_keeps_its_state(store):
+    await store.merge([Field("s", "k", "v", 10)])
+    await store.merge([Field("s", "k", None, 20)])
+    assert await store.merge([Field("s", "k", "stale", 15)]) == []
+    assert (await store.read(ReadQuery(soul="s")))["s"] == [("k", "null", 20)]
+
+
+async def test_fields_of_one_merge_apply_in_order(store):
+    accepted = await store.merge([Field("s", "k", "a", 1), Field("s", "k", "b", 2), Field("s", "k", "old", 0)])
+    assert [f.value for f in accepted] == ["a", "b"]
+
+
+async def test_key_queries_and_budget(store):
+    await store.merge([Field("lex", k, "v-" + k, 1) for k in ("apple", "apricot", "banana", "cherry")])
+    one = await store.read(ReadQuery(soul="lex", key=parse("banana")))
+    assert one == {"lex": [("banana", '"v-banana"', 1)]}
+    assert await store.read(ReadQuery(soul="lex", key=parse("nope"))) == {}
+    prefix = await store.read(ReadQuery(soul="lex", key=parse({"*": "ap"})))
+    assert [r[0] for r in prefix["lex"]] == ["apple", "apricot"]
+    rng = await store.read(ReadQuery(soul="lex", key=parse({">": "apricot", "<": "banana"})))
+    assert [r[0] for r in rng["lex"]] == ["apricot", "banana"]
+    rev = await store.read(ReadQuery(soul="lex", key=parse({"*": "", "-": True})))
+    assert [r[0] for r in rev["lex"]] == ["cherry", "banana", "apricot", "apple"]
+    # 'v-apple' is 7 long: the budget of 10 is crossed by the second item, which is still sent
+    cut = await store.read(ReadQuery(soul="lex", budget=10))
+    assert [r[0] for r in cut["lex"]] == ["apple", "apricot"]
+
+
+async def test_soul_queries(store):
+    await store.merge([Field(s, "k", 1, 1) for s in ("room/a", "room/b", "other")])
+    found = await store.read(ReadQuery(soul=None, soul_lex=parse({"*": "room/"})))
+    assert sorted(found) == ["room/a", "room/b"]
+
+
+async def test_missing_soul(store):
+    assert await store.read(ReadQuery(soul="nothing")) == {}
+
+
+async def test_values_round_trip_exactly(store):
+    values = ["\ud800 lone", "quote \" and \\ and \n", "\U0001f600", 0.1, 1e-7, 2**53, -0.0, True, "x" * 65536]
+    await store.merge([Field("v", str(i), v, 1700000000000.001) for i, v in enumerate(values)])
+    rows = (await store.read(ReadQuery(soul="v")))["v"]
+    from gunrelay.storage.base import decode_value
+
+    assert {int(k): decode_value(v) for k, v, _ in rows} == dict(enumerate(values))
+    assert {s for _, _, s in rows} == {1700000000000.001}
+
+
+async def test_stats(store):
+    await store.merge([Field("a", "k", "v", 1), Field("b", "k", "v", 1), Field("b", "j", "v", 1)])
+    stats = await store.stats()
+    assert (stats.souls, stats.fields) == (2, 3) and stats.bytes > 0

@@ -2,8 +2,8 @@
 
 A lex is a plain string (exact), ``{"=": s}`` (exact), ``{"*": prefix}``, or a range
 ``{">": from, "<": to}`` (inclusive; either bound may be missing), with ``"-": true`` for reverse
-order. Matching follows GunJS's ``String.match`` including its quirk that a ``>`` bound also
-matches every string that starts with it.
+order. Storage answers them as RAD does (``Lex.matches``); clients filter what they receive with
+``String.match`` (``string_match``, quirks and all), so answering more than asked is harmless.
 
 The budget ``%`` limits a reply by size: each value counts its string length (9 for anything
 that is not a string) and the item that reaches the budget is still included, as RAD does.
@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .jsjson import utf16_key
+
 NON_STRING_COST = 9
 
 
@@ -21,41 +23,72 @@ class InvalidLex(ValueError):
     pass
 
 
+def string_match(text: Any, eq: str | None, star: str | None, gt: str | None, lt: str | None) -> bool:
+    """GunJS's ``String.match(text, {'=': eq, '*': star, '>': gt, '<': lt})``: its falsy-string quirks
+    included (Python's ``or`` picks operands as JavaScript's ``||`` does), strings compared as
+    JavaScript compares them (UTF-16 code units)."""
+    if type(text) is not str:
+        return False
+    first = eq or star or gt or lt
+    if text == first:
+        return True
+    if eq is not None:
+        return False
+    head = star or gt  # star when non-empty, else gt (which may be '' or absent)
+    if head is not None and utf16_key(text).startswith(utf16_key(head)):
+        return True
+    if star is not None:
+        return False
+    key = utf16_key(text)
+    if gt is not None and lt is not None:
+        return utf16_key(gt) <= key <= utf16_key(lt)
+    if gt is not None and key >= utf16_key(gt):
+        return True
+    if lt is not None and key <= utf16_key(lt):
+        return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Lex:
-    exact: str | None = None
-    prefix: str | None = None
-    start: str | None = None  # inclusive lower bound ('>')
-    end: str | None = None  # inclusive upper bound ('<')
-    reverse: bool = False
+    """A key or soul query as storage answers it (RAD's reading, more permissive than the client's
+    ``string_match``, which clients apply again to what they receive): a plain string or ``=`` is
+    an exact key, ``*`` a prefix (``''``: everything), ``>``/``<`` inclusive bounds, all in
+    JavaScript (UTF-16) order; an empty lex matches everything."""
 
-    @property
-    def is_exact(self) -> bool:
-        return self.exact is not None
+    exact: str | None = None
+    eq: str | None = None
+    prefix: str | None = None  # '*'
+    start: str | None = None  # '>' (inclusive)
+    end: str | None = None  # '<' (inclusive)
+    reverse: bool = False
 
     def matches(self, text: str) -> bool:
         if self.exact is not None:
             return text == self.exact
-        if self.prefix is not None:
-            return text.startswith(self.prefix)
-        start, end = self.start, self.end
-        if start is not None and text.startswith(start):
+        if self.eq is not None:
+            return text == self.eq
+        if self.prefix is not None and not text.startswith(self.prefix):
+            return False
+        if self.start is None and self.end is None:
             return True
-        if start is not None and end is not None:
-            return start <= text <= end
-        if start is not None:
-            return text >= start
-        if end is not None:
-            return text <= end
-        return True  # an empty lex object matches everything
+        key = utf16_key(text)
+        if self.start is not None and key < utf16_key(self.start):
+            return False
+        return self.end is None or key <= utf16_key(self.end)
 
     def lower_bound(self) -> str | None:
         """The smallest string that can match (for ordered scans), or None for no bound."""
         if self.exact is not None:
             return self.exact
-        if self.prefix is not None:
-            return self.prefix
-        return self.start
+        if self.eq is not None:
+            return self.eq
+        lower = self.prefix or None
+        # SQL scans in code-point order; a bound with characters from U+D800 up could sort
+        # differently in UTF-16 order, so it is then left to ``matches`` alone
+        if self.start and max(self.start) < "\ud800":
+            lower = self.start if lower is None else max(lower, self.start)
+        return lower
 
 
 def _string(obj: dict[str, Any], name: str) -> str | None:
@@ -74,13 +107,9 @@ def parse(spec: Any, reverse: bool = False) -> Lex:
     if type(spec) is not dict:
         raise InvalidLex("a lex must be a string or an object")
     reverse = reverse or spec.get("-") is True
-    exact = _string(spec, "=")
-    if exact is not None:
-        return Lex(exact=exact, reverse=reverse)
-    prefix = _string(spec, "*")
-    if prefix is not None:
-        return Lex(prefix=prefix, reverse=reverse)
-    return Lex(start=_string(spec, ">"), end=_string(spec, "<"), reverse=reverse)
+    return Lex(
+        eq=_string(spec, "="), prefix=_string(spec, "*"), start=_string(spec, ">"), end=_string(spec, "<"), reverse=reverse
+    )
 
 
 def cost(value: Any) -> int:

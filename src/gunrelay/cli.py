@@ -38,7 +38,7 @@ def serve(args: argparse.Namespace) -> None:
         uvicorn.Config(
             app,
             log_level=config.log_level.lower(),
-            ws="websockets-sansio",
+            ws="gunrelay.server.wsprotocol:LeanWebSocketProtocol",
             ws_max_size=max(2 * config.max_frame_bytes, 1 << 20),
             ws_per_message_deflate=False,
             lifespan="on",

@@ -19,6 +19,7 @@ class GunSocket:
             return
         await send({"type": "websocket.accept"})
         client = scope.get("client") or ("?", 0)
+        scope["headers"] = ()  # not needed after the upgrade; the server holds the scope for the socket's life
 
         async def send_text(text: str) -> None:
             await send({"type": "websocket.send", "text": text})

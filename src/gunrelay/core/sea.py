@@ -1,0 +1,728 @@
+"""SEA write verification: which (soul, key, value, state) a relay may accept, as GunJS decides it.
+
+Theory of operation
+-------------------
+GunJS's SEA adapter (``sea/index.js`` ``check``, npm gun 0.2020.1241) runs once per key that
+won HAM, and picks a rule by the soul, in this order:
+
+1. ``<?N`` anywhere in the soul: a write whose state is older than ``now - N s`` is dropped
+   (GunJS silently; we return a string starting with ``"Expired"``). Otherwise fall through.
+2. soul ``~@`` (the alias index): the value must be the relation ``{"#": "~@" + key}``.
+3. soul starting ``~@`` (one alias's list of pubs): the value must be ``{"#": key}``.
+4. user space, i.e. :func:`user_space_pub` finds a pub in the soul:
+
+   * key ``pub`` on exactly ``~<pub>`` must be the plain pub string;
+   * every other value must be the JSON text ``{":": value, "~": signature}`` where the
+     signature is ECDSA P-256 over ``SHA-256(JSON.stringify({"#": soul, ".": key, ":": value,
+     ">": state}))`` (JS serialization via :mod:`gunrelay.core.jsjson`), encoded as base64 of
+     the raw 64-byte ``r || s``. WebCrypto hashes its input again, so for ``cryptography`` the
+     32-byte digest is the message and ``ECDSA(SHA256())`` the algorithm;
+   * a value may name another writer in ``"*"`` and carry the owner's certificate in ``"+"``
+     (``{"m": {c, w, e?, wb?}, "s": sig}``); the value is then verified with the ``*`` pub, the
+     certificate with the owner's pub, and its expiry, certificants, write policy (lex matched
+     by GunJS's ``String.match``), the ``+`` "pub must be in the path" flag and the write-block
+     list are checked.
+5. a soul containing ``#`` (content addressing): the part of the *key* after its last ``#``
+   must be base64 (or hex) of SHA-256 of the value (its text if a string, else its JSON).
+6. anything else is accepted.
+
+Where gunrelay deliberately differs from GunJS (each case is a recorded vector in
+``tests/vectors/sea.json`` with a ``deviation`` note):
+
+* ``"*"`` without a valid ``"+"`` certificate is refused (GunJS accepts it: protocol notes 7.6).
+* GunJS's silent drops get an error reply: bad certificate signature, certificant not listed,
+  malformed certificate data ("Certificate verification fail."), expiring souls ("Expired...").
+* No verification fallbacks: GunJS's ``fall_verify`` also accepts a signature over the text
+  ``"[object Object]"`` (valid for any message of that signer), signatures given as arrays of
+  bytes, and old ``{m, s}`` / ``SEA{m, s}`` values that are not bound to soul, key and state.
+* Certificates are checked against both key orders a signer may have used: the received order
+  (browsers, native JSON) and sorted keys (a Node peer whose ``lib/yson.js`` sorts keys when it
+  stringifies). A Node relay only accepts the latter, a browser only the former.
+* Write-block lists: GunJS's ``once()`` lookup never completes for a writer that is not listed
+  (the write hangs forever); we treat "not listed" as not blocked. ``is_blocked=None`` means no
+  lookup is possible and is treated as not blocked.
+* Public keys must be canonical (two 43-character base64url coordinates of a point on P-256).
+* An empty soul or key is refused (GunJS's SEA check returns without a word for them).
+
+Everything here is pure and synchronous: no I/O, no clock (``now_ms`` is passed in), and no
+exception escapes :func:`check_field` whatever the input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import json
+import math
+import re
+from typing import Any, Callable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from gunrelay.core import jsjson
+
+__all__ = [
+    "user_space_pub",
+    "check_field",
+    "content_hash_ok",
+    "signed_payload",
+    "is_block_entry",
+    "UNVERIFIED",
+    "ACCOUNT_NOT_SAME",
+    "ALIAS_NOT_SAME",
+    "ALIAS_MUST_EXIST",
+    "DATA_MUST_EXIST",
+    "HASH_NOT_SAME",
+    "CERT_EXPIRED",
+    "CERT_FAIL",
+    "CERT_REQUIRED",
+    "EXPIRED",
+    "EMPTY_SOUL_OR_KEY",
+]
+
+# Error texts. The first seven are GunJS's own words (its relay replies {"@": id, "err": text}).
+UNVERIFIED = "Unverified data."
+ACCOUNT_NOT_SAME = "Account not same!"
+ALIAS_NOT_SAME = "Alias not same!"
+ALIAS_MUST_EXIST = "Alias must exist!"
+DATA_MUST_EXIST = "Data must exist!"
+HASH_NOT_SAME = "Data hash not same as hash!"
+CERT_EXPIRED = "Certificate expired."
+CERT_FAIL = "Certificate verification fail."
+# Ours (GunJS accepts these writes or drops them without a reply).
+CERT_REQUIRED = "Certificate required for '*' writer."
+EXPIRED = "Expired: older than the soul allows."
+EMPTY_SOUL_OR_KEY = "Empty soul or key."
+
+
+def _path_error(path: str, key: str, certificant: str) -> str:
+    return f'Path "{path}" or key "{key}" must contain string "{certificant}".'
+
+
+def _blocked_error(certificant: str) -> str:
+    return f"Certificant {certificant} blocked."
+
+
+class _Undefined:
+    """JavaScript's ``undefined`` (a missing property), distinct from ``null`` (None)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "undefined"
+
+
+_UNDEF: Any = _Undefined()
+
+
+# --------------------------------------------------------------------------------------------
+# JavaScript semantics helpers
+
+
+def _truthy(v: Any) -> bool:
+    if v is _UNDEF or v is None or v is False:
+        return False
+    if v is True:
+        return True
+    if isinstance(v, (int, float)):
+        return v == v and v != 0
+    if isinstance(v, str):
+        return v != ""
+    return True  # objects and arrays, even empty ones
+
+
+def _prop(obj: Any, name: str) -> Any:
+    """``obj[name]`` for a JSON value, where only objects have the properties SEA asks for."""
+    if isinstance(obj, dict):
+        return obj.get(name, _UNDEF)
+    return _UNDEF
+
+
+_JS_WS = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_PARSE_FLOAT = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+_STR_DECIMAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\Z")
+_STR_RADIX = re.compile(r"0(?:([xX])([0-9a-fA-F]+)|([oO])([0-7]+)|([bB])([01]+))\Z")
+
+
+def _js_to_string(v: Any) -> str:
+    if v is None:
+        return "null"
+    if v is _UNDEF:
+        return "undefined"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        if isinstance(v, float) and math.isnan(v):
+            return "NaN"
+        if isinstance(v, float) and math.isinf(v):
+            return "Infinity" if v > 0 else "-Infinity"
+        return jsjson.number_to_string(v)
+    if isinstance(v, list):
+        return ",".join("" if e is None or e is _UNDEF else _js_to_string(e) for e in v)
+    return "[object Object]"
+
+
+def _js_parse_float(v: Any) -> float:
+    """``parseFloat(v)``: the longest decimal prefix after leading white space, else NaN."""
+    text = _js_to_string(v).lstrip(_JS_WS)
+    m = _PARSE_FLOAT.match(text)
+    if m is None:
+        return math.nan
+    return float(m.group().replace("Infinity", "inf"))
+
+
+def _js_string_to_number(text: str) -> float:
+    text = text.strip(_JS_WS)
+    if text == "":
+        return 0.0
+    if _STR_DECIMAL.match(text):
+        return float(text.replace("Infinity", "inf"))
+    m = _STR_RADIX.match(text)
+    if m:
+        if m.group(1):
+            return float(int(m.group(2), 16))
+        if m.group(3):
+            return float(int(m.group(4), 8))
+        return float(int(m.group(6), 2))
+    return math.nan
+
+
+def _js_to_number(v: Any) -> float:
+    if v is True:
+        return 1.0
+    if v is False or v is None:
+        return 0.0
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        return _js_string_to_number(v)
+    if v is _UNDEF:
+        return math.nan
+    return _js_string_to_number(_js_to_string(v))  # objects: ToPrimitive gives their string
+
+
+def _js_compare(text: str, other: Any) -> int | None:
+    """Compare a string with any JSON value as JS's ``<``/``>`` do; None when NaN is involved."""
+    if isinstance(other, (list, dict)):
+        other = _js_to_string(other)
+    if isinstance(other, str):
+        a, b = jsjson.utf16_key(text), jsjson.utf16_key(other)
+        return (a > b) - (a < b)
+    x, y = _js_string_to_number(text), _js_to_number(other)
+    if math.isnan(x) or math.isnan(y):
+        return None
+    return (x > y) - (x < y)
+
+
+def _js_or(*values: Any) -> Any:
+    """``a || b || c``: the first truthy operand, else the last one."""
+    for v in values[:-1]:
+        if _truthy(v):
+            return v
+    return values[-1]
+
+
+def text_match(t: Any, o: Any) -> bool:
+    """GunJS's ``String.match(t, o)`` (gun/src/shim.js), the lex matcher SEA certificates use.
+
+    Lex: a string (exact), ``{"=": s}`` exact, ``{"*": s}`` prefix, ``{">": a, "<": b}`` range
+    (inclusive, either bound optional; ``>`` alone also matches as a prefix), with JavaScript's
+    truthiness and comparison rules for anything odd.
+    """
+    if not isinstance(t, str):
+        return False
+    if isinstance(o, str):
+        o = {"=": o}
+    if not _truthy(o):
+        o = {}
+    eq, star, gt, lt = _prop(o, "="), _prop(o, "*"), _prop(o, ">"), _prop(o, "<")
+    tmp = _js_or(eq, star, gt, lt)
+    if isinstance(tmp, str) and t == tmp:
+        return True
+    if eq is not _UNDEF:
+        return False
+    tmp = _js_or(star, gt)
+    if isinstance(tmp, str) and jsjson.utf16_key(t).startswith(jsjson.utf16_key(tmp)):
+        return True
+    if star is not _UNDEF:
+        return False
+    if gt is not _UNDEF and lt is not _UNDEF:
+        a, b = _js_compare(t, gt), _js_compare(t, lt)
+        return a is not None and a >= 0 and b is not None and b <= 0
+    if gt is not _UNDEF:
+        c = _js_compare(t, gt)
+        if c is not None and c >= 0:
+            return True
+    if lt is not _UNDEF:
+        c = _js_compare(t, lt)
+        if c is not None and c <= 0:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _parse_int(text: str) -> int | float:
+    # JS parses every number as a double; keep small integers exact, let float() round the rest
+    # (also avoids int's digit limit and jsjson's int-to-float overflow for huge integers).
+    if len(text) <= 16:
+        return int(text)
+    return float(text)
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int)
+
+
+def _json_parse(text: str) -> Any:
+    """``JSON.parse(text)``; raises ValueError (or RecursionError) on anything JS would refuse."""
+    return _decoder.decode(text)
+
+
+def _sea_parse(t: Any) -> Any:
+    """SEA's ``S.parse``: JSON-parse a string (dropping a leading ``SEA``), else return it."""
+    if not isinstance(t, str):
+        return t
+    if t.startswith("SEA{"):
+        t = t[3:]
+    try:
+        return _json_parse(t)
+    except (ValueError, RecursionError):
+        return t
+
+
+def _stringify_sorted(value: Any) -> str:
+    """Stringify with every object's keys sorted (UTF-16 order), as lib/yson.js does in Node."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=jsjson.utf16_key)
+        return "{" + ",".join(jsjson.stringify_string(k) + ":" + _stringify_sorted(value[k]) for k in keys) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_stringify_sorted(v) for v in value) + "]"
+    return jsjson.stringify(value)
+
+
+def _has_multikey_object(value: Any) -> bool:
+    if isinstance(value, dict):
+        return len(value) > 1 or any(_has_multikey_object(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_multikey_object(v) for v in value)
+    return False
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 as TextEncoder makes it: lone surrogates become U+FFFD."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        paired = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return paired.encode("utf-8", "replace")
+
+
+def _digests(value: Any, inner: Any = _UNDEF) -> list[bytes]:
+    """SHA-256 of ``value``'s JSON in received key order, then in sorted order if different.
+
+    ``inner``, when given, is the only part of ``value`` whose key order may vary.
+    """
+    first = jsjson.stringify(value)
+    out = [hashlib.sha256(_utf8(first)).digest()]
+    if _has_multikey_object(value if inner is _UNDEF else inner):
+        second = _stringify_sorted(value)
+        if second != first:
+            out.append(hashlib.sha256(_utf8(second)).digest())
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# keys and signatures
+
+_PUB_CUT = re.compile(r"[^A-Za-z0-9_-]")
+_B64URL_43 = re.compile(r"[A-Za-z0-9_-]{43}\Z")
+_B64_BODY = re.compile(r"[A-Za-z0-9+/]*\Z")
+_ASCII_WS = re.compile(r"[\t\n\f\r ]")
+_ECDSA = ec.ECDSA(hashes.SHA256())
+
+
+@functools.lru_cache(maxsize=8192)
+def _user_space_pub(soul: str) -> str | None:
+    parts = soul.split("~")
+    if len(parts) < 2 or not parts[1]:
+        return None
+    seg = parts[1]
+    cut = _PUB_CUT.search(seg)
+    if cut is None:
+        return None  # one segment only
+    first = seg[: cut.start()]
+    if ord(cut.group()) > 0xFFFF:
+        # JavaScript splits by UTF-16 code unit: an astral character is two separators.
+        second = ""
+    else:
+        rest = seg[cut.end() :]
+        cut2 = _PUB_CUT.search(rest)
+        second = rest if cut2 is None else rest[: cut2.start()]
+    if first.startswith("@"):
+        return None  # GunJS's test; unreachable, since '@' is itself a separator
+    return first + "." + second
+
+
+def user_space_pub(soul: str) -> str | None:
+    """The pub that owns ``soul`` by SEA's rule (``SEA.opt.pub``, protocol notes 3.3), or None.
+
+    Take the text between the first ``~`` and the next ``~`` (or the end), split it at every
+    character outside ``[A-Za-z0-9_-]`` and join the first two parts with ``.``. Needs at least
+    one separator. So ``~X.Y/profile`` gives ``X.Y``, and so do ``app~X.Y`` and ``~X.Y#x``;
+    ``chat~room/1`` gives ``room.1`` (user space that no key can sign).
+    """
+    if not isinstance(soul, str) or not soul:
+        return None
+    return _user_space_pub(soul)
+
+
+def _b64url_32(text: str) -> bytes | None:
+    if not _B64URL_43.match(text):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=")
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(pub: str) -> ec.EllipticCurvePublicKey | None:
+    """The P-256 key for ``x.y`` (base64url JWK coordinates), or None if it is not one."""
+    parts = pub.split(".")
+    if len(parts) < 2:
+        return None
+    x, y = _b64url_32(parts[0]), _b64url_32(parts[1])
+    if x is None or y is None:
+        return None
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
+    except ValueError:
+        return None
+
+
+def _decode_signature(sig: Any) -> bytes | None:
+    """``atob`` (WHATWG forgiving-base64) of a signature string, if it gives 64 bytes."""
+    if not isinstance(sig, str) or not sig:
+        return None
+    if _ASCII_WS.search(sig):
+        sig = _ASCII_WS.sub("", sig)
+    if len(sig) % 4 == 0:
+        if sig.endswith("=="):
+            sig = sig[:-2]
+        elif sig.endswith("="):
+            sig = sig[:-1]
+    if len(sig) % 4 == 1 or len(sig) > 90 or not _B64_BODY.match(sig):
+        return None
+    try:
+        raw = binascii.a2b_base64(sig + "=" * (-len(sig) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 64 else None
+
+
+def _verify(pub: Any, sig: Any, digests: list[bytes]) -> bool:
+    if not isinstance(pub, str):
+        return False
+    key = _public_key(pub)
+    if key is None:
+        return False
+    raw = _decode_signature(sig)
+    if raw is None:
+        return False
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    if r == 0 or s == 0:
+        return False
+    der = encode_dss_signature(r, s)
+    for digest in digests:
+        try:
+            key.verify(der, digest, _ECDSA)
+            return True
+        except InvalidSignature:
+            continue
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# helpers for callers
+
+
+def signed_payload(value: Any) -> Any:
+    """The ``":"`` content of a signed user-space value (no verification), else ``value``.
+
+    Useful to read values the relay stored after :func:`check_field` accepted them, e.g. for a
+    certificate write-block lookup.
+    """
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            parsed = _json_parse(value)
+        except (ValueError, RecursionError):
+            return value
+        if isinstance(parsed, dict) and ":" in parsed and _truthy(parsed.get("~", _UNDEF)):
+            return parsed[":"]
+    return value
+
+
+def is_block_entry(value: Any) -> bool:
+    """True when a stored write-block entry blocks its writer: GunJS tests ``=== 1 || === true``."""
+    v = signed_payload(value)
+    return v is True or (type(v) in (int, float) and v == 1)
+
+
+def _hex_digit(ch: str) -> int:
+    o = ord(ch)
+    if 48 <= o <= 57:
+        return o - 48
+    if 97 <= o <= 102:
+        return o - 87
+    if 65 <= o <= 70:
+        return o - 55
+    return -1
+
+
+def _js_parse_int_hex(text: str) -> float:
+    """``parseInt(text, 16)``."""
+    text = text.lstrip(_JS_WS)
+    sign = 1
+    if text[:1] in ("+", "-"):
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    if text[:2] in ("0x", "0X"):
+        text = text[2:]
+    n, seen = 0, False
+    for ch in text:
+        d = _hex_digit(ch)
+        if d < 0:
+            break
+        n, seen = n * 16 + d, True
+    return float(sign * n) if seen else math.nan
+
+
+def _hex_to_bytes(text: str) -> bytes | None:
+    """sea/index.js ``hexToBase64``, as bytes: one char per code-unit pair; None if not bytes."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    chars = [chr(int.from_bytes(units[i : i + 2], "little")) for i in range(0, len(units), 2)]
+    out = bytearray()
+    for i in range(1, len(chars), 2):
+        n = _js_parse_int_hex(chars[i - 1] + chars[i])
+        code = 0 if math.isnan(n) else int(n) % 65536  # String.fromCharCode: ToUint16
+        if code > 255:
+            return None  # btoa would throw
+        out.append(code)
+    return bytes(out)
+
+
+def content_hash_ok(key: str, value: object) -> bool:
+    """Content addressing: the part of ``key`` after its last ``#`` is SHA-256 of ``value``.
+
+    The value is hashed as its text if it is a string, else as its JSON; the hash may be written
+    in base64 (with padding) or in hex (either case).
+    """
+    try:
+        text = value if isinstance(value, str) else jsjson.stringify(value)
+        digest = hashlib.sha256(_utf8(text)).digest()
+    except (TypeError, ValueError, RecursionError, OverflowError):
+        return False
+    want = key.split("#")[-1]
+    if base64.b64encode(digest).decode("ascii") == want:
+        return True
+    return _hex_to_bytes(want) == digest
+
+
+# --------------------------------------------------------------------------------------------
+# the checks
+
+
+def _link(value: Any) -> str | None:
+    """The soul of a relation ``{"#": soul}`` (exactly one key, a non-empty string), else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        soul = value.get("#")
+        if isinstance(soul, str) and soul:
+            return soul
+    return None
+
+
+def _expired(soul: str, state: Any, now_ms: float) -> bool:
+    seconds = _js_parse_float(soul.split("<?")[1])
+    if not _truthy(seconds):
+        return False
+    s = state if isinstance(state, (int, float)) and not isinstance(state, bool) else _js_to_number(state)
+    return s < now_ms - seconds * 1000
+
+
+def _wb_soul(wb: Any, owner: str) -> str | None:
+    if isinstance(wb, str):
+        # GunJS: root.get(wb) for a soul, else root.get('~'+owner).get(wb), which follows the link
+        # stored at ~owner[wb]; user.get(wb) writes that link to the soul ~owner/wb.
+        return wb if wb.startswith("~") else "~" + owner + "/" + wb
+    target = _prop(wb, "#")
+    exact = _prop(target, "=")
+    if _truthy(exact):
+        target = exact
+    return target if isinstance(target, str) and target else None
+
+
+def _check_certificate(
+    soul: str,
+    key: str,
+    state: Any,
+    owner: str,
+    cert: dict[str, Any],
+    certificant: str,
+    is_blocked: Callable[[str, str], bool] | None,
+) -> str | None:
+    m = cert.get("m")
+    digests = [hashlib.sha256(_utf8(m)).digest()] if isinstance(m, str) else _digests(m)
+    if not _verify(owner, cert.get("s"), digests):
+        return CERT_FAIL  # GunJS: silent
+    data = _sea_parse(m)
+    if not isinstance(data, dict):
+        return CERT_FAIL  # GunJS: silent
+    e = data.get("e", _UNDEF)
+    if e is not _UNDEF and _truthy(state):
+        limit = _js_parse_float(e)
+        if not math.isnan(limit) and _js_to_number(state) > limit:
+            return CERT_EXPIRED
+    c, w = data.get("c", _UNDEF), data.get("w", _UNDEF)
+    if not (_truthy(c) and _truthy(w)):
+        return CERT_FAIL  # GunJS: silent
+    # GunJS: data.c === certificant || data.c.indexOf('*' || certificant) > -1, and
+    # ('*' || certificant) is '*': a list of certificants only ever matches through '*'.
+    if not (isinstance(c, str) and c == certificant):
+        if not isinstance(c, (str, list)):
+            return CERT_FAIL  # GunJS: TypeError, silent
+        if "*" not in c:
+            return CERT_FAIL  # GunJS: silent
+    slash = soul.find("/")
+    path = soul[slash + 1 :] if slash >= 0 else ""
+    policies = w if isinstance(w, list) else [w] if isinstance(w, (dict, str)) else []
+    for lex in policies:
+        if lex is None:
+            return CERT_FAIL  # GunJS: TypeError, silent
+        lex_soul, lex_key = _prop(lex, "#"), _prop(lex, ".")
+        whole = path + "/" + key if path else key
+        if not (
+            (text_match(path, lex_soul) and text_match(key, lex_key))
+            or (not _truthy(lex_key) and text_match(path, lex_soul))
+            or (not _truthy(lex_soul) and text_match(key, lex_key))
+            or text_match(whole, lex_soul if _truthy(lex_soul) else lex)
+        ):
+            continue
+        plus = _prop(lex, "+")
+        if _truthy(plus):
+            if not isinstance(plus, (str, list)):
+                return CERT_FAIL  # GunJS: TypeError, silent
+            if "*" in plus and path and certificant not in path and certificant not in key:
+                return _path_error(path, key, certificant)
+        wb = data.get("wb", _UNDEF)
+        if _truthy(wb) and (isinstance(wb, str) or _truthy(_prop(wb, "#"))):
+            target = _wb_soul(wb, owner)
+            if target is not None and is_blocked is not None and is_blocked(target, certificant):
+                return _blocked_error(certificant)
+        return None
+    return CERT_FAIL
+
+
+def _check_user_space(
+    soul: str,
+    key: str,
+    value: Any,
+    state: Any,
+    owner: str,
+    is_blocked: Callable[[str, str], bool] | None,
+) -> str | None:
+    if key == "pub" and soul == "~" + owner:
+        return None if isinstance(value, str) and value == owner else ACCOUNT_NOT_SAME
+    # sea/index.js SEA.opt.pack: only unpacks when soul, key and state are all truthy.
+    if not _truthy(state) or not isinstance(value, str):
+        return UNVERIFIED
+    try:
+        meta = _json_parse(value)
+    except (ValueError, RecursionError):
+        return UNVERIFIED
+    if not isinstance(meta, dict) or ":" not in meta:
+        return UNVERIFIED
+    sig = meta.get("~", _UNDEF)
+    if not _truthy(sig):
+        return UNVERIFIED
+    signed = {"#": soul, ".": key, ":": meta[":"], ">": state}
+    star = meta.get("*", _UNDEF)
+    writer = star if _truthy(star) else owner
+    if not isinstance(writer, str) or not _verify(writer, sig, _digests(signed, meta[":"])):
+        return UNVERIFIED
+    if not _truthy(star):
+        return None
+    cert = meta.get("+", _UNDEF)
+    if not (isinstance(cert, dict) and _truthy(cert.get("m", _UNDEF)) and _truthy(cert.get("s", _UNDEF))):
+        return CERT_REQUIRED  # GunJS accepts this (protocol notes 7.6); we close the hole
+    return _check_certificate(soul, key, state, owner, cert, writer, is_blocked)
+
+
+def _check(
+    soul: Any,
+    key: Any,
+    value: Any,
+    state: Any,
+    now_ms: float,
+    is_blocked: Callable[[str, str], bool] | None,
+) -> str | None:
+    if not isinstance(soul, str) or not isinstance(key, str) or not soul or not key:
+        return EMPTY_SOUL_OR_KEY
+    if "<?" in soul and _expired(soul, state, now_ms):
+        return EXPIRED
+    if soul == "~@":
+        if not _truthy(value):
+            return DATA_MUST_EXIST
+        return None if _link(value) == "~@" + key else ALIAS_NOT_SAME
+    if soul.startswith("~@"):
+        if not _truthy(value):
+            return ALIAS_MUST_EXIST
+        return None if _link(value) == key else ALIAS_NOT_SAME
+    owner = _user_space_pub(soul)
+    if owner is not None:
+        return _check_user_space(soul, key, value, state, owner, is_blocked)
+    if "#" in soul:
+        return None if content_hash_ok(key, value) else HASH_NOT_SAME
+    return None
+
+
+def check_field(
+    soul: str,
+    key: str,
+    value: object,
+    state: float | int,
+    now_ms: float,
+    is_blocked: Callable[[str, str], bool] | None = None,
+) -> str | None:
+    """None if the field may be accepted, else the error text to reply with.
+
+    ``value`` is the parsed wire value (for user space the signed JSON *string*; None for a
+    delete). ``state`` is the wire state, ``now_ms`` the relay's clock (only ``<?N`` souls use
+    it). ``is_blocked(wb_soul, writer_pub)`` answers a certificate's write-block lookup: it
+    must return True when the graph holds, at soul ``wb_soul`` and key ``writer_pub``, a value
+    that is 1 or true after SEA unwrapping (see :func:`is_block_entry`). For a relative ``wb``
+    name the soul passed is ``~<owner>/<wb>`` (where ``user.get(wb)`` puts it); GunJS instead
+    follows the link stored at ``~<owner>[wb]``. None means no lookup: not blocked.
+
+    Never raises: anything malformed is an error string (``"Unverified data."`` if nothing
+    more specific applies). An exception from ``is_blocked`` counts as "cannot verify".
+    """
+    try:
+        return _check(soul, key, value, state, now_ms, is_blocked)
+    except Exception:  # noqa: BLE001 - garbage in, error string out
+        return UNVERIFIED

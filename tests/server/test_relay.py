@@ -1,0 +1,154 @@
+"""The relay's message handling, with in-memory storage, fake sockets and an injected clock."""
+
+import asyncio
+import json
+
+import pytest
+
+from gunrelay.server.peer import Peer
+from gunrelay.server.relay import Relay
+from gunrelay.storage.memory import MemoryStore
+
+NOW = 1_700_000_000_000.0
+
+
+class Socket:
+    def __init__(self, relay: Relay, address: str = "127.0.0.1"):
+        self.frames: list[str] = []
+
+        async def send(text: str) -> None:
+            self.frames.append(text)
+
+        self.peer = Peer(send, address)
+        self.relay = relay
+        relay.connect(self.peer)
+
+    def send(self, *messages) -> None:
+        self.relay.receive(self.peer, json.dumps(messages[0] if len(messages) == 1 else list(messages)))
+
+    def messages(self) -> list[dict]:
+        out = []
+        for frame in self.frames:
+            data = json.loads(frame)
+            out.extend(data if isinstance(data, list) else [data])
+        self.frames.clear()
+        return [m for m in out if m.get("dam") != "?"]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def relay():
+    clock = {"now": NOW}
+    store = MemoryStore()
+    await store.open()
+    r = Relay(store, max_skew_ms=1000, clock_ms=lambda: clock["now"])
+    r.clock = clock  # type: ignore[attr-defined]
+    yield r
+
+
+def put(msg_id, soul, state=NOW, **values):
+    return {"#": msg_id, "put": {soul: {"_": {"#": soul, ">": {k: state for k in values}}, **values}}}
+
+
+async def test_ack_get_and_not_found(relay):
+    a, b = Socket(relay), Socket(relay)
+    a.send(put("p1", "s", hello="world"))
+    await settle()
+    [ack] = a.messages()
+    assert ack["@"] == "p1" and ack["ok"] is True
+    b.send({"#": "g1", "get": {"#": "s"}}, {"#": "g2", "get": {"#": "s", ".": "hello"}}, {"#": "g3", "get": {"#": "none"}})
+    await settle()
+    replies = {m["@"]: m for m in b.messages()}
+    assert replies["g1"]["put"] == {"s": {"_": {"#": "s", ">": {"hello": NOW}}, "hello": "world"}}
+    assert replies["g2"]["put"]["s"]["hello"] == "world"
+    assert "put" not in replies["g3"]
+    assert a.messages() == []  # replies go only to the socket that asked
+
+
+async def test_a_get_subscribes_and_writes_are_pushed_but_not_echoed(relay):
+    writer, whole, one_key, idle = Socket(relay), Socket(relay), Socket(relay), Socket(relay)
+    whole.send({"#": "g1", "get": {"#": "room"}})
+    one_key.send({"#": "g2", "get": {"#": "room", ".": "k"}})
+    await settle()
+    whole.messages(), one_key.messages()
+    writer.send(put("p1", "room", j="J", k="K"))
+    await settle()
+    assert [m["@"] for m in writer.messages()] == ["p1"]  # only the ack: the writer did not subscribe
+    [push] = whole.messages()
+    assert "@" not in push and push["put"]["room"]["j"] == "J" and push["put"]["room"]["k"] == "K"
+    [push_k] = one_key.messages()
+    assert push_k["put"]["room"] == {"_": {"#": "room", ">": {"k": NOW}}, "k": "K"}
+    assert idle.messages() == []
+
+
+async def test_losing_writes_are_acked_too_and_not_pushed(relay):
+    writer, watcher = Socket(relay), Socket(relay)
+    watcher.send({"#": "g", "get": {"#": "s"}})
+    writer.send(put("p1", "s", k="b"))
+    await settle()
+    watcher.messages(), writer.messages()
+    writer.send(put("p2", "s", state=NOW - 5, k="older"), put("p3", "s", k="a"))
+    await settle()
+    assert sorted(m["@"] for m in writer.messages() if m.get("ok")) == ["p2", "p3"]
+    assert watcher.messages() == []
+
+
+async def test_duplicate_ids_are_dropped(relay):
+    a = Socket(relay)
+    a.send(put("same", "s", k=1))
+    a.send(put("same", "s", state=NOW + 0.5, k=2))
+    await settle()
+    assert len(a.messages()) == 1
+
+
+async def test_invalid_input_gets_an_error_and_changes_nothing(relay):
+    a = Socket(relay)
+    relay.receive(a.peer, "{not json")
+    relay.receive(a.peer, "x" * (relay.max_frame_bytes + 1))
+    a.send({"#": "bad", "put": {"s": {"_": {"#": "s", ">": {}}, "k": 1}}})
+    a.send([1, 2])
+    await settle()
+    msgs = a.messages()
+    assert [m.get("dam") for m in msgs[:2]] == ["!", "!"] and "too big" in msgs[1]["err"]
+    assert msgs[2]["@"] == "bad" and "no state" in msgs[2]["err"]
+    assert all("err" in m for m in msgs)
+    assert await relay.store.read(__import__("gunrelay.storage.base", fromlist=["ReadQuery"]).ReadQuery(soul="s")) == {}
+
+
+async def test_future_states_wait_then_apply_and_too_far_is_refused(relay):
+    a = Socket(relay)
+    a.send(put("near", "s", state=NOW + 50, k="soon"))
+    a.send(put("far", "s", state=NOW + 5000, j="never"))
+    await settle()
+    [refused] = a.messages()
+    assert refused["@"] == "far" and "ahead of the relay's clock" in refused["err"]
+    await asyncio.sleep(0.1)
+    await settle()
+    [ok] = a.messages()
+    assert ok["@"] == "near" and ok["ok"] is True
+
+
+async def test_dam_handshake(relay):
+    a = Socket(relay)
+    await settle()
+    [hello] = [json.loads(f) for f in a.frames]
+    assert hello["dam"] == "?" and hello["pid"] == relay.pid
+    a.frames.clear()
+    a.send({"#": "h1", "dam": "?", "pid": "client-pid"})
+    await settle()
+    [answer] = [json.loads(f) for f in a.frames]
+    assert answer["@"] == "h1" and answer["pid"] == relay.pid and a.peer.pid == "client-pid"
+
+
+async def test_disconnected_peers_are_forgotten(relay):
+    a, b = Socket(relay), Socket(relay)
+    a.send({"#": "g", "get": {"#": "s"}})
+    await settle()
+    relay.disconnect(a.peer)
+    b.send(put("p", "s", k=1))
+    await settle()
+    assert a.peer.id not in relay.peers and len(relay.subscriptions) == 0

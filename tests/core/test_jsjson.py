@@ -18,19 +18,6 @@ from gunrelay.core import jsjson
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "jsjson.json").read_text("utf-8"))
 
-# Known jsjson bugs, found by these vectors (strict: the test fails once they are fixed, so
-# remember to drop the entry then).
-KNOWN_BUGS = {
-    # number_to_string: float(int) overflows for integers beyond the double range; JS gives Infinity -> "null"
-    "1" + "0" * 309: "OverflowError for an integer beyond 1.8e308",
-    "1" + "0" * 400: "OverflowError for an integer beyond 1.8e308",
-    "-" + "9" * 400: "OverflowError for an integer beyond -1.8e308",
-    # _is_array_index uses str.isdigit, which accepts non-ASCII digits
-    '{"b":1,"٣":2,"2":3}': 'Arabic-Indic digit key "٣" is sorted as an array index',
-    '{"²":1}': 'superscript "²" passes isdigit() and int() raises ValueError',
-}
-
-
 def _ids(v: dict) -> str:
     text = v["input_json"]
     return text if len(text) <= 40 else text[:37] + "..."
@@ -40,26 +27,16 @@ def _run(v: dict) -> str:
     return jsjson.stringify(json.loads(v["input_json"]))
 
 
-@pytest.mark.parametrize("vector", [v for v in VECTORS if v["input_json"] not in KNOWN_BUGS], ids=_ids)
+@pytest.mark.parametrize("vector", VECTORS, ids=_ids)
 def test_stringify_matches_node(vector: dict) -> None:
     assert _run(vector) == vector["stringify"]
-
-
-@pytest.mark.parametrize("vector", [v for v in VECTORS if v["input_json"] in KNOWN_BUGS], ids=_ids)
-def test_known_jsjson_bugs(vector: dict) -> None:
-    try:
-        out = _run(vector)
-    except Exception as exc:  # noqa: BLE001
-        pytest.xfail(f"{KNOWN_BUGS[vector['input_json']]}: {exc!r}")
-    if out != vector["stringify"]:
-        pytest.xfail(f"{KNOWN_BUGS[vector['input_json']]}: got {out!r}")
-    pytest.fail("fixed: remove this vector from KNOWN_BUGS")
 
 
 def test_vectors_cover_the_brief() -> None:
     inputs = {v["input_json"] for v in VECTORS}
     for needed in ["1795575793400.5", "1700000000000.001", "1e21", "1e-7", "123e-20", "5e-324", "-0",
-                   "0.30000000000000004", '"\\u2028"', '"\\ud800"', '"\\ud83d\\ude00"', "9007199254740993"]:
+                   "0.30000000000000004", '"\\u2028"', '"\\ud800"', '"\\ud83d\\ude00"', "9007199254740993",
+                   "1" + "0" * 400, '{"b":1,"٣":2,"2":3}', '{"²":1}']:
         assert needed in inputs
     assert len(VECTORS) > 500
 

@@ -48,7 +48,10 @@ def number_to_string(value: float | int) -> str:
     if isinstance(value, int):
         if -_MAX_SAFE <= value <= _MAX_SAFE:
             return str(value)
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # beyond the double range: JSON.parse gives Infinity, stringify "null"
+            return "null"
     if not math.isfinite(value):
         return "null"
     if value == 0:
@@ -81,7 +84,7 @@ def number_to_string(value: float | int) -> str:
 
 
 def _is_array_index(key: str) -> bool:
-    return key.isdigit() and (key == "0" or key[0] != "0") and int(key) < 2**32 - 1
+    return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < 2**32 - 1
 
 
 def stringify(value: Any) -> str:

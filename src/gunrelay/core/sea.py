@@ -70,6 +70,7 @@ __all__ = [
     "user_space_pub",
     "check_field",
     "content_hash_ok",
+    "text_match",
     "signed_payload",
     "is_block_entry",
     "UNVERIFIED",
@@ -332,17 +333,30 @@ def _utf8(text: str) -> bytes:
         return paired.encode("utf-8", "replace")
 
 
-def _digests(value: Any, inner: Any = _UNDEF) -> list[bytes]:
-    """SHA-256 of ``value``'s JSON in received key order, then in sorted order if different.
-
-    ``inner``, when given, is the only part of ``value`` whose key order may vary.
-    """
+def _digests(value: Any) -> list[bytes]:
+    """SHA-256 of ``value``'s JSON in received key order, then in sorted order if different."""
     first = jsjson.stringify(value)
     out = [hashlib.sha256(_utf8(first)).digest()]
-    if _has_multikey_object(value if inner is _UNDEF else inner):
+    if _has_multikey_object(value):
         second = _stringify_sorted(value)
         if second != first:
             out.append(hashlib.sha256(_utf8(second)).digest())
+    return out
+
+
+def _message_digests(soul: str, key: str, value: Any, state: Any) -> list[bytes]:
+    """Digests of ``JSON.stringify({"#": soul, ".": key, ":": value, ">": state})``.
+
+    Built by hand (the four keys are fixed and already in sorted order); only ``value`` may
+    hold objects whose key order depends on who stringified them.
+    """
+    head = '{"#":' + jsjson.stringify_string(soul) + ',".":' + jsjson.stringify_string(key) + ',":":'
+    tail = ',">":' + jsjson.stringify(state) + "}"
+    out = [hashlib.sha256(_utf8(head + jsjson.stringify(value) + tail)).digest()]
+    if _has_multikey_object(value):
+        first, second = jsjson.stringify(value), _stringify_sorted(value)
+        if second != first:
+            out.append(hashlib.sha256(_utf8(head + second + tail)).digest())
     return out
 
 
@@ -541,6 +555,9 @@ def content_hash_ok(key: str, value: object) -> bool:
     want = key.split("#")[-1]
     if base64.b64encode(digest).decode("ascii") == want:
         return True
+    # hexToBase64 reads code-unit pairs: only 64 or 65 units can give the 32 digest bytes.
+    if len(want) > 65 or len(want.encode("utf-16-le", "surrogatepass")) not in (128, 130):
+        return False
     return _hex_to_bytes(want) == digest
 
 
@@ -577,6 +594,12 @@ def _wb_soul(wb: Any, owner: str) -> str | None:
     return target if isinstance(target, str) and target else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _certificate_signature_ok(owner: str, sig: str, digests: tuple[bytes, ...]) -> bool:
+    # A certificate is reused for every write its holder makes: remember the verdict.
+    return _verify(owner, sig, list(digests))
+
+
 def _check_certificate(
     soul: str,
     key: str,
@@ -586,9 +609,9 @@ def _check_certificate(
     certificant: str,
     is_blocked: Callable[[str, str], bool] | None,
 ) -> str | None:
-    m = cert.get("m")
+    m, sig = cert.get("m"), cert.get("s")
     digests = [hashlib.sha256(_utf8(m)).digest()] if isinstance(m, str) else _digests(m)
-    if not _verify(owner, cert.get("s"), digests):
+    if not isinstance(sig, str) or not _certificate_signature_ok(owner, sig, tuple(digests)):
         return CERT_FAIL  # GunJS: silent
     data = _sea_parse(m)
     if not isinstance(data, dict):
@@ -660,10 +683,9 @@ def _check_user_space(
     sig = meta.get("~", _UNDEF)
     if not _truthy(sig):
         return UNVERIFIED
-    signed = {"#": soul, ".": key, ":": meta[":"], ">": state}
     star = meta.get("*", _UNDEF)
     writer = star if _truthy(star) else owner
-    if not isinstance(writer, str) or not _verify(writer, sig, _digests(signed, meta[":"])):
+    if not isinstance(writer, str) or not _verify(writer, sig, _message_digests(soul, key, meta[":"], state)):
         return UNVERIFIED
     if not _truthy(star):
         return None

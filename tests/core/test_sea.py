@@ -23,7 +23,6 @@ from gunrelay.core import jsjson, sea
 
 VECTOR_DIR = Path(__file__).parent.parent / "vectors"
 SEA_VECTORS = json.loads((VECTOR_DIR / "sea.json").read_text("utf-8"))
-LEX_VECTORS = json.loads((VECTOR_DIR / "lex.json").read_text("utf-8"))
 
 
 def _graph_lookup(vector: dict) -> Any:
@@ -99,15 +98,6 @@ def test_write_block_soul_passed_to_the_lookup() -> None:
     assert sea.check_field(v["soul"], v["key"], v["value"], v["state"], v["now"], spy) is None
     owner = sea.user_space_pub(v["soul"])
     assert seen == [("~" + owner + "/blocklist", v["key"])]
-
-
-# ---------------------------------------------------------------------------------------------
-# String.match (the certificate lex matcher) against GunJS
-
-
-@pytest.mark.parametrize("vector", LEX_VECTORS, ids=[f"{v['key']!r}~{json.dumps(v['lex'])}" for v in LEX_VECTORS])
-def test_text_match_vector(vector: dict) -> None:
-    assert sea.text_match(vector["key"], vector["lex"]) is vector["match"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,11 +247,6 @@ def test_cert_shaped_garbage_never_raises(value: Any) -> None:
     raw = json.dumps({":": "x", "~": "AAAA", "*": PUB, "+": {"m": value, "s": "AAAA"}}, allow_nan=True)
     out = sea.check_field("~" + PUB + "/inbox", "k", raw, 1, 0)
     assert out == sea.UNVERIFIED
-
-
-@given(t=st.text(max_size=6), o=json_values)
-def test_text_match_never_raises(t: str, o: Any) -> None:
-    assert sea.text_match(t, o) in (True, False)
 
 
 def test_public_keys_are_cached() -> None:

@@ -3,7 +3,7 @@
 A lex is a plain string (exact), ``{"=": s}`` (exact), ``{"*": prefix}``, or a range
 ``{">": from, "<": to}`` (inclusive; either bound may be missing), with ``"-": true`` for reverse
 order. Storage answers them as RAD does (``Lex.matches``); clients filter what they receive with
-``String.match`` (``string_match``, quirks and all), so answering more than asked is harmless.
+``String.match`` (``jsloose.string_match``, quirks and all), so answering more than asked is harmless.
 
 The budget ``%`` limits a reply by size: each value counts its string length (9 for anything
 that is not a string) and the item that reaches the budget is still included, as RAD does.
@@ -23,36 +23,10 @@ class InvalidLex(ValueError):
     pass
 
 
-def string_match(text: Any, eq: str | None, star: str | None, gt: str | None, lt: str | None) -> bool:
-    """GunJS's ``String.match(text, {'=': eq, '*': star, '>': gt, '<': lt})``: its falsy-string quirks
-    included (Python's ``or`` picks operands as JavaScript's ``||`` does), strings compared as
-    JavaScript compares them (UTF-16 code units)."""
-    if type(text) is not str:
-        return False
-    first = eq or star or gt or lt
-    if text == first:
-        return True
-    if eq is not None:
-        return False
-    head = star or gt  # star when non-empty, else gt (which may be '' or absent)
-    if head is not None and utf16_key(text).startswith(utf16_key(head)):
-        return True
-    if star is not None:
-        return False
-    key = utf16_key(text)
-    if gt is not None and lt is not None:
-        return utf16_key(gt) <= key <= utf16_key(lt)
-    if gt is not None and key >= utf16_key(gt):
-        return True
-    if lt is not None and key <= utf16_key(lt):
-        return True
-    return False
-
-
 @dataclass(frozen=True, slots=True)
 class Lex:
     """A key or soul query as storage answers it (RAD's reading, more permissive than the client's
-    ``string_match``, which clients apply again to what they receive): a plain string or ``=`` is
+    ``jsloose.string_match``, which clients apply again to what they receive): a plain string or ``=`` is
     an exact key, ``*`` a prefix (``''``: everything), ``>``/``<`` inclusive bounds, all in
     JavaScript (UTF-16) order; an empty lex matches everything."""
 

@@ -18,6 +18,23 @@ def _serve_parser(sub: Any) -> None:
                            help=f"{setting.help} (env {setting.env}, default {setting.default!r})")
 
 
+def uvicorn_config(app: Any, config: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        log_level=config.log_level.lower(),
+        ws="gunrelay.server.wsprotocol:LeanWebSocketProtocol",
+        # frames up to max_frame_bytes are ours to refuse with an error reply; past twice that the
+        # websocket layer closes the connection (1009) before buffering more
+        ws_max_size=max(2 * config.max_frame_bytes, 1 << 20),
+        ws_per_message_deflate=False,
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -34,18 +51,7 @@ def serve(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise SystemExit(f"cannot listen on {config.host}:{config.port}: {exc}") from None
     host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level=config.log_level.lower(),
-            ws="gunrelay.server.wsprotocol:LeanWebSocketProtocol",
-            ws_max_size=max(2 * config.max_frame_bytes, 1 << 20),
-            ws_per_message_deflate=False,
-            lifespan="on",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app, config))
     shown = f"[{host}]" if ":" in host else host
     print(f"gunrelay listening on http://{shown}:{port} (GUN websocket at ws://{shown}:{port}/gun, "
           f"storage {config.storage} in {config.data})", flush=True)

@@ -1,0 +1,89 @@
+"""The HTTP and websocket surface of a running relay (ours only; interop/ covers GunJS clients)."""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+
+from gunrelay.storage.sqlite import SQLiteStore
+
+
+async def hello(ws) -> dict:
+    first = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert first["dam"] == "?" and first["pid"]
+    return first
+
+
+async def next_message(ws) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+
+async def test_health_and_gun_bundles_with_cors(live_relay):
+    async with httpx.AsyncClient(base_url=live_relay.http) as http:
+        health = await http.get("/health")
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        for path in ("/gun.js", "/gun/sea.js", "/sea.js", "/gun/lib/radix.js"):
+            r = await http.get(path)
+            assert r.status_code == 200, path
+            assert r.headers["access-control-allow-origin"] == "*"
+            assert r.headers["content-type"].startswith("text/javascript")
+        assert (await http.get("/gun/../../pyproject.toml")).status_code == 404
+        assert (await http.get("/gun/%2e%2e/%2e%2e/pyproject.toml")).status_code == 404
+
+
+async def test_query_string_tolerated_and_other_paths_refused(live_relay):
+    async with websockets.connect(live_relay.ws + "?x=1") as ws:
+        await hello(ws)
+    with pytest.raises(websockets.InvalidStatus):
+        async with websockets.connect(live_relay.ws.replace("/gun", "/other")):
+            pass
+
+
+async def test_bad_frames_get_errors_and_the_connection_carries_on(live_relay):
+    async with websockets.connect(live_relay.ws, max_size=None) as ws:
+        await hello(ws)
+        await ws.send("{oops")
+        assert "parse error" in (await next_message(ws))["err"]
+        await ws.send("x" * (64 * 1024 + 10))  # over max_frame_bytes, under the socket limit
+        assert "too big" in (await next_message(ws))["err"]
+        await ws.send(b"\x00\x01binary")
+        assert "Binary" in (await next_message(ws))["err"]
+        await ws.send(json.dumps({"#": "get-after-errors", "get": {"#": "nothing-here"}}))
+        reply = await next_message(ws)
+        assert reply["@"] == "get-after-errors" and "put" not in reply
+
+
+async def test_frames_past_twice_the_limit_close_only_that_socket(live_relay):
+    async with websockets.connect(live_relay.ws, max_size=None) as other:
+        await hello(other)
+        async with websockets.connect(live_relay.ws, max_size=None) as ws:
+            await hello(ws)
+            await ws.send("x" * (3 * 64 * 1024 * 1024 // 64))  # 3 MiB > 2 x 64 KiB... and > 1 MiB floor
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd.code == 1009
+        await other.send(json.dumps({"#": "still-alive", "get": {"#": "x"}}))
+        assert (await next_message(other))["@"] == "still-alive"
+
+
+async def test_shutdown_commits_every_write_it_received(live_relay, tmp_path):
+    count = 3000
+    async with websockets.connect(live_relay.ws, max_size=None) as ws:
+        await hello(ws)
+        batch = [
+            {"#": f"drain-{i}", "put": {f"drain/{i}": {"_": {"#": f"drain/{i}", ">": {"v": 1}}, "v": i}}}
+            for i in range(count)
+        ]
+        for start in range(0, count, 500):  # frames under the fixture's 64 KiB limit
+            await ws.send(json.dumps(batch[start : start + 500]))
+        await ws.send(json.dumps({"#": "marker", "get": {"#": "none"}}))
+        while (await next_message(ws)).get("@") != "marker":  # every frame was read, every put submitted
+            pass
+        live_relay.server.should_exit = True
+        await asyncio.wait_for(live_relay.task, 15)
+    store = SQLiteStore(tmp_path / "data" / "gunrelay.sqlite3")
+    await store.open()
+    assert (await store.stats()).fields == count
+    await store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 from typing import Any
@@ -55,7 +56,14 @@ def serve(args: argparse.Namespace) -> None:
     shown = f"[{host}]" if ":" in host else host
     print(f"gunrelay listening on http://{shown}:{port} (GUN websocket at ws://{shown}:{port}/gun, "
           f"storage {config.storage} in {config.data})", flush=True)
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down cleanly; that is a normal exit here
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     server.run(sockets=[sock])
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    sys.exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,9 @@ import orjson
 
 from ..core import ham
 from ..core.graph import Field, State, Value
+from ..core.jsjson import stringify
 from ..core.lex import Lex, cost
+from ..core.wire import loads
 
 Row = tuple[str, str, State]  # (key, value as JSON text, state)
 
@@ -46,15 +48,11 @@ class StoreStats:
 def encode_value(value: Value) -> str:
     try:
         return orjson.dumps(value).decode()
-    except TypeError:
-        from ..core.jsjson import stringify  # lone surrogates: escape them as JSON.stringify does
-
+    except TypeError:  # lone surrogates: escape them as JSON.stringify does
         return stringify(value)
 
 
 def decode_value(value_json: str) -> Value:
-    from ..core.wire import loads
-
     return loads(value_json)  # type: ignore[no-any-return]
 
 
@@ -62,6 +60,11 @@ def value_cost(value_json: str) -> int:
     if value_json[:1] == '"':
         return cost(decode_value(value_json))
     return cost(None)
+
+
+def ham_tie_wins(incoming_json: str, current_json: str) -> bool:
+    """At equal states: does the incoming value (JSON text) beat the current one by HAM's tie rule?"""
+    return ham.compare(0, decode_value(incoming_json), 0, decode_value(current_json)) is ham.Verdict.INCOMING
 
 
 def ham_wins(field: Field, current: tuple[str, State] | None) -> bool:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.graph import Field
-from .base import ReadQuery, Row, Store, StoreStats, as_state, encode_value, ham_wins
+from .base import ReadQuery, Row, Store, StoreStats, as_state, encode_value, ham_tie_wins
 from .query import select_rows
 
 log = logging.getLogger("gunrelay.storage")
@@ -97,29 +97,25 @@ class _Worker:
         self.conn.close()
 
     def _run_group(self, jobs: list[Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        # Jobs do whatever can fail on their input before writing, so a job that raises has
+        # written nothing and fails alone; a failing commit fails the whole group, unacknowledged.
         conn = self.conn
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
         try:
             if self.transactional:
                 conn.execute("BEGIN IMMEDIATE")
             for job, future in jobs:
-                if self.transactional:
-                    conn.execute("SAVEPOINT job")
                 try:
-                    result = job(conn)
-                except Exception as exc:  # one bad job must not sink the group
-                    if self.transactional:
-                        conn.execute("ROLLBACK TO job")
+                    outcomes.append((future, True, job(conn)))
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:
                     log.exception("storage job failed")
                     outcomes.append((future, False, exc))
-                else:
-                    outcomes.append((future, True, result))
-                if self.transactional:
-                    conn.execute("RELEASE job")
             if self.transactional:
                 conn.execute("COMMIT")
-        except Exception as exc:  # the commit itself failed (disk full, read-only...): nobody is acked
-            log.error("storage commit failed: %s", exc)
+        except Exception as exc:  # the database itself failed (disk full, read-only...): nobody is acked
+            log.error("storage failed, %d jobs refused: %s", len(jobs), exc)
             if self.transactional and conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
@@ -154,6 +150,7 @@ class SQLiteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer_conn = _connect(self.path, self.synchronous)
         writer_conn.executescript(SCHEMA)
+        writer_conn.create_function("ham_tie_wins", 2, ham_tie_wins, deterministic=True)
         self._writer = _Worker("gunrelay-sqlite-writer", writer_conn, transactional=True)
         self._reader = _Worker("gunrelay-sqlite-reader", _connect(self.path, self.synchronous), transactional=False)
 
@@ -177,18 +174,21 @@ class SQLiteStore(Store):
         return await self._reader.submit(_stats)  # type: ignore[no-any-return]
 
 
+# HAM in one statement: insert, or replace when the incoming state is newer, or equal with a
+# greater JSON.stringify (the rare tie goes to Python); RETURNING tells whether it changed the store.
+_UPSERT = """
+INSERT INTO fields (soul, key, value, state) VALUES (?, ?, ?, ?)
+ON CONFLICT (soul, key) DO UPDATE SET value = excluded.value, state = excluded.state
+WHERE excluded.state > fields.state
+   OR (excluded.state = fields.state AND ham_tie_wins(excluded.value, fields.value))
+RETURNING 1
+"""
+
+
 def _merge(conn: sqlite3.Connection, fields: list[Field]) -> list[Field]:
-    lookup = conn.execute
-    accepted = []
-    for field in fields:
-        row = lookup("SELECT value, state FROM fields WHERE soul=? AND key=?", (field.soul, field.key)).fetchone()
-        if ham_wins(field, row):
-            lookup(
-                "INSERT OR REPLACE INTO fields (soul, key, value, state) VALUES (?, ?, ?, ?)",
-                (field.soul, field.key, encode_value(field.value), field.state),
-            )
-            accepted.append(field)
-    return accepted
+    rows = [(f.soul, f.key, encode_value(f.value), f.state) for f in fields]  # may raise: before any write
+    execute = conn.execute
+    return [field for field, row in zip(fields, rows) if execute(_UPSERT, row).fetchone() is not None]
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[Row]:

@@ -54,5 +54,7 @@ def test_encoding_lone_surrogates_like_json_stringify():
 
 
 def test_ids_are_unique_and_batches_are_arrays():
-    assert len({wire.new_id() for _ in range(1000)}) == 1000
+    ids = wire.MessageIds("ab")
+    made = [ids() for _ in range(1000)]
+    assert len(set(made)) == 1000 and all(i.startswith("ab") and i[-1] == "z" for i in made)
     assert wire.batch(["{}"]) == "{}" and wire.batch(["{}", "{}"]) == "[{},{}]"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -161,13 +160,18 @@ def _decode_get(msg_id: Any, raw: dict[str, Any]) -> Get:
 # ---------------------------------------------------------------------------------------------
 # Outgoing messages
 
-_ID_PREFIX = os.urandom(4).hex()[:5]
-_counter = itertools.count(1)
+class MessageIds:
+    """Fresh message ids: a random prefix (given) and a counter, ending in a letter so that no id
+    is another id followed by digits (GunJS uses ``<id><n>`` internally, see protocol notes 2.2)."""
 
+    __slots__ = ("prefix", "_counter")
 
-def new_id() -> str:
-    """A fresh message id: random per process, unique within it, never of the form <id><digit>."""
-    return f"{_ID_PREFIX}{next(_counter):x}z"
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self._counter):x}z"
 
 
 def _fallback_default(obj: Any) -> Any:
@@ -200,36 +204,36 @@ def node(soul: str, items: list[tuple[str, Any, Any]]) -> dict[str, Any]:
     return out
 
 
-def ack(reply_to: Any) -> str:
-    return encode({"#": new_id(), "@": reply_to, "ok": True})
+def ack(msg_id: str, reply_to: Any) -> str:
+    return encode({"#": msg_id, "@": reply_to, "ok": True})
 
 
-def error(reply_to: Any, text: str) -> str:
-    return encode({"#": new_id(), "@": reply_to, "err": text})
+def error(msg_id: str, reply_to: Any, text: str) -> str:
+    return encode({"#": msg_id, "@": reply_to, "err": text})
 
 
-def dam_error(text: str) -> str:
-    return encode({"#": new_id(), "dam": "!", "err": text})
+def dam_error(msg_id: str, text: str) -> str:
+    return encode({"#": msg_id, "dam": "!", "err": text})
 
 
-def not_found(reply_to: Any) -> str:
-    return encode({"#": new_id(), "@": reply_to})
+def not_found(msg_id: str, reply_to: Any) -> str:
+    return encode({"#": msg_id, "@": reply_to})
 
 
-def data_reply(reply_to: Any, graph: dict[str, Any]) -> str:
-    return encode({"#": new_id(), "@": reply_to, "put": graph})
+def data_reply(msg_id: str, reply_to: Any, graph: dict[str, Any]) -> str:
+    return encode({"#": msg_id, "@": reply_to, "put": graph})
 
 
 def push(msg_id: str, graph: dict[str, Any]) -> str:
     return encode({"#": msg_id, "put": graph})
 
 
-def hello(pid: str) -> str:
-    return encode({"#": new_id(), "dam": "?", "pid": pid})
+def hello(msg_id: str, pid: str) -> str:
+    return encode({"#": msg_id, "dam": "?", "pid": pid})
 
 
-def hello_answer(pid: str, reply_to: Any) -> str:
-    return encode({"#": new_id(), "dam": "?", "pid": pid, "@": reply_to})
+def hello_answer(msg_id: str, pid: str, reply_to: Any) -> str:
+    return encode({"#": msg_id, "dam": "?", "pid": pid, "@": reply_to})
 
 
 def batch(encoded: list[str]) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import wire
 from .peer import Peer
 from .relay import Relay
 
@@ -36,7 +35,7 @@ class GunSocket:
                     if text is not None:
                         relay.receive(peer, text)
                     else:
-                        peer.enqueue(wire.dam_error("Binary frames are not GUN messages; send JSON text."))
+                        relay.receive_binary(peer)
                 elif kind == "websocket.disconnect":
                     break
         finally:

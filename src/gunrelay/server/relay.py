@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ class Relay:
     ):
         self.store = store
         self.pid = random_pid()
+        self.new_id = wire.MessageIds(os.urandom(3).hex())
         self.max_frame_bytes = max_frame_bytes
         self.max_skew_ms = max_skew_ms
         self.clock_ms = clock_ms
@@ -92,7 +94,7 @@ class Relay:
 
     def connect(self, peer: Peer) -> None:
         self.peers[peer.id] = peer
-        peer.enqueue(wire.hello(self.pid))
+        peer.enqueue(wire.hello(self.new_id(), self.pid))
 
     def disconnect(self, peer: Peer) -> None:
         peer.closed = True
@@ -105,17 +107,21 @@ class Relay:
 
     # -- incoming ----------------------------------------------------------------------------
 
+    def receive_binary(self, peer: Peer) -> None:
+        self.stats.error("binary_frame")
+        peer.enqueue(wire.dam_error(self.new_id(), "Binary frames are not GUN messages; send JSON text."))
+
     def receive(self, peer: Peer, text: str) -> None:
         """Handle one text frame from ``peer``; never raises."""
         if len(text) > self.max_frame_bytes:
             self.stats.error("frame_too_big")
-            peer.enqueue(wire.dam_error(f"Message too big! The limit is {self.max_frame_bytes} bytes."))
+            peer.enqueue(wire.dam_error(self.new_id(), f"Message too big! The limit is {self.max_frame_bytes} bytes."))
             return
         try:
             raws = wire.parse_frame(text)
         except wire.FrameError as exc:
             self.stats.error("bad_frame")
-            peer.enqueue(wire.dam_error(str(exc)))
+            peer.enqueue(wire.dam_error(self.new_id(), str(exc)))
             return
         now = self.monotonic()
         for raw in raws:
@@ -124,15 +130,15 @@ class Relay:
             except wire.MessageError as exc:
                 self.stats.error("bad_message")
                 if exc.reply_to is not None:
-                    peer.enqueue(wire.error(exc.reply_to, str(exc)))
+                    peer.enqueue(wire.error(self.new_id(), exc.reply_to, str(exc)))
                 else:
-                    peer.enqueue(wire.dam_error(str(exc)))
+                    peer.enqueue(wire.dam_error(self.new_id(), str(exc)))
             except Exception:  # a bug must cost one message, never the connection or the relay
                 self.stats.error("internal")
                 log.exception("failed to handle a message from %s", peer)
                 msg_id = raw.get("#") if type(raw) is dict else None
                 if type(msg_id) is str:
-                    peer.enqueue(wire.error(msg_id, "Internal relay error; the message was not applied."))
+                    peer.enqueue(wire.error(self.new_id(), msg_id, "Internal relay error; the message was not applied."))
 
     def _dispatch(self, peer: Peer, raw: Any, now: float) -> None:
         message = wire.decode(raw)
@@ -158,7 +164,7 @@ class Relay:
         if type(message.pid) is str:
             peer.pid = message.pid
         if message.reply_to is None and message.msg_id is not None:
-            peer.enqueue(wire.hello_answer(self.pid, message.msg_id))
+            peer.enqueue(wire.hello_answer(self.new_id(), self.pid, message.msg_id))
 
     def _route_reply(self, peer: Peer, raw: dict[str, Any], reply_to: Any) -> None:
         """A reply to another peer's message goes to that peer only (acks for our pushes end here)."""
@@ -184,17 +190,17 @@ class Relay:
             return
         if done.exception() is not None:
             self.stats.error("storage_read")
-            peer.enqueue(wire.error(msg_id, "Storage read failed; try again."))
+            peer.enqueue(wire.error(self.new_id(), msg_id, "Storage read failed; try again."))
             return
         found = done.result()
         if not found:
-            peer.enqueue(wire.not_found(msg_id))
+            peer.enqueue(wire.not_found(self.new_id(), msg_id))
             return
         graph = {
             soul: wire.node(soul, [(key, wire.Fragment(value), state) for key, value, state in rows])
             for soul, rows in found.items()
         }
-        peer.enqueue(wire.data_reply(msg_id, graph))
+        peer.enqueue(wire.data_reply(self.new_id(), msg_id, graph))
 
     # -- put -------------------------------------------------------------------------------
 
@@ -268,10 +274,10 @@ class Relay:
             return
         if pending.errors:
             text = pending.errors[0] if len(pending.errors) == 1 else "; ".join(dict.fromkeys(pending.errors))
-            pending.peer.enqueue(wire.error(pending.msg_id, text))
+            pending.peer.enqueue(wire.error(self.new_id(), pending.msg_id, text))
         else:
             self.stats.acks += 1
-            pending.peer.enqueue(wire.ack(pending.msg_id))
+            pending.peer.enqueue(wire.ack(self.new_id(), pending.msg_id))
 
     def _fan_out(self, writer: Peer, accepted: list[Field]) -> None:
         if not accepted:
@@ -293,7 +299,7 @@ class Relay:
                     peer.enqueue(self._push_message(soul, [i for i in items if i.key in keys], now))
 
     def _push_message(self, soul: str, items: list[Field], now: float) -> str:
-        msg_id = wire.new_id()
+        msg_id = self.new_id()
         self.dup.track(msg_id, None, now)  # our own: drop it if a peer echoes it back
         return wire.push(msg_id, {soul: wire.node(soul, [(i.key, i.value, i.state) for i in items])})
 

@@ -2,11 +2,15 @@
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
+from gunrelay.core.graph import Field
+from gunrelay.core.lex import Lex
 from gunrelay.server.peer import Peer
 from gunrelay.server.relay import Relay
+from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.memory import MemoryStore
 
 NOW = 1_700_000_000_000.0
@@ -116,7 +120,7 @@ async def test_invalid_input_gets_an_error_and_changes_nothing(relay):
     assert [m.get("dam") for m in msgs[:2]] == ["!", "!"] and "too big" in msgs[1]["err"]
     assert msgs[2]["@"] == "bad" and "no state" in msgs[2]["err"]
     assert all("err" in m for m in msgs)
-    assert await relay.store.read(__import__("gunrelay.storage.base", fromlist=["ReadQuery"]).ReadQuery(soul="s")) == {}
+    assert await relay.store.read(ReadQuery(soul="s")) == {}
 
 
 async def test_future_states_wait_then_apply_and_too_far_is_refused(relay):
@@ -152,3 +156,30 @@ async def test_disconnected_peers_are_forgotten(relay):
     b.send(put("p", "s", k=1))
     await settle()
     assert a.peer.id not in relay.peers and len(relay.subscriptions) == 0
+
+
+SEA_VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "sea.json").read_text())
+WRITE_BLOCK_CASES = [v for v in SEA_VECTORS if "graph" in v and "write block" in v["name"]]
+
+
+@pytest.mark.parametrize("case", WRITE_BLOCK_CASES, ids=[v["name"] for v in WRITE_BLOCK_CASES])
+async def test_certificate_write_block_lists_are_read_from_storage(case):
+    store = MemoryStore()
+    relay = Relay(store, clock_ms=lambda: case["now"])
+    await store.merge(
+        [Field(soul, key, value, case["graph_states"][soul][key]) for soul, node in case["graph"].items() for key, value in node.items()]
+    )
+    writer = Socket(relay)
+    writer.send(put("cert-write", case["soul"], state=case["state"], **{case["key"]: case["value"]}))
+    for _ in range(20):
+        await settle()
+        replies = writer.messages()
+        if replies:
+            break
+    [reply] = replies
+    if case["expect"] is None:
+        assert reply.get("ok") is True, reply
+    else:
+        assert reply["err"] == case["expect"]
+    stored = await store.read(ReadQuery(soul=case["soul"], key=Lex(exact=case["key"])))
+    assert bool(stored) is (case["expect"] is None)

@@ -29,13 +29,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import ham, sea, wire
+from ..core import lex as lexmod
 from ..core.dup import DupCache
 from ..core.graph import Field, InvalidGraph, fields_of_put
 from ..core.subscriptions import Subscriptions
-from ..storage.base import ReadQuery, Row, Store
+from ..storage.base import ReadQuery, Row, Store, decode_value
 from .peer import Peer, random_pid
 
 log = logging.getLogger("gunrelay.relay")
+
+
+def _recorder(lookups: list[tuple[str, str]]) -> Callable[[str, str], bool]:
+    """An ``is_blocked`` for a first SEA pass: notes which write-block entries a check needs."""
+
+    def note(soul: str, writer: str) -> bool:
+        lookups.append((soul, writer))
+        return False
+
+    return note
 
 
 def wall_clock_ms() -> float:
@@ -220,6 +231,7 @@ class Relay:
         now = self.clock_ms()
         ready: list[Field] = []
         later: list[Field] = []
+        blocklisted: list[tuple[Field, list[tuple[str, str]]]] = []
         for item in fields:
             timing = ham.timing(item.state, now, self.max_skew_ms)
             if timing is ham.Verdict.TOO_FAR:
@@ -229,7 +241,11 @@ class Relay:
                     f"clock (limit {self.max_skew_ms} ms); check the writer's clock."
                 )
                 continue
-            problem = sea.check_field(item.soul, item.key, item.value, item.state, now)
+            lookups: list[tuple[str, str]] = []
+            problem = sea.check_field(item.soul, item.key, item.value, item.state, now, _recorder(lookups))
+            if problem is None and lookups:
+                blocklisted.append((item, lookups))  # a certificate with a write-block list: look it up first
+                continue
             if problem is not None:
                 self.stats.error("sea")
                 pending.errors.append(problem)
@@ -238,11 +254,51 @@ class Relay:
         if ready:
             self._merge(pending, ready)
         if later:
-            pending.parts += 1
-            delay_s = (max(item.state for item in later) - now) / 1000.0
-            self._deferred[pending] = asyncio.get_running_loop().call_later(delay_s, self._apply_deferred, pending, later)
+            self._defer(pending, later, now)
+        if blocklisted:
+            self._check_blocklists(pending, blocklisted, now)
         if pending.parts == 0:
             self._reply(pending)
+
+    def _defer(self, pending: _PendingPut, fields: list[Field], now: float) -> None:
+        pending.parts += 1
+        delay_s = (max(item.state for item in fields) - now) / 1000.0
+        self._deferred[pending] = asyncio.get_running_loop().call_later(delay_s, self._apply_deferred, pending, fields)
+
+    def _check_blocklists(self, pending: _PendingPut, items: list[tuple[Field, list[tuple[str, str]]]], now: float) -> None:
+        """Certificates naming a write-block list: read the lists' entries, then check again with them."""
+        wanted = sorted({lookup for _, lookups in items for lookup in lookups})
+        reads = [self.store.read(ReadQuery(soul=soul, key=lexmod.Lex(exact=writer))) for soul, writer in wanted]
+        pending.parts += 1
+
+        def decide(done: asyncio.Future[list[dict[str, list[Row]]]]) -> None:
+            pending.parts -= 1
+            if done.exception() is not None:
+                self.stats.error("storage_read")
+                pending.errors.append("Storage read failed while checking a certificate's write-block list.")
+            else:
+                blocked = {
+                    (soul, writer): any(sea.is_block_entry(decode_value(value)) for rows in found.values() for _, value, _ in rows)
+                    for (soul, writer), found in zip(wanted, done.result())
+                }
+                ready, later = [], []
+                for item, _ in items:
+                    problem = sea.check_field(
+                        item.soul, item.key, item.value, item.state, now, lambda soul, writer: blocked.get((soul, writer), False)
+                    )
+                    if problem is None:
+                        (later if item.state > now else ready).append(item)
+                    else:
+                        self.stats.error("sea")
+                        pending.errors.append(problem)
+                if ready:
+                    self._merge(pending, ready)
+                if later:
+                    self._defer(pending, later, now)
+            if pending.parts == 0:
+                self._reply(pending)
+
+        asyncio.gather(*reads).add_done_callback(decide)
 
     def _apply_deferred(self, pending: _PendingPut, fields: list[Field]) -> None:
         del self._deferred[pending]

@@ -2,9 +2,11 @@
 
 import pytest
 
+from gunrelay.core.fence import FenceRule, Protected
 from gunrelay.core.graph import Field
+from gunrelay.core.reset import ResetRecord
 from gunrelay.core.lex import parse
-from gunrelay.storage.base import ReadQuery
+from gunrelay.storage.base import ReadQuery, ResetAck
 from gunrelay.storage.memory import MemoryStore
 from gunrelay.storage.sqlite import SQLiteStore
 
@@ -85,3 +87,68 @@ async def test_stats(store):
     await store.merge([Field("a", "k", "v", 1), Field("b", "k", "v", 1), Field("b", "j", "v", 1)])
     stats = await store.stats()
     assert (stats.souls, stats.fields) == (2, 3) and stats.bytes > 0
+
+
+# -- the reset control plane -------------------------------------------------------------------
+
+PROTECTED = Protected(("~relay", "_system"))
+
+
+def record(reset_id="r1", scope="*", watermark=100.0, epoch=1):
+    return ResetRecord(reset_id=reset_id, scope=scope, epoch=epoch, watermark=watermark, issued_at=watermark)
+
+
+async def test_install_and_load_resets(store):
+    await store.install_reset(record(), frozenset({"x/1"}))
+    [held] = await store.load_resets()
+    assert held.record == record() and held.souls == {"x/1"} and not held.purge_done
+    await store.finish_purge("r1", 7)
+    [held] = await store.load_resets()
+    assert held.purge_done and held.purged == 7
+
+
+async def test_purge_of_everything_spares_system_souls_and_newer_fields(store):
+    await store.merge(
+        [Field("a", "old", 1, 50), Field("a", "tie", 1, 100), Field("a", "new", 1, 150), Field("b/c", "k", 1, 10)]
+        + [Field("~relay", "k", 1, 10), Field("~relay/reset", "k", 1, 10), Field("_system/config", "k", 1, 10)]
+    )
+    rule = FenceRule("r1", "*", 100.0)
+    report = await store.scope_report(rule, PROTECTED)
+    assert (report.souls, report.fields) == (2, 3) and report.bytes > 0
+    deleted = 0
+    while (batch := await store.purge_batch(rule, PROTECTED, 2)) > 0:
+        assert batch <= 2
+        deleted += batch
+    assert deleted == 3
+    left = {(s, r[0]) for s, rows in (await store.read(ReadQuery(soul=None, soul_lex=parse({"*": ""})))).items() for r in rows}
+    assert left == {("a", "new"), ("~relay", "k"), ("~relay/reset", "k"), ("_system/config", "k")}
+
+
+async def test_prefix_purge_takes_the_prefix_and_its_closure_only(store):
+    await store.merge(
+        [
+            Field("room", "msgs", {"#": "room/msgs"}, 10),
+            Field("room/msgs", "m1", {"#": "rand1"}, 10),
+            Field("rand1", "text", "hi", 10),
+            Field("rand1", "author", {"#": "people/bob"}, 10),
+            Field("people/bob", "name", "bob", 10),
+            Field("roomy", "k", "not in room/", 10),
+            Field("other", "link", {"#": "room"}, 10),
+        ]
+    )
+    souls = await store.reachable_souls("room", PROTECTED, 1000)
+    assert souls == {"rand1", "people/bob"}
+    rule = FenceRule("r2", "room", 100.0, souls=frozenset({"rand1"}))
+    await store.install_reset(record("r2", "room"), frozenset({"rand1"}))
+    while await store.purge_batch(rule, PROTECTED, 100):
+        pass
+    found = await store.read(ReadQuery(soul=None, soul_lex=parse({"*": ""})))
+    assert sorted(found) == ["other", "people/bob", "roomy"]
+
+
+async def test_acks_are_kept_once_per_peer(store):
+    ack = ResetAck("r1", "peer1", "127.0.0.1", "pid1", 5.0)
+    await store.record_ack(ack)
+    await store.record_ack(ResetAck("r1", "peer1", "127.0.0.1", "pid1", 9.0))
+    await store.record_ack(ResetAck("r2", "peer2", "127.0.0.2", None, 6.0))
+    assert await store.acks("r1") == [ack]

@@ -62,7 +62,7 @@ from typing import Any, Callable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from gunrelay.core import jsjson
 from gunrelay.core.jsloose import JS_WHITESPACE as _JS_WS
@@ -593,3 +593,25 @@ def check_field(
         return _check(soul, key, value, state, now_ms, is_blocked)
     except Exception:  # noqa: BLE001 - garbage in, error string out
         return UNVERIFIED
+
+
+# --------------------------------------------------------------------------------------------
+# signing (the relay's own records)
+
+
+def pub_of(private_key: ec.EllipticCurvePrivateKey) -> str:
+    """The SEA ``pub`` (``base64url(x).base64url(y)``) of a P-256 key."""
+    numbers = private_key.public_key().public_numbers()
+    return _b64url(numbers.x.to_bytes(32, "big")) + "." + _b64url(numbers.y.to_bytes(32, "big"))
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def sign_field(private_key: ec.EllipticCurvePrivateKey, soul: str, key: str, value: Any, state: float | int) -> str:
+    """The user-space wire value ``{":": value, "~": sig}`` GunJS's ``user.put`` would write."""
+    [digest] = _message_digests(soul, key, value, state)[:1]
+    r, s = decode_dss_signature(private_key.sign(digest, ec.ECDSA(hashes.SHA256())))
+    signature = base64.b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).decode()
+    return '{":":' + jsjson.stringify(value) + ',"~":' + jsjson.stringify_string(signature) + "}"

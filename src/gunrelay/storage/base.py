@@ -15,15 +15,17 @@ Both return awaitables without blocking the event loop; a backend may batch call
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
 
 from ..core import ham
+from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State, Value
 from ..core.jsjson import stringify
 from ..core.lex import Lex, cost
+from ..core.reset import ResetRecord
 from ..core.wire import loads
 
 Row = tuple[str, str, State]  # (key, value as JSON text, state)
@@ -84,6 +86,62 @@ def as_state(number: float) -> State:
     return number
 
 
+@dataclass(frozen=True, slots=True)
+class StoredReset:
+    record: ResetRecord
+    souls: frozenset[str]
+    purge_done: bool
+    purged: int
+
+    @property
+    def rule(self) -> FenceRule:
+        return FenceRule(self.record.reset_id, self.record.scope, self.record.watermark, souls=self.souls)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetAck:
+    reset_id: str
+    peer_id: str
+    address: str
+    pid: str | None
+    at: float  # ms since the epoch
+
+
+def relation_targets(value_json: str) -> list[str]:
+    """Souls a stored value points to: a relation, or a relation inside a SEA-signed string."""
+    if value_json[:5] == '{"#":':
+        target = decode_value(value_json)
+        return [target["#"]] if type(target) is dict and type(target.get("#")) is str else []
+    if value_json[:1] == '"' and '\\"#\\"' in value_json:
+        try:
+            inner = loads(decode_value(value_json))  # type: ignore[arg-type]
+        except Exception:
+            return []
+        if type(inner) is dict and type(inner.get(":")) is dict and type(inner[":"].get("#")) is str:
+            return [inner[":"]["#"]]
+    return []
+
+
+def reachable_from(
+    frontier: list[str], values_of: Callable[[str], list[str]], prefix: str, protected: Protected, limit: int
+) -> frozenset[str]:
+    """Breadth-first over relations from ``frontier``; the souls found outside ``prefix``."""
+    seen = set(frontier)
+    found: set[str] = set()
+    while frontier and len(found) < limit:
+        next_frontier = []
+        for soul in frontier:
+            for value_json in values_of(soul):
+                for target in relation_targets(value_json):
+                    if target not in seen and not protected.contains(target):
+                        seen.add(target)
+                        next_frontier.append(target)
+                        if not in_prefix(target, prefix):
+                            found.add(target)
+        frontier = next_frontier
+    return frozenset(found)
+
+
 class Store(abc.ABC):
     @abc.abstractmethod
     async def open(self) -> None: ...
@@ -100,3 +158,35 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def stats(self) -> StoreStats: ...
+
+    # -- the reset control plane ------------------------------------------------------------
+    # A reset is installed (record + fence + closure, one durable step) before anything is
+    # purged; the purge then deletes in batches and can resume after a crash (``load_resets``
+    # tells which purges are unfinished).
+
+    @abc.abstractmethod
+    async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def load_resets(self) -> list[StoredReset]: ...
+
+    @abc.abstractmethod
+    async def purge_batch(self, rule: FenceRule, protected: Protected, limit: int) -> int:
+        """Delete up to ``limit`` fields the rule fences; the count deleted (0: nothing left)."""
+
+    @abc.abstractmethod
+    async def finish_purge(self, reset_id: str, purged: int) -> None: ...
+
+    @abc.abstractmethod
+    async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
+        """What a purge under ``rule`` would remove (the dry run)."""
+
+    @abc.abstractmethod
+    async def reachable_souls(self, prefix: str, protected: Protected, limit: int) -> frozenset[str]:
+        """Souls outside ``prefix`` reached by relations from souls inside it (transitively)."""
+
+    @abc.abstractmethod
+    async def record_ack(self, ack: ResetAck) -> None: ...
+
+    @abc.abstractmethod
+    async def acks(self, reset_id: str) -> list[ResetAck]: ...

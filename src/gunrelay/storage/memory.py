@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State
-from .base import ReadQuery, Row, Store, StoreStats, encode_value, ham_wins, value_cost
+from ..core.reset import ResetRecord
+from .base import (
+    ReadQuery,
+    ResetAck,
+    Row,
+    Store,
+    StoredReset,
+    StoreStats,
+    encode_value,
+    ham_wins,
+    reachable_from,
+    value_cost,
+)
 from .query import select_rows
 
 
 class MemoryStore(Store):
     def __init__(self) -> None:
         self._souls: dict[str, dict[str, tuple[str, State]]] = {}
+        self._resets: dict[str, StoredReset] = {}
+        self._acks: dict[tuple[str, str], ResetAck] = {}
 
     async def open(self) -> None:
         return None
@@ -50,6 +66,53 @@ class MemoryStore(Store):
         fields = sum(len(node) for node in self._souls.values())
         size = sum(len(k) + len(v) for node in self._souls.values() for k, (v, _) in node.items())
         return StoreStats(souls=len(self._souls), fields=fields, bytes=size)
+
+
+    # -- the reset control plane ------------------------------------------------------------
+
+    async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
+        self._resets[record.reset_id] = StoredReset(record, souls, purge_done=False, purged=0)
+
+    async def load_resets(self) -> list[StoredReset]:
+        return list(self._resets.values())
+
+    def _fenced(self, rule: FenceRule, protected: Protected) -> list[tuple[str, str]]:
+        now = time.time() * 1000
+        return [
+            (soul, key)
+            for soul, node in self._souls.items()
+            if rule.covers(soul, protected)
+            for key, (_, state) in node.items()
+            if state <= rule.watermark_at(now)
+        ]
+
+    async def purge_batch(self, rule: FenceRule, protected: Protected, limit: int) -> int:
+        doomed = self._fenced(rule, protected)[:limit]
+        for soul, key in doomed:
+            node = self._souls[soul]
+            del node[key]
+            if not node:
+                del self._souls[soul]
+        return len(doomed)
+
+    async def finish_purge(self, reset_id: str, purged: int) -> None:
+        held = self._resets[reset_id]
+        self._resets[reset_id] = StoredReset(held.record, held.souls, purge_done=True, purged=purged)
+
+    async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
+        doomed = self._fenced(rule, protected)
+        size = sum(len(s) + len(k) + len(self._souls[s][k][0]) for s, k in doomed)
+        return StoreStats(souls=len({s for s, _ in doomed}), fields=len(doomed), bytes=size)
+
+    async def reachable_souls(self, prefix: str, protected: Protected, limit: int) -> frozenset[str]:
+        frontier = [soul for soul in self._souls if in_prefix(soul, prefix)]
+        return reachable_from(frontier, lambda soul: [v for v, _ in self._souls.get(soul, {}).values()], prefix, protected, limit)
+
+    async def record_ack(self, ack: ResetAck) -> None:
+        self._acks.setdefault((ack.reset_id, ack.peer_id), ack)
+
+    async def acks(self, reset_id: str) -> list[ResetAck]:
+        return [ack for (rid, _), ack in self._acks.items() if rid == reset_id]
 
 
 __all__ = ["MemoryStore", "value_cost"]

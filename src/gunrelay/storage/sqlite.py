@@ -22,12 +22,26 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.fence import ALL, FenceRule, Protected
 from ..core.graph import Field
-from .base import ReadQuery, Row, Store, StoreStats, as_state, encode_value, ham_tie_wins
+from ..core.reset import ResetRecord
+from .base import (
+    ReadQuery,
+    ResetAck,
+    Row,
+    Store,
+    StoredReset,
+    StoreStats,
+    as_state,
+    encode_value,
+    ham_tie_wins,
+    reachable_from,
+)
 from .query import select_rows
 
 log = logging.getLogger("gunrelay.storage")
@@ -39,6 +53,25 @@ CREATE TABLE IF NOT EXISTS fields (
     value TEXT NOT NULL,
     state REAL NOT NULL,
     PRIMARY KEY (soul, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS resets (
+    reset_id   TEXT PRIMARY KEY,
+    record     TEXT NOT NULL,
+    purge_done INTEGER NOT NULL DEFAULT 0,
+    purged     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS fence_souls (
+    reset_id TEXT NOT NULL,
+    soul     TEXT NOT NULL,
+    PRIMARY KEY (reset_id, soul)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reset_acks (
+    reset_id TEXT NOT NULL,
+    peer_id  TEXT NOT NULL,
+    address  TEXT NOT NULL,
+    pid      TEXT,
+    at       REAL NOT NULL,
+    PRIMARY KEY (reset_id, peer_id)
 ) WITHOUT ROWID;
 """
 
@@ -172,6 +205,101 @@ class SQLiteStore(Store):
     async def stats(self) -> StoreStats:
         assert self._reader is not None, "store is not open"
         return await self._reader.submit(_stats)  # type: ignore[no-any-return]
+
+    # -- the reset control plane (writes on the writer thread, so they order with merges) ----
+
+    def _write(self, job: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        assert self._writer is not None, "store is not open"
+        return self._writer.submit(job)
+
+    def _query(self, job: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        assert self._reader is not None, "store is not open"
+        return self._reader.submit(job)
+
+    async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO resets (reset_id, record) VALUES (?, ?)", (record.reset_id, record.to_json()))
+            conn.executemany(
+                "INSERT OR IGNORE INTO fence_souls (reset_id, soul) VALUES (?, ?)", [(record.reset_id, s) for s in souls]
+            )
+
+        await self._write(job)
+
+    async def load_resets(self) -> list[StoredReset]:
+        def job(conn: sqlite3.Connection) -> list[StoredReset]:
+            out = []
+            for reset_id, record, done, purged in conn.execute("SELECT reset_id, record, purge_done, purged FROM resets"):
+                souls = frozenset(s for (s,) in conn.execute("SELECT soul FROM fence_souls WHERE reset_id=?", (reset_id,)))
+                out.append(StoredReset(ResetRecord.from_json(record), souls, bool(done), purged))
+            return out
+
+        return await self._query(job)  # type: ignore[no-any-return]
+
+    async def purge_batch(self, rule: FenceRule, protected: Protected, limit: int) -> int:
+        where, params = _scope_sql(rule, protected)
+        sql = f"DELETE FROM fields WHERE (soul, key) IN (SELECT soul, key FROM fields WHERE {where} LIMIT ?)"
+        return await self._write(lambda conn: conn.execute(sql, (*params, limit)).rowcount)  # type: ignore[no-any-return]
+
+    async def finish_purge(self, reset_id: str, purged: int) -> None:
+        await self._write(
+            lambda conn: conn.execute("UPDATE resets SET purge_done=1, purged=? WHERE reset_id=?", (purged, reset_id))
+        )
+
+    async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
+        where, params = _scope_sql(rule, protected)
+        sql = f"SELECT count(DISTINCT soul), count(*), coalesce(sum(length(soul)+length(key)+length(value)), 0) FROM fields WHERE {where}"
+        souls, count, size = await self._query(lambda conn: conn.execute(sql, params).fetchone())
+        return StoreStats(souls=souls, fields=count, bytes=size)
+
+    async def reachable_souls(self, prefix: str, protected: Protected, limit: int) -> frozenset[str]:
+        def job(conn: sqlite3.Connection) -> frozenset[str]:
+            low, high = _prefix_bounds(prefix)
+            frontier = [s for (s,) in conn.execute("SELECT DISTINCT soul FROM fields WHERE soul=? OR (soul>=? AND soul<?)", (prefix, low, high))]
+
+            def values_of(soul: str) -> list[str]:
+                return [v for (v,) in conn.execute("SELECT value FROM fields WHERE soul=?", (soul,))]
+
+            return reachable_from(frontier, values_of, prefix, protected, limit)
+
+        return await self._query(job)  # type: ignore[no-any-return]
+
+    async def record_ack(self, ack: ResetAck) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO reset_acks (reset_id, peer_id, address, pid, at) VALUES (?, ?, ?, ?, ?)",
+                (ack.reset_id, ack.peer_id, ack.address, ack.pid, ack.at),
+            )
+        )
+
+    async def acks(self, reset_id: str) -> list[ResetAck]:
+        rows = await self._query(
+            lambda conn: conn.execute(
+                "SELECT reset_id, peer_id, address, pid, at FROM reset_acks WHERE reset_id=? ORDER BY at", (reset_id,)
+            ).fetchall()
+        )
+        return [ResetAck(*row) for row in rows]
+
+
+def _prefix_bounds(prefix: str) -> tuple[str, str]:
+    """Souls under ``prefix/`` sort from ``prefix/`` (inclusive) to ``prefix0`` ('0' follows '/')."""
+    return prefix + "/", prefix + "0"
+
+
+def _scope_sql(rule: FenceRule, protected: Protected) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause selecting the stored fields ``rule`` fences (evaluated now, for TTL rules)."""
+    watermark = rule.watermark_at(time.time() * 1000)
+    if rule.scope == ALL:
+        clauses, params = ["state <= ?"], [watermark]
+        for prefix in protected.prefixes:
+            low, high = _prefix_bounds(prefix)
+            clauses.append("NOT (soul = ? OR (soul >= ? AND soul < ?))")
+            params += [prefix, low, high]
+        return " AND ".join(clauses), tuple(params)
+    low, high = _prefix_bounds(rule.scope)
+    return (
+        "state <= ? AND (soul = ? OR (soul >= ? AND soul < ?) OR soul IN (SELECT soul FROM fence_souls WHERE reset_id = ?))",
+        (watermark, rule.scope, low, high, rule.rule_id),
+    )
 
 
 # HAM in one statement: insert, or replace when the incoming state is newer, or equal with a

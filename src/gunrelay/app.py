@@ -15,6 +15,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import __version__
+from .admin.api import routes as admin_routes
+from .server.control import ResetControl
+from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, find_gun_dir
@@ -34,8 +37,16 @@ def make_store(config: Any) -> Store:
 
 
 def build_app(config: Any) -> "GunFirst":
+    data_dir = Path(config.data)
     store = make_store(config)
     relay = Relay(store, max_frame_bytes=config.max_frame_bytes, max_skew_ms=config.max_skew_ms)
+    identity = load_or_create_identity(data_dir)
+    token, token_file = admin_token(data_dir, config.admin_token)
+    if config.legacy_nodes not in ("on", "off"):
+        raise SystemExit("--legacy-nodes must be on or off")
+    control = ResetControl(
+        relay, store, identity, system_node=config.system_node, legacy=config.legacy_nodes == "on", instance=config.instance
+    )
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()
 
@@ -47,14 +58,19 @@ def build_app(config: Any) -> "GunFirst":
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        await control.start()  # fences are live before the first frame is read
         ticker = asyncio.create_task(keepalive())
         ready.set()
+        log.info("relay identity %s", identity.pub)
+        if token_file is not None:
+            log.info("operator token in %s (or set GUNRELAY_ADMIN_TOKEN)", token_file)
         if files.gun_dir is None:
             log.warning("npm gun package not found: /gun.js is not served (set --gun-dir)")
         try:
             yield
         finally:
             ticker.cancel()
+            await control.stop()
             await relay.drain()
             await store.close()
             log.info("store closed cleanly")
@@ -67,8 +83,13 @@ def build_app(config: Any) -> "GunFirst":
             headers=CORS,
         )
 
+    async def identity_route(request: Request) -> JSONResponse:
+        return JSONResponse({"pub": identity.pub, "epub": identity.epub}, headers=CORS)
+
     routes = [
         Route("/health", health),
+        Route("/-/identity", identity_route),
+        *admin_routes(control, token),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
         Route("/gun/{path:path}", files.package_file),
@@ -76,6 +97,8 @@ def build_app(config: Any) -> "GunFirst":
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.relay = relay
     app.state.store = store
+    app.state.control = control
+    app.state.identity = identity
     return GunFirst(GunSocket(relay), app)
 
 

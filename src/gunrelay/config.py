@@ -40,6 +40,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keepalive_s", float, 20.0, "seconds between '[]' keepalive frames to every peer"),
     Setting("gun_dir", str, "", "folder of the npm gun package served as /gun.js (default: ./node_modules/gun, searched upwards)"),
     Setting("log_level", str, "info", "logging level: debug, info, warning, error"),
+    Setting("admin_token", str, "", "the operator's API token (default: generated on first start into DATA/admin-token)"),
+    Setting("system_node", str, "_whisperz_system", "legacy system node where reset/config are published for existing apps"),
+    Setting("legacy_nodes", str, "on", "publish the legacy system node on resets: on or off"),
+    Setting("instance", str, "default", "instance name published in the legacy config node"),
 )
 
 

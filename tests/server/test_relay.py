@@ -8,40 +8,13 @@ import pytest
 
 from gunrelay.core.graph import Field
 from gunrelay.core.lex import Lex
-from gunrelay.server.peer import Peer
 from gunrelay.server.relay import Relay
 from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.memory import MemoryStore
 
+from fakes import Socket, put, settle
+
 NOW = 1_700_000_000_000.0
-
-
-class Socket:
-    def __init__(self, relay: Relay, address: str = "127.0.0.1"):
-        self.frames: list[str] = []
-
-        async def send(text: str) -> None:
-            self.frames.append(text)
-
-        self.peer = Peer(send, address)
-        self.relay = relay
-        relay.connect(self.peer)
-
-    def send(self, *messages) -> None:
-        self.relay.receive(self.peer, json.dumps(messages[0] if len(messages) == 1 else list(messages)))
-
-    def messages(self) -> list[dict]:
-        out = []
-        for frame in self.frames:
-            data = json.loads(frame)
-            out.extend(data if isinstance(data, list) else [data])
-        self.frames.clear()
-        return [m for m in out if m.get("dam") != "?"]
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -52,10 +25,6 @@ async def relay():
     r = Relay(store, max_skew_ms=1000, clock_ms=lambda: clock["now"])
     r.clock = clock  # type: ignore[attr-defined]
     yield r
-
-
-def put(msg_id, soul, state=NOW, **values):
-    return {"#": msg_id, "put": {soul: {"_": {"#": soul, ">": {k: state for k in values}}, **values}}}
 
 
 async def test_ack_get_and_not_found(relay):

@@ -59,6 +59,7 @@ class Dam:
     kind: Any
     pid: Any
     reply_to: Any
+    raw_reset: Any = None  # gunrelay's own 'reset-ack' carries the reset id it acknowledges
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ def decode(raw: Any) -> Message:
         raise MessageError("Each message must be a JSON object.")
     msg_id = message_id(raw)
     if "dam" in raw:
-        return Dam(msg_id, raw["dam"], raw.get("pid"), raw.get("@"))
+        return Dam(msg_id, raw["dam"], raw.get("pid"), raw.get("@"), raw.get("reset"))
     if "get" in raw:
         return _decode_get(msg_id, raw)
     if "put" in raw:
@@ -226,6 +227,12 @@ def data_reply(msg_id: str, reply_to: Any, graph: dict[str, Any]) -> str:
 
 def push(msg_id: str, graph: dict[str, Any]) -> str:
     return encode({"#": msg_id, "put": graph})
+
+
+def dam_reply(msg_id: str, kind: str, reply_to: Any, problem: str | None) -> str:
+    if problem is None:
+        return encode({"#": msg_id, "dam": kind, "@": reply_to, "ok": True})
+    return encode({"#": msg_id, "dam": kind, "@": reply_to, "err": problem})
 
 
 def hello(msg_id: str, pid: str) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -31,12 +32,27 @@ from typing import Any
 from ..core import ham, sea, wire
 from ..core import lex as lexmod
 from ..core.dup import DupCache
+from ..core.fence import Fence, FenceRule
 from ..core.graph import Field, InvalidGraph, fields_of_put
 from ..core.subscriptions import Subscriptions
 from ..storage.base import ReadQuery, Row, Store, decode_value
 from .peer import Peer, random_pid
 
 log = logging.getLogger("gunrelay.relay")
+
+
+RESET_ACK = "reset-ack"  # {"dam": "reset-ack", "reset": <reset_id>}: a client says it has cleared itself
+
+
+def fence_error(rule: FenceRule, state: float, now: float) -> str:
+    if rule.ttl_ms is not None:
+        return f"Expired: {rule.scope!r} keeps data for {rule.ttl_ms / 1000:g} s; state {state} is older."
+    if math.isinf(rule.watermark_at(now)):
+        return f"Refused: {rule.scope!r} was rotated ({rule.rule_id}) and is read-only."
+    return (
+        f"Refused by reset {rule.rule_id} of {rule.scope!r}: state {state} is at or below its watermark "
+        f"{rule.watermark_at(now)}; data from before the reset must not come back."
+    )
 
 
 def _recorder(lookups: list[tuple[str, str]]) -> Callable[[str, str], bool]:
@@ -86,8 +102,12 @@ class Relay:
         max_skew_ms: float = 120_000,
         clock_ms: Callable[[], float] = wall_clock_ms,
         monotonic: Callable[[], float] = time.monotonic,
+        fence: Fence | None = None,
     ):
         self.store = store
+        self.fence = fence if fence is not None else Fence()
+        # who may acknowledge a reset: set by the reset control (reset_id -> error text or None)
+        self.on_reset_ack: Callable[[Peer, Any], str | None] = lambda peer, reset_id: "Unknown reset."
         self.pid = random_pid()
         self.new_id = wire.MessageIds(os.urandom(3).hex())
         self.max_frame_bytes = max_frame_bytes
@@ -98,6 +118,7 @@ class Relay:
         self.dup: DupCache[Peer] = DupCache(ttl=9.0, now=monotonic())
         self.subscriptions: Subscriptions[Peer] = Subscriptions()
         self.stats = RelayStats()
+        self.fenced_writes = 0
         self._pending_writes: set[asyncio.Future[Any]] = set()
         self._deferred: dict[_PendingPut, asyncio.TimerHandle] = {}
 
@@ -170,6 +191,11 @@ class Relay:
         # anything else: GunJS floods unknown messages to every peer; a relay has no reason to
 
     def _on_dam(self, peer: Peer, message: wire.Dam) -> None:
+        if message.kind == RESET_ACK:
+            problem = self.on_reset_ack(peer, message.raw_reset)
+            if message.msg_id is not None:
+                peer.enqueue(wire.dam_reply(self.new_id(), RESET_ACK, message.msg_id, problem))
+            return
         if message.kind != "?":
             return  # 'hi', '!' and others need nothing from a relay
         if type(message.pid) is str:
@@ -204,6 +230,8 @@ class Relay:
             peer.enqueue(wire.error(self.new_id(), msg_id, "Storage read failed; try again."))
             return
         found = done.result()
+        if found and self.fence:
+            found = self._served_through_fence(found)
         if not found:
             peer.enqueue(wire.not_found(self.new_id(), msg_id))
             return
@@ -212,6 +240,13 @@ class Relay:
             for soul, rows in found.items()
         }
         peer.enqueue(wire.data_reply(self.new_id(), msg_id, graph))
+
+    def _served_through_fence(self, found: dict[str, list[Row]]) -> dict[str, list[Row]]:
+        """What a get may serve: nothing fenced, even while a purge is still deleting it."""
+        now = self.clock_ms()
+        blocks = self.fence.blocks
+        kept = {soul: [row for row in rows if blocks(soul, row[2], now) is None] for soul, rows in found.items()}
+        return {soul: rows for soul, rows in kept.items() if rows}
 
     # -- put -------------------------------------------------------------------------------
 
@@ -232,7 +267,12 @@ class Relay:
         ready: list[Field] = []
         later: list[Field] = []
         blocklisted: list[tuple[Field, list[tuple[str, str]]]] = []
+        protected = self.fence.protected
         for item in fields:
+            if protected.contains(item.soul):
+                self.stats.error("system_space")
+                pending.errors.append(f"Refused: {item.soul!r} is the relay's system space; only the relay writes there.")
+                continue
             timing = ham.timing(item.state, now, self.max_skew_ms)
             if timing is ham.Verdict.TOO_FAR:
                 self.stats.error("future_state")
@@ -308,10 +348,33 @@ class Relay:
             self._reply(pending)
 
     def _merge(self, pending: _PendingPut, fields: list[Field]) -> None:
+        if self.fence:  # every path to storage passes here: fresh, deferred and certificate-checked writes
+            fields = self._through_fence(pending, fields)
+            if not fields:
+                return
         pending.parts += 1
         future = self.store.merge(fields)
         self._pending_writes.add(future)
         future.add_done_callback(lambda done: self._merged(pending, done))
+
+    def _through_fence(self, pending: _PendingPut, fields: list[Field]) -> list[Field]:
+        now = self.clock_ms()
+        passed = []
+        for item in fields:
+            rule = self.fence.blocks(item.soul, item.state, now)
+            if rule is None:
+                passed.append(item)
+                continue
+            self.stats.error("fenced")
+            pending.errors.append(fence_error(rule, item.state, now))
+            self.fenced_writes += 1
+        if len(passed) < len(fields):
+            log.info(
+                "fenced %d stale field(s) from peer %s at %s (pid %s), e.g. %r",
+                len(fields) - len(passed), pending.peer.id, pending.peer.address, pending.peer.pid,
+                next(f.soul for f in fields if f not in passed),
+            )
+        return passed
 
     def _merged(self, pending: _PendingPut, done: asyncio.Future[list[Field]]) -> None:
         self._pending_writes.discard(done)
@@ -335,7 +398,7 @@ class Relay:
             self.stats.acks += 1
             pending.peer.enqueue(wire.ack(self.new_id(), pending.msg_id))
 
-    def _fan_out(self, writer: Peer, accepted: list[Field]) -> None:
+    def _fan_out(self, writer: Peer | None, accepted: list[Field]) -> None:
         if not accepted:
             return
         by_soul: dict[str, list[Field]] = {}
@@ -358,6 +421,15 @@ class Relay:
         msg_id = self.new_id()
         self.dup.track(msg_id, None, now)  # our own: drop it if a peer echoes it back
         return wire.push(msg_id, {soul: wire.node(soul, [(i.key, i.value, i.state) for i in items])})
+
+    # -- the relay's own writes ------------------------------------------------------------
+
+    async def publish(self, fields: list[Field]) -> list[Field]:
+        """Write the relay's own fields (records it signed, legacy nodes): no peer checks, but
+        durable before returning and pushed to subscribers like any accepted write."""
+        accepted = await self.store.merge(fields)
+        self._fan_out(None, accepted)
+        return accepted
 
     # -- shutdown --------------------------------------------------------------------------
 

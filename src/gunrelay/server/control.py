@@ -1,0 +1,219 @@
+"""The reset control: issuing resets, resuming purges, publishing records, collecting acknowledgements.
+
+Theory of operation (the guarantees are in shared/design/reset-protocol.md):
+
+1. Fence first. ``issue`` picks W (the relay's state clock now) and the scope's next epoch, adds
+   the rule to the live fence at once (from here nothing in scope at or below W is accepted or
+   served), then installs record + fence + closure durably in one storage transaction.
+2. Purge second: a background task deletes the fenced fields in batches; its progress is visible.
+   ``start`` resumes any purge a crash interrupted, and reinstates every fence, before the relay
+   serves anything.
+3. Then publish: the record, signed with the relay's key in its own SEA space, and the legacy
+   system node, both written as the relay's own durable writes and pushed to subscribers.
+4. Cooperating clients acknowledge with ``{"dam": "reset-ack", "reset": id}``; each is kept
+   (peer id, address, pid, time) durably, so the operator sees who has and who has not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from ..core import sea
+from ..core.fence import ALL, FenceRule, Protected
+from ..core.graph import Field
+from ..core.reset import ResetRecord, legacy_fields, signed_space_fields
+from ..storage.base import ResetAck, Store, StoredReset
+from .identity import Identity
+from .peer import Peer
+from .relay import Relay
+
+log = logging.getLogger("gunrelay.reset")
+
+PURGE_BATCH = 20_000
+CLOSURE_LIMIT = 1_000_000
+
+
+class ResetError(ValueError):
+    """An operator request that cannot be carried out; nothing was changed."""
+
+
+class ResetControl:
+    def __init__(
+        self,
+        relay: Relay,
+        store: Store,
+        identity: Identity,
+        *,
+        system_node: str = "_whisperz_system",
+        legacy: bool = True,
+        instance: str = "default",
+        clock_ms: Callable[[], float] | None = None,
+    ):
+        self.relay = relay
+        self.store = store
+        self.identity = identity
+        self.system_node = system_node
+        self.legacy = legacy
+        self.instance = instance
+        self.clock_ms = clock_ms or relay.clock_ms
+        self.protected = Protected((identity.space, system_node))
+        relay.fence.protected = self.protected
+        relay.on_reset_ack = self._acknowledge
+        self.resets: dict[str, StoredReset] = {}
+        self.purged: dict[str, int] = {}
+        self.acks: dict[str, dict[str, ResetAck]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reinstate every fence and resume unfinished purges (before the relay serves)."""
+        for held in await self.store.load_resets():
+            self.resets[held.record.reset_id] = held
+            self.relay.fence.add(held.rule)
+            self.purged[held.record.reset_id] = held.purged
+            self.acks[held.record.reset_id] = {a.peer_id: a for a in await self.store.acks(held.record.reset_id)}
+            if not held.purge_done:
+                log.warning("resuming the purge of reset %s (%s) interrupted before it finished", held.record.reset_id, held.record.scope)
+                self._spawn(self._purge_and_publish(held))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- issuing ----------------------------------------------------------------------------
+
+    def _check_scope(self, scope: str) -> None:
+        if not isinstance(scope, str) or not scope:
+            raise ResetError("scope must be '*' or a soul prefix")
+        if scope != ALL and (scope.endswith("/") or self.protected.contains(scope)):
+            raise ResetError(f"scope {scope!r} is not a soul prefix the relay may reset")
+
+    def _next_epoch(self, scope: str) -> int:
+        return 1 + max((h.record.epoch for h in self.resets.values() if h.record.scope == scope), default=0)
+
+    async def issue(
+        self, scope: str = ALL, reason: str = "", message: str = "", keep: tuple[str, ...] = (), dry_run: bool = False
+    ) -> dict[str, Any]:
+        self._check_scope(scope)
+        async with self._lock:  # one reset at a time, so epochs and watermarks are ordered
+            watermark = self.clock_ms()
+            souls = frozenset() if scope == ALL else await self.store.reachable_souls(scope, self.protected, CLOSURE_LIMIT)
+            record = ResetRecord(
+                reset_id=f"{int(watermark)}-{secrets.token_hex(4)}",
+                scope=scope,
+                epoch=self._next_epoch(scope),
+                watermark=watermark,
+                issued_at=time.time() * 1000,
+                reason=reason,
+                message=message,
+                keep=tuple(keep),
+            )
+            rule = FenceRule(record.reset_id, scope, watermark, souls=souls)
+            if dry_run:
+                report = await self.store.scope_report(rule, self.protected)
+                return {
+                    "dry_run": True,
+                    "record": _record_json(record),
+                    "would_remove": {"souls": report.souls, "fields": report.fields, "bytes": report.bytes},
+                    "reachable_souls_fenced": len(souls),
+                    "peers_to_notify": len(self.relay.peers),
+                }
+            self.relay.fence.add(rule)  # live now: nothing at or below W passes from here on
+            try:
+                await self.store.install_reset(record, souls)
+            except Exception:
+                self.relay.fence.remove(record.reset_id)
+                raise
+            held = StoredReset(record, souls, purge_done=False, purged=0)
+            self.resets[record.reset_id] = held
+            self.purged[record.reset_id] = 0
+            self.acks[record.reset_id] = {}
+        log.warning("reset %s of %r issued: watermark %s, epoch %d (%s)", record.reset_id, scope, watermark, record.epoch, reason)
+        self._spawn(self._purge_and_publish(held))
+        return {"dry_run": False, "record": _record_json(record), "reachable_souls_fenced": len(souls)}
+
+    async def _purge_and_publish(self, held: StoredReset) -> None:
+        reset_id = held.record.reset_id
+        rule = held.rule
+        total = self.purged.get(reset_id, 0)
+        while True:
+            deleted = await self.store.purge_batch(rule, self.protected, PURGE_BATCH)
+            if deleted == 0:
+                break
+            total += deleted
+            self.purged[reset_id] = total
+        await self.store.finish_purge(reset_id, total)
+        self.resets[reset_id] = StoredReset(held.record, held.souls, purge_done=True, purged=total)
+        log.warning("reset %s: purge finished, %d fields removed", reset_id, total)
+        await self.publish(held.record)
+
+    async def publish(self, record: ResetRecord) -> None:
+        state = max(self.clock_ms(), record.watermark + 1) if record.watermark != float("inf") else self.clock_ms()
+        fields = [
+            Field(f.soul, f.key, sea.sign_field(self.identity.private_key, f.soul, f.key, f.value, state), state)
+            for f in signed_space_fields(record, self.identity.space, state)
+        ]
+        if self.legacy:
+            fields += legacy_fields(record, self.system_node, self.instance, state)
+        await self.relay.publish(fields)
+
+    # -- acknowledgements --------------------------------------------------------------------
+
+    def _acknowledge(self, peer: Peer, reset_id: Any) -> str | None:
+        if not isinstance(reset_id, str) or reset_id not in self.resets:
+            return "Unknown reset id."
+        acks = self.acks.setdefault(reset_id, {})
+        if peer.id not in acks:
+            ack = ResetAck(reset_id, peer.id, peer.address, peer.pid, time.time() * 1000)
+            acks[peer.id] = ack
+            self._spawn(self.store.record_ack(ack))
+        return None
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def describe(self, reset_id: str) -> dict[str, Any]:
+        held = self.resets.get(reset_id)
+        if held is None:
+            raise ResetError(f"no reset {reset_id!r}")
+        acks = self.acks.get(reset_id, {})
+        pending = [
+            {"peer_id": p.id, "address": p.address, "pid": p.pid} for p in self.relay.peers.values() if p.id not in acks
+        ]
+        return {
+            "record": _record_json(held.record),
+            "purge": {"done": held.purge_done, "fields_removed": self.purged.get(reset_id, held.purged)},
+            "acknowledged": [asdict(a) for a in acks.values()],
+            "connected_not_acknowledged": pending,
+        }
+
+    def history(self) -> list[dict[str, Any]]:
+        out = []
+        for held in sorted(self.resets.values(), key=lambda h: h.record.issued_at):
+            out.append(
+                {
+                    "record": _record_json(held.record),
+                    "acknowledgements": len(self.acks.get(held.record.reset_id, {})),
+                    "purge": {"done": held.purge_done, "fields_removed": self.purged.get(held.record.reset_id, held.purged)},
+                }
+            )
+        return out
+
+
+def _record_json(record: ResetRecord) -> dict[str, Any]:
+    values = record.graph_values()
+    values["keep"] = list(record.keep)
+    return values

@@ -66,13 +66,83 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
     sys.exit(0)
 
 
+def _operator_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default="http://127.0.0.1:8765", help="the relay (default %(default)s)")
+    parser.add_argument("--token", default=None, help="operator token (default: $GUNRELAY_ADMIN_TOKEN, else DATA/admin-token)")
+    parser.add_argument("--data", default=None, help="the relay's data folder, to find its token (default ./gunrelay-data)")
+
+
+def _reset_parsers(sub: Any) -> None:
+    reset = sub.add_parser("reset", help="reset a scope: fence, purge, publish a signed record")
+    _operator_options(reset)
+    reset.add_argument("--scope", default="*", help="'*' (everything but the relay's own space) or a soul prefix")
+    reset.add_argument("--reason", default="", help="why (kept in the record and the history)")
+    reset.add_argument("--message", default="", help="what clients show their users")
+    reset.add_argument("--keep", default="", help="comma-separated local keys cooperating clients keep")
+    reset.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
+    resets = sub.add_parser("resets", help="history of resets, or one reset's acknowledgements and purge")
+    _operator_options(resets)
+    resets.add_argument("reset_id", nargs="?", help="show this reset in detail")
+
+
+def operator_call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One admin API call; prints the relay's error and exits non-zero on failure."""
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from .server.identity import TOKEN_FILE
+
+    token = args.token or os.environ.get("GUNRELAY_ADMIN_TOKEN")
+    if not token:
+        token_path = Path(args.data or os.environ.get("GUNRELAY_DATA") or "./gunrelay-data") / TOKEN_FILE
+        try:
+            token = token_path.read_text().strip()
+        except OSError:
+            raise SystemExit(f"no operator token: pass --token, set GUNRELAY_ADMIN_TOKEN, or --data DIR of a local relay ({token_path} not readable)") from None
+    request = urllib.request.Request(
+        args.url.rstrip("/") + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        try:
+            detail = json.loads(detail)["error"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise SystemExit(f"relay refused ({exc.code}): {detail}") from None
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"cannot reach {args.url}: {exc.reason}") from None
+
+
+def reset(args: argparse.Namespace) -> None:
+    import json
+
+    keep = [k for k in args.keep.split(",") if k]
+    body = {"scope": args.scope, "reason": args.reason, "message": args.message, "keep": keep, "dry_run": args.dry_run}
+    result = operator_call(args, "POST", "/-/api/resets", body)
+    print(json.dumps(result, indent=2))
+
+
+def resets(args: argparse.Namespace) -> None:
+    import json
+
+    path = "/-/api/resets" + (f"/{args.reset_id}" if args.reset_id else "")
+    print(json.dumps(operator_call(args, "GET", path), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gunrelay", description="A GUN relay with durable storage and resets that stick.")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    _reset_parsers(sub)
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        serve(args)
-    else:  # pragma: no cover - argparse already refuses unknown commands
-        parser.print_help()
-        sys.exit(2)
+    commands = {"serve": serve, "reset": reset, "resets": resets}
+    commands[args.command](args)

@@ -79,8 +79,10 @@ async def test_shutdown_commits_every_write_it_received(live_relay, tmp_path):
         for start in range(0, count, 500):  # frames under the fixture's 64 KiB limit
             await ws.send(json.dumps(batch[start : start + 500]))
         await ws.send(json.dumps({"#": "marker", "get": {"#": "none"}}))
-        while (await next_message(ws)).get("@") != "marker":  # every frame was read, every put submitted
-            pass
+        while True:  # until the marker's reply: every frame was read, every put submitted
+            frame = await next_message(ws)
+            if any(m.get("@") == "marker" for m in (frame if isinstance(frame, list) else [frame])):
+                break
         live_relay.server.should_exit = True
         await asyncio.wait_for(live_relay.task, 15)
     store = SQLiteStore(tmp_path / "data" / "gunrelay.sqlite3")

@@ -26,6 +26,8 @@
 //        "ack": false puts without a callback and waits only until the PUT frame is sent
 //   {"op":"put", "path":[...], "ref":SOUL}                   puts a relation: .put(gun.get(SOUL))
 //   {"op":"once", "path":[...], "wait":99}                   -> {defined, value}
+//   {"op":"replay", "soul":S} | {"op":"replay", "graph":G}  re-sends the client's in-memory copy of S
+//        (or G) with its original states through its mesh -> {ack, sent}
 //   {"op":"set", "path":[...], "items":[...]}                -> {acks:[...]}  (all set() calls at once)
 //   {"op":"map_once", "path":[...], "expect":N}              -> {items:{key:value}, count}
 //   {"op":"subscribe", "path":[...], "name":"s", "stream":false}   starts .on(); with stream, every
@@ -267,6 +269,21 @@ const ops = {
       // state: the HAM state this write of path[1] carried on the wire (simple values, len-2 paths)
       r.state = simple ? sentState(st.path[0], st.path[1], st.value) : null;
       return r;
+    });
+  },
+  replay(st, ms) {
+    // A stale peer without any plugin: re-send this client's in-memory copy of a node (or the given
+    // graph) with its ORIGINAL states through its own mesh, as it would answer or re-sync, and report
+    // the relay's answer to that message.
+    const graph = st.graph || {[st.soul]: JSON.parse(JSON.stringify(gun._.graph[st.soul] || null))};
+    if (!st.graph && !graph[st.soul]) { return Promise.resolve({missing: true}); }
+    const id = String.random(12);
+    return withTimeout(ms, (ok) => {
+      gun._.on('in', function (msg) {
+        if (msg && msg['@'] === id) { ok({ack: pickAck(msg), sent: graph}); }
+        this.to.next(msg);
+      });
+      gun._.opt.mesh.say({'#': id, put: graph});
     });
   },
   once(st, ms) {

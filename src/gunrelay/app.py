@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from . import __version__
 from .admin.api import routes as admin_routes
+from .server.access import Access
 from .server.control import ResetControl
 from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
@@ -47,6 +48,7 @@ def build_app(config: Any) -> "GunFirst":
     control = ResetControl(
         relay, store, identity, system_node=config.system_node, legacy=config.legacy_nodes == "on", instance=config.instance
     )
+    access = Access(relay, store)
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()
 
@@ -59,6 +61,7 @@ def build_app(config: Any) -> "GunFirst":
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         await control.start()  # fences are live before the first frame is read
+        await access.start()
         ticker = asyncio.create_task(keepalive())
         ready.set()
         log.info("relay identity %s", identity.pub)
@@ -89,7 +92,7 @@ def build_app(config: Any) -> "GunFirst":
     routes = [
         Route("/health", health),
         Route("/-/identity", identity_route),
-        *admin_routes(control, token),
+        *admin_routes(control, access, token),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
         Route("/gun/{path:path}", files.package_file),
@@ -99,7 +102,8 @@ def build_app(config: Any) -> "GunFirst":
     app.state.store = store
     app.state.control = control
     app.state.identity = identity
-    return GunFirst(GunSocket(relay), app)
+    app.state.access = access
+    return GunFirst(GunSocket(relay, access.refuse), app)
 
 
 class GunFirst:

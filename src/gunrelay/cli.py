@@ -80,6 +80,20 @@ def _reset_parsers(sub: Any) -> None:
     reset.add_argument("--message", default="", help="what clients show their users")
     reset.add_argument("--keep", default="", help="comma-separated local keys cooperating clients keep")
     reset.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
+    reset.add_argument("--wait-acks", type=float, metavar="SECONDS", help="wait until every connected peer acknowledged, at most this long")
+    reset.add_argument("--quarantine", metavar="DURATION", help="then ban the addresses of peers that did not acknowledge (e.g. 10m)")
+    reset.add_argument("--ban-connected", metavar="DURATION", help="ban every address connected at reset time (the old 5-minute block)")
+    ban = sub.add_parser("ban", help="ban an address (or every connected one) for a while")
+    _operator_options(ban)
+    ban.add_argument("address", nargs="?", help="the address; omit with --connected")
+    ban.add_argument("--for", dest="duration", required=True, metavar="DURATION", help="e.g. 90s, 5m, 2h, 7d")
+    ban.add_argument("--connected", action="store_true", help="ban every currently connected address")
+    ban.add_argument("--reason", default="")
+    unban = sub.add_parser("unban", help="lift a ban")
+    _operator_options(unban)
+    unban.add_argument("address")
+    bans = sub.add_parser("bans", help="list active bans")
+    _operator_options(bans)
     resets = sub.add_parser("resets", help="history of resets, or one reset's acknowledgements and purge")
     _operator_options(resets)
     resets.add_argument("reset_id", nargs="?", help="show this reset in detail")
@@ -122,20 +136,69 @@ def operator_call(args: argparse.Namespace, method: str, path: str, body: dict[s
         raise SystemExit(f"cannot reach {args.url}: {exc.reason}") from None
 
 
-def reset(args: argparse.Namespace) -> None:
+def _show(result: Any) -> None:
     import json
 
-    keep = [k for k in args.keep.split(",") if k]
-    body = {"scope": args.scope, "reason": args.reason, "message": args.message, "keep": keep, "dry_run": args.dry_run}
-    result = operator_call(args, "POST", "/-/api/resets", body)
     print(json.dumps(result, indent=2))
 
 
-def resets(args: argparse.Namespace) -> None:
-    import json
+def reset(args: argparse.Namespace) -> None:
+    keep = [k for k in args.keep.split(",") if k]
+    body = {"scope": args.scope, "reason": args.reason, "message": args.message, "keep": keep, "dry_run": args.dry_run}
+    if args.ban_connected:
+        body["ban_connected"] = args.ban_connected
+    result = operator_call(args, "POST", "/-/api/resets", body)
+    _show(result)
+    if args.dry_run:
+        return
+    reset_id = result["record"]["reset_id"]
+    if args.wait_acks:
+        status = wait_for_acks(args, reset_id, args.wait_acks)
+        missing = status["connected_not_acknowledged"]
+        print(f"{len(status['acknowledged'])} acknowledged, {len(missing)} connected peer(s) did not", file=sys.stderr)
+    if args.quarantine:
+        _show(operator_call(args, "POST", f"/-/api/resets/{reset_id}/quarantine", {"duration": args.quarantine}))
 
-    path = "/-/api/resets" + (f"/{args.reset_id}" if args.reset_id else "")
-    print(json.dumps(operator_call(args, "GET", path), indent=2))
+
+def wait_for_acks(args: argparse.Namespace, reset_id: str, seconds: float) -> Any:
+    """Poll the reset until every connected peer acknowledged or time is up, with a progress bar."""
+    import time
+
+    from tqdm import tqdm
+
+    deadline = time.monotonic() + seconds
+    with tqdm(desc="acknowledged", unit="peer", file=sys.stderr) as bar:
+        while True:
+            status = operator_call(args, "GET", f"/-/api/resets/{reset_id}")
+            done, missing = len(status["acknowledged"]), len(status["connected_not_acknowledged"])
+            bar.total = done + missing
+            bar.n = done
+            bar.refresh()
+            if missing == 0 or time.monotonic() >= deadline:
+                return status
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def ban(args: argparse.Namespace) -> None:
+    if bool(args.address) == bool(args.connected):
+        raise SystemExit("give an address or --connected (not both)")
+    body: dict[str, Any] = {"duration": args.duration, "reason": args.reason}
+    body.update({"connected": True} if args.connected else {"address": args.address})
+    _show(operator_call(args, "POST", "/-/api/bans", body))
+
+
+def unban(args: argparse.Namespace) -> None:
+    import urllib.parse
+
+    _show(operator_call(args, "DELETE", "/-/api/bans/" + urllib.parse.quote(args.address, safe="")))
+
+
+def bans(args: argparse.Namespace) -> None:
+    _show(operator_call(args, "GET", "/-/api/bans"))
+
+
+def resets(args: argparse.Namespace) -> None:
+    _show(operator_call(args, "GET", "/-/api/resets" + (f"/{args.reset_id}" if args.reset_id else "")))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -144,5 +207,5 @@ def main(argv: list[str] | None = None) -> None:
     _serve_parser(sub)
     _reset_parsers(sub)
     args = parser.parse_args(argv)
-    commands = {"serve": serve, "reset": reset, "resets": resets}
+    commands = {"serve": serve, "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans}
     commands[args.command](args)

@@ -12,6 +12,7 @@ from gunrelay.cli import uvicorn_config
 from gunrelay.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "test-operator-token"
 
 
 class LiveRelay:
@@ -26,7 +27,15 @@ class LiveRelay:
 
 @pytest.fixture
 async def live_relay(tmp_path):
-    config = load_config({"data": str(tmp_path / "data"), "max_frame_bytes": 64 * 1024, "gun_dir": str(ROOT / "node_modules" / "gun")}, env={})
+    config = load_config(
+        {
+            "data": str(tmp_path / "data"),
+            "max_frame_bytes": 64 * 1024,
+            "gun_dir": str(ROOT / "node_modules" / "gun"),
+            "admin_token": TOKEN,
+        },
+        env={},
+    )
     app = build_app(config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -2,6 +2,7 @@
 
 import pytest
 
+from gunrelay.core.bans import Ban
 from gunrelay.core.fence import FenceRule, Protected
 from gunrelay.core.graph import Field
 from gunrelay.core.reset import ResetRecord
@@ -152,3 +153,11 @@ async def test_acks_are_kept_once_per_peer(store):
     await store.record_ack(ResetAck("r1", "peer1", "127.0.0.1", "pid1", 9.0))
     await store.record_ack(ResetAck("r2", "peer2", "127.0.0.2", None, 6.0))
     assert await store.acks("r1") == [ack]
+
+
+async def test_bans_persist(store):
+    await store.save_ban(Ban("10.0.0.1", 100.0, "spam"))
+    await store.save_ban(Ban("10.0.0.2", 200.0, ""))
+    await store.save_ban(Ban("10.0.0.1", 300.0, "again"))
+    await store.delete_ban("10.0.0.2")
+    assert await store.load_bans() == [Ban("10.0.0.1", 300.0, "again")]

@@ -15,6 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..core.bans import Ban
+from ..core.duration import parse_duration
+from ..server.access import Access
 from ..server.control import ResetControl, ResetError
 
 MAX_BODY = 64 * 1024
@@ -60,23 +63,82 @@ def _text(data: dict[str, Any], name: str, default: str = "") -> str:
     return value
 
 
-def routes(control: ResetControl, token: str) -> list[Route]:
+def _duration(data: dict[str, Any], name: str) -> float | None:
+    if data.get(name) is None:
+        return None
+    try:
+        return parse_duration(data[name])
+    except ValueError as exc:
+        raise ResetError(f"'{name}': {exc}") from None
+
+
+def _ban_json(ban: Ban) -> dict[str, Any]:
+    return {"address": ban.address, "until": ban.until, "reason": ban.reason}
+
+
+def routes(control: ResetControl, access: Access, token: str) -> list[Route]:
     async def create_reset(request: Request) -> JSONResponse:
         try:
             data = await _json_body(request)
             keep = data.get("keep", [])
             if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
                 raise ResetError("'keep' must be a list of strings")
+            ban_connected = _duration(data, "ban_connected")
+            dry_run = bool(data.get("dry_run", False))
             result = await control.issue(
                 scope=_text(data, "scope", "*"),
                 reason=_text(data, "reason"),
                 message=_text(data, "message"),
                 keep=tuple(keep),
-                dry_run=bool(data.get("dry_run", False)),
+                dry_run=dry_run,
             )
         except ResetError as exc:
             return _error(400, str(exc))
+        if ban_connected is not None and not dry_run:
+            bans = await access.ban_connected(ban_connected, f"reset {result['record']['reset_id']}: --ban-connected")
+            result["banned"] = [_ban_json(b) for b in bans]
         return JSONResponse(result, status_code=200 if result["dry_run"] else 201)
+
+    async def quarantine(request: Request) -> JSONResponse:
+        """Ban the addresses of connected peers that have not acknowledged the reset."""
+        reset_id = request.path_params["reset_id"]
+        try:
+            seconds = _duration(await _json_body(request), "duration")
+            if seconds is None:
+                raise ResetError("'duration' is required, e.g. \"10m\"")
+            status = control.describe(reset_id)
+        except ResetError as exc:
+            return _error(400, str(exc))
+        addresses = [p["address"] for p in status["connected_not_acknowledged"]]
+        bans = await access.ban(addresses, seconds, f"reset {reset_id}: not acknowledged")
+        return JSONResponse({"banned": [_ban_json(b) for b in bans]})
+
+    async def list_bans(request: Request) -> JSONResponse:
+        return JSONResponse({"bans": [_ban_json(b) for b in access.active()]})
+
+    async def create_ban(request: Request) -> JSONResponse:
+        try:
+            data = await _json_body(request)
+            seconds = _duration(data, "duration")
+            if seconds is None:
+                raise ResetError("'duration' is required, e.g. \"5m\"")
+            reason = _text(data, "reason")
+            if data.get("connected") is True:
+                bans = await access.ban_connected(seconds, reason or "all connected")
+            else:
+                address = _text(data, "address")
+                if not address:
+                    raise ResetError("give 'address', or 'connected': true")
+                bans = await access.ban([address], seconds, reason)
+        except ResetError as exc:
+            return _error(400, str(exc))
+        return JSONResponse({"banned": [_ban_json(b) for b in bans]}, status_code=201)
+
+    async def delete_ban(request: Request) -> JSONResponse:
+        address = request.path_params["address"]
+        if not await access.unban(address):
+            return _error(404, f"{address!r} is not banned")
+        return JSONResponse({"unbanned": address})
 
     async def list_resets(request: Request) -> JSONResponse:
         return JSONResponse({"resets": control.history()})
@@ -94,4 +156,8 @@ def routes(control: ResetControl, token: str) -> list[Route]:
         Route("/-/api/resets", guard(create_reset), methods=["POST"]),
         Route("/-/api/resets", guard(list_resets), methods=["GET"]),
         Route("/-/api/resets/{reset_id}", guard(show_reset), methods=["GET"]),
+        Route("/-/api/resets/{reset_id}/quarantine", guard(quarantine), methods=["POST"]),
+        Route("/-/api/bans", guard(list_bans), methods=["GET"]),
+        Route("/-/api/bans", guard(create_ban), methods=["POST"]),
+        Route("/-/api/bans/{address}", guard(delete_ban), methods=["DELETE"]),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .peer import Peer
@@ -9,22 +10,33 @@ from .relay import Relay
 
 
 class GunSocket:
-    def __init__(self, relay: Relay):
+    def __init__(self, relay: Relay, refuse: Callable[[str], str | None] = lambda address: None):
         self.relay = relay
+        self.refuse = refuse  # address -> why it may not connect (a ban), or None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         event = await receive()
         if event["type"] != "websocket.connect":
             return
-        await send({"type": "websocket.accept"})
         client = scope.get("client") or ("?", 0)
+        address = str(client[0])
+        if self.refuse(address) is not None:
+            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403 at the upgrade
+            return
+        await send({"type": "websocket.accept"})
         scope["headers"] = ()  # not needed after the upgrade; the server holds the scope for the socket's life
 
         async def send_text(text: str) -> None:
             await send({"type": "websocket.send", "text": text})
 
+        async def close(code: int, reason: str) -> None:
+            try:
+                await send({"type": "websocket.close", "code": code, "reason": reason})
+            except Exception:
+                pass  # already gone
+
         relay = self.relay
-        peer = Peer(send_text, str(client[0]))
+        peer = Peer(send_text, address, close)
         relay.connect(peer)
         try:
             while True:

@@ -23,6 +23,7 @@ def random_pid(length: int = 9) -> str:
 
 
 SendText = Callable[[str], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]
 
 
 class Peer:
@@ -35,12 +36,13 @@ class Peer:
         "messages_out",
         "closed",
         "_send",
+        "_close",
         "_outbox",
         "_flushing",
         "_loop",
     )
 
-    def __init__(self, send: SendText, address: str):
+    def __init__(self, send: SendText, address: str, close: Close | None = None):
         self.id = random_pid()
         self.address = address
         self.pid: str | None = None  # the peer's own id, from the dam '?' exchange
@@ -49,6 +51,7 @@ class Peer:
         self.messages_out = 0
         self.closed = False
         self._send = send
+        self._close = close
         self._outbox: list[str] = []
         self._flushing = False
         self._loop = asyncio.get_running_loop()
@@ -72,6 +75,14 @@ class Peer:
             self.closed = True  # the socket is gone; the receive loop will see it and clean up
         finally:
             self._flushing = False
+
+    def close(self, code: int = 1008, reason: str = "") -> None:
+        """Close the socket (after what is already queued); the receive loop then disconnects it."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._close is not None:
+            self._loop.create_task(self._close(code, reason))
 
     def __repr__(self) -> str:
         return f"<Peer {self.id} {self.address}>"

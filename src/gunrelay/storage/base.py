@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import orjson
 
 from ..core import ham
+from ..core.bans import Ban
 from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State, Value
 from ..core.jsjson import stringify
@@ -190,3 +191,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def acks(self, reset_id: str) -> list[ResetAck]: ...
+
+    # -- bans ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def save_ban(self, ban: Ban) -> None: ...
+
+    @abc.abstractmethod
+    async def delete_ban(self, address: str) -> None: ...
+
+    @abc.abstractmethod
+    async def load_bans(self) -> list[Ban]: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ..core.bans import Ban
 from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State
 from ..core.reset import ResetRecord
@@ -28,6 +29,7 @@ class MemoryStore(Store):
         self._souls: dict[str, dict[str, tuple[str, State]]] = {}
         self._resets: dict[str, StoredReset] = {}
         self._acks: dict[tuple[str, str], ResetAck] = {}
+        self._bans: dict[str, Ban] = {}
 
     async def open(self) -> None:
         return None
@@ -113,6 +115,16 @@ class MemoryStore(Store):
 
     async def acks(self, reset_id: str) -> list[ResetAck]:
         return [ack for (rid, _), ack in self._acks.items() if rid == reset_id]
+
+
+    async def save_ban(self, ban: Ban) -> None:
+        self._bans[ban.address] = ban
+
+    async def delete_ban(self, address: str) -> None:
+        self._bans.pop(address, None)
+
+    async def load_bans(self) -> list[Ban]:
+        return list(self._bans.values())
 
 
 __all__ = ["MemoryStore", "value_cost"]

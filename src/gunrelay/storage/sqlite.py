@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.bans import Ban
 from ..core.fence import ALL, FenceRule, Protected
 from ..core.graph import Field
 from ..core.reset import ResetRecord
@@ -73,6 +74,11 @@ CREATE TABLE IF NOT EXISTS reset_acks (
     at       REAL NOT NULL,
     PRIMARY KEY (reset_id, peer_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bans (
+    address TEXT PRIMARY KEY,
+    until   REAL NOT NULL,
+    reason  TEXT NOT NULL
+);
 """
 
 _STOP = object()
@@ -278,6 +284,21 @@ class SQLiteStore(Store):
             ).fetchall()
         )
         return [ResetAck(*row) for row in rows]
+
+
+    async def save_ban(self, ban: Ban) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO bans (address, until, reason) VALUES (?, ?, ?)", (ban.address, ban.until, ban.reason)
+            )
+        )
+
+    async def delete_ban(self, address: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM bans WHERE address=?", (address,)))
+
+    async def load_bans(self) -> list[Ban]:
+        rows = await self._query(lambda conn: conn.execute("SELECT address, until, reason FROM bans").fetchall())
+        return [Ban(*row) for row in rows]
 
 
 def _prefix_bounds(prefix: str) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from . import __version__
 from .admin.api import routes as admin_routes
 from .server.access import Access
 from .server.control import ResetControl
+from .server.expiry import Expiry
 from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.relay import Relay
@@ -49,6 +50,7 @@ def build_app(config: Any) -> "GunFirst":
         relay, store, identity, system_node=config.system_node, legacy=config.legacy_nodes == "on", instance=config.instance
     )
     access = Access(relay, store)
+    expiry = Expiry(relay, store, sweep_s=config.ttl_sweep_s)
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()
 
@@ -62,6 +64,7 @@ def build_app(config: Any) -> "GunFirst":
         await store.open()
         await control.start()  # fences are live before the first frame is read
         await access.start()
+        await expiry.start()
         ticker = asyncio.create_task(keepalive())
         ready.set()
         log.info("relay identity %s", identity.pub)
@@ -74,6 +77,7 @@ def build_app(config: Any) -> "GunFirst":
         finally:
             ticker.cancel()
             await control.stop()
+            await expiry.stop()
             await relay.drain()
             await store.close()
             log.info("store closed cleanly")
@@ -92,7 +96,7 @@ def build_app(config: Any) -> "GunFirst":
     routes = [
         Route("/health", health),
         Route("/-/identity", identity_route),
-        *admin_routes(control, access, token),
+        *admin_routes(control, access, expiry, token),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
         Route("/gun/{path:path}", files.package_file),
@@ -103,6 +107,7 @@ def build_app(config: Any) -> "GunFirst":
     app.state.control = control
     app.state.identity = identity
     app.state.access = access
+    app.state.expiry = expiry
     return GunFirst(GunSocket(relay, access.refuse), app)
 
 

@@ -94,6 +94,18 @@ def _reset_parsers(sub: Any) -> None:
     unban.add_argument("address")
     bans = sub.add_parser("bans", help="list active bans")
     _operator_options(bans)
+    rotate = sub.add_parser("rotate", help="start a scope afresh under a new name; the old one turns read-only")
+    _operator_options(rotate)
+    rotate.add_argument("scope", help="the old soul prefix")
+    rotate.add_argument("to", help="the new soul prefix (published as the replacement and config.instance)")
+    rotate.add_argument("--grace", default="1d", help="purge the old scope after this long (default %(default)s)")
+    rotate.add_argument("--reason", default="")
+    rotate.add_argument("--message", default="")
+    ttl = sub.add_parser("ttl", help="time-to-live rules: list, set PREFIX DURATION, or rm PREFIX")
+    _operator_options(ttl)
+    ttl.add_argument("action", choices=["list", "set", "rm"])
+    ttl.add_argument("prefix", nargs="?")
+    ttl.add_argument("duration", nargs="?")
     resets = sub.add_parser("resets", help="history of resets, or one reset's acknowledgements and purge")
     _operator_options(resets)
     resets.add_argument("reset_id", nargs="?", help="show this reset in detail")
@@ -197,6 +209,26 @@ def bans(args: argparse.Namespace) -> None:
     _show(operator_call(args, "GET", "/-/api/bans"))
 
 
+def rotate(args: argparse.Namespace) -> None:
+    body = {"scope": args.scope, "to": args.to, "grace": args.grace, "reason": args.reason, "message": args.message}
+    _show(operator_call(args, "POST", "/-/api/rotations", body))
+
+
+def ttl(args: argparse.Namespace) -> None:
+    import urllib.parse
+
+    if args.action == "list":
+        _show(operator_call(args, "GET", "/-/api/ttl"))
+    elif args.action == "set":
+        if not (args.prefix and args.duration):
+            raise SystemExit("usage: gunrelay ttl set PREFIX DURATION")
+        _show(operator_call(args, "POST", "/-/api/ttl", {"prefix": args.prefix, "ttl": args.duration}))
+    else:
+        if not args.prefix:
+            raise SystemExit("usage: gunrelay ttl rm PREFIX")
+        _show(operator_call(args, "DELETE", "/-/api/ttl?prefix=" + urllib.parse.quote(args.prefix, safe="")))
+
+
 def resets(args: argparse.Namespace) -> None:
     _show(operator_call(args, "GET", "/-/api/resets" + (f"/{args.reset_id}" if args.reset_id else "")))
 
@@ -207,5 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     _serve_parser(sub)
     _reset_parsers(sub)
     args = parser.parse_args(argv)
-    commands = {"serve": serve, "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans}
+    commands = {
+        "serve": serve, "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans,
+        "rotate": rotate, "ttl": ttl,
+    }
     commands[args.command](args)

@@ -44,6 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("system_node", str, "_whisperz_system", "legacy system node where reset/config are published for existing apps"),
     Setting("legacy_nodes", str, "on", "publish the legacy system node on resets: on or off"),
     Setting("instance", str, "default", "instance name published in the legacy config node"),
+    Setting("ttl_sweep_s", float, 60.0, "seconds between sweeps that delete fields expired by TTL rules"),
 )
 
 

@@ -43,3 +43,10 @@ def test_remove_and_prefix_rule():
     fence.remove("r")
     assert fence.blocks("a", 1, now=0) is None
     assert in_prefix("a/b", "a") and in_prefix("a", "a") and not in_prefix("ab", "a")
+
+
+def test_a_read_only_rule_refuses_writes_but_not_reads():
+    fence = Fence([FenceRule("rot", "old", math.inf, serves=True)])
+    assert fence.blocks("old/x", 5, now=0) is not None
+    assert fence.blocks("old/x", 5, now=0, serving=True) is None
+    assert Fence([FenceRule("r", "a", 10.0)]).blocks("a", 5, now=0, serving=True) is not None

@@ -228,3 +228,39 @@ def test_kill_9_between_fence_and_purge_end(fresh_relay: Relay, clients) -> None
     assert db.execute("SELECT count(*) FROM fields WHERE soul LIKE 'bulk/%'").fetchone()[0] == 0
     db.close()
     print(f"fields left when killed: {left} of 400000")
+
+
+def test_rotation_makes_the_old_scope_read_only(fresh_relay: Relay, clients) -> None:
+    old, new = f"ns-{rid()}", f"ns-{rid()}"
+    clients.run(fresh_relay, [{"op": "put", "path": [old, "topic"], "value": "before"}])
+    result = operator(fresh_relay, "POST", "/-/api/rotations", {"scope": old, "to": new, "grace": "1h"})
+    assert result["record"]["replacement"] == new
+    time.sleep(0.3)
+    pub = identity(fresh_relay)
+    r = clients.run(fresh_relay, [
+        {"op": "put", "path": [old, "topic"], "value": "after"},
+        {"op": "put", "path": [new, "topic"], "value": "fresh"},
+        {"op": "user_once", "pub": pub, "path": ["reset", "replacement"]},
+        {"op": "once", "path": ["_whisperz_system", "config", "instance"]},
+    ], sea=True)
+    assert "read-only" in r.results[0]["ack"]["err"], r
+    assert r.results[1]["ack"].get("ok") is True, r
+    assert [r.results[2]["value"], r.results[3]["value"]] == [new, new], r
+    assert read(clients, fresh_relay, [old, "topic"], [new, "topic"]) == ["before", "fresh"]  # readable in the grace
+
+
+def test_ttl_expires_old_fields(fresh_relay: Relay, clients) -> None:
+    prefix = f"ephemeral-{rid()}"
+    operator(fresh_relay, "POST", "/-/api/ttl", {"prefix": prefix, "ttl": "2s"})
+    w = clients.run(fresh_relay, [{"op": "put", "path": [prefix, "msg"], "value": "vanishing"}])
+    assert w.results[0]["ack"].get("ok") is True, w
+    assert read(clients, fresh_relay, [prefix, "msg"]) == ["vanishing"]
+    time.sleep(2.2)
+    state = w.results[0]["state"]
+    r = clients.run(fresh_relay, [
+        {"op": "once", "path": [prefix, "msg"]},
+        {"op": "replay", "graph": {prefix: {"_": {"#": prefix, ">": {"msg": state}}, "msg": "vanishing"}}},
+    ])
+    assert r.results[0]["defined"] is False, r
+    assert "Expired" in r.results[1]["ack"]["err"], r
+    assert operator(fresh_relay, "GET", "/-/api/ttl")["ttl"] == [{"prefix": prefix, "ttl_s": 2.0}]

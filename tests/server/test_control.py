@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -217,3 +218,50 @@ async def test_after_a_crash_the_fence_holds_and_the_purge_resumes(tmp_path):
     [held] = await store.load_resets()
     assert held.purge_done and held.purged == 100
     await store.close()
+
+
+async def test_rotation_makes_the_old_scope_read_only_then_purges_it(world):
+    await world.store.merge([Field("room/v1", "topic", "old", T0 - 10), Field("room/v1/msgs", "m", "hi", T0 - 10)])
+    result = await world.control.rotate("room/v1", "room/v2", grace_s=0.3, reason="fresh")
+    assert result["record"]["replacement"] == "room/v2" and result["record"]["W"] == "Infinity"
+    writer = Socket(world.relay)
+    writer.send(put("w1", "room/v1", state=T0 + 1000, topic="new"))  # any state: read-only
+    assert "read-only" in (await reply_to(writer, "w1"))["err"]
+    writer.send(put("w2", "room/v2", state=T0 + 5, topic="new home"))
+    assert (await reply_to(writer, "w2"))["ok"] is True
+    writer.send({"#": "g1", "get": {"#": "room/v1"}})  # still readable during the grace period
+    assert (await reply_to(writer, "g1"))["put"]["room/v1"]["topic"] == "old"
+    for _ in range(50):  # published at once: clients follow the replacement
+        config = await world.node("_whisperz_system/config")
+        if config:
+            break
+        await asyncio.sleep(0.01)
+    assert config["instance"][0] == "room/v2" and world.control.instance == "room/v2"
+    await asyncio.sleep(0.35)
+    await world.finish()
+    assert await world.node("room/v1") == {} and await world.node("room/v1/msgs") == {}
+    writer.send({"#": "g2", "get": {"#": "room/v1"}})
+    assert "put" not in await reply_to(writer, "g2")
+    with pytest.raises(ResetError):
+        await world.control.rotate("room/v2", "room/v2/next", grace_s=1)
+
+
+async def test_ttl_refuses_and_hides_expired_fields_and_the_sweeper_deletes_them():
+    from gunrelay.server.expiry import Expiry
+
+    store = MemoryStore()
+    w = World(store)
+    w.now = time.time() * 1000
+    expiry = Expiry(w.relay, store, sweep_s=3600)
+    await expiry.start()
+    await store.merge([Field("tmp/a", "old", 1, w.now - 120_000), Field("tmp/a", "fresh", 2, w.now - 1000)])
+    await expiry.set("tmp", 60)
+    writer = Socket(w.relay)
+    writer.send(put("late", "tmp/b", state=w.now - 61_000, k="too old"))
+    assert "Expired" in (await reply_to(writer, "late"))["err"]
+    writer.send({"#": "g", "get": {"#": "tmp/a"}})
+    assert set((await reply_to(writer, "g"))["put"]["tmp/a"]) == {"_", "fresh"}
+    assert await expiry.sweep() == 1
+    assert await w.node("tmp/a") == {"fresh": (2, w.now - 1000)}
+    assert await expiry.remove("tmp") and not w.relay.fence
+    await expiry.stop()

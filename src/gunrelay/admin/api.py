@@ -19,6 +19,7 @@ from ..core.bans import Ban
 from ..core.duration import parse_duration
 from ..server.access import Access
 from ..server.control import ResetControl, ResetError
+from ..server.expiry import Expiry
 
 MAX_BODY = 64 * 1024
 
@@ -76,7 +77,7 @@ def _ban_json(ban: Ban) -> dict[str, Any]:
     return {"address": ban.address, "until": ban.until, "reason": ban.reason}
 
 
-def routes(control: ResetControl, access: Access, token: str) -> list[Route]:
+def routes(control: ResetControl, access: Access, expiry: Expiry, token: str) -> list[Route]:
     async def create_reset(request: Request) -> JSONResponse:
         try:
             data = await _json_body(request)
@@ -149,6 +150,42 @@ def routes(control: ResetControl, access: Access, token: str) -> list[Route]:
         except ResetError as exc:
             return _error(404, str(exc))
 
+    async def create_rotation(request: Request) -> JSONResponse:
+        try:
+            data = await _json_body(request)
+            grace = _duration(data, "grace")
+            result = await control.rotate(
+                scope=_text(data, "scope"),
+                to=_text(data, "to"),
+                grace_s=24 * 3600 if grace is None else grace,
+                reason=_text(data, "reason"),
+                message=_text(data, "message"),
+            )
+        except ResetError as exc:
+            return _error(400, str(exc))
+        return JSONResponse(result, status_code=201)
+
+    async def list_ttl(request: Request) -> JSONResponse:
+        rules = [{"prefix": p, "ttl_s": ms / 1000} for p, ms in sorted(expiry.rules.items())]
+        return JSONResponse({"ttl": rules, "expired_since_start": expiry.expired})
+
+    async def set_ttl(request: Request) -> JSONResponse:
+        try:
+            data = await _json_body(request)
+            seconds = _duration(data, "ttl")
+            if seconds is None:
+                raise ResetError("'ttl' is required, e.g. \"7d\"")
+            await expiry.set(_text(data, "prefix"), seconds)
+        except ResetError as exc:
+            return _error(400, str(exc))
+        return JSONResponse({"prefix": data["prefix"], "ttl_s": seconds}, status_code=201)
+
+    async def delete_ttl(request: Request) -> JSONResponse:
+        prefix = request.query_params.get("prefix", "")
+        if not await expiry.remove(prefix):
+            return _error(404, f"no TTL rule for {prefix!r}")
+        return JSONResponse({"removed": prefix})
+
     def guard(handler: Handler) -> Handler:
         return authenticated(token, handler)
 
@@ -160,4 +197,8 @@ def routes(control: ResetControl, access: Access, token: str) -> list[Route]:
         Route("/-/api/bans", guard(list_bans), methods=["GET"]),
         Route("/-/api/bans", guard(create_ban), methods=["POST"]),
         Route("/-/api/bans/{address}", guard(delete_ban), methods=["DELETE"]),
+        Route("/-/api/rotations", guard(create_rotation), methods=["POST"]),
+        Route("/-/api/ttl", guard(list_ttl), methods=["GET"]),
+        Route("/-/api/ttl", guard(set_ttl), methods=["POST"]),
+        Route("/-/api/ttl", guard(delete_ttl), methods=["DELETE"]),
     ]

@@ -11,7 +11,8 @@ Scopes: ``*`` is the whole graph except the protected system souls (the relay's 
 the legacy system node), or a soul prefix ``p``: the soul ``p`` itself and every soul under
 ``p/``, plus the souls that were reachable from it when the reset was issued (``souls``: messages
 added with ``set()`` have random souls that only a relation points to). A rotation fences its old
-scope with W = +infinity (read-only); a TTL rule is a moving fence W(now) = now - ttl.
+scope with W = +infinity: no write passes, while reads still do until its grace period ends and
+the old data is purged (``serves``); a TTL rule is a moving fence W(now) = now - ttl.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class FenceRule:
     watermark: float = -math.inf  # fixed W; +inf for a rotated (read-only) scope
     ttl_ms: float | None = None  # moving fence: W = now - ttl
     souls: frozenset[str] = field(default_factory=frozenset)  # reachable at reset time (prefix scopes)
+    serves: bool = False  # read-only rule: refuses writes but lets stored data be read (a rotation's grace)
 
     def covers(self, soul: str, protected: "Protected") -> bool:
         if self.scope == ALL:
@@ -77,11 +79,14 @@ class Fence:
     def rules(self) -> list[FenceRule]:
         return list(self._rules.values())
 
-    def blocks(self, soul: str, state: float, now: float) -> FenceRule | None:
-        """The rule that refuses a field (soul, state), or None if it may pass."""
+    def blocks(self, soul: str, state: float, now: float, serving: bool = False) -> FenceRule | None:
+        """The rule that refuses a field (soul, state) -- on its way in, or out when ``serving`` --
+        or None if it may pass."""
         if not self._rules:
             return None
         for rule in self._rules.values():
+            if serving and rule.serves:
+                continue
             if state <= rule.watermark_at(now) and rule.covers(soul, self.protected):
                 return rule
         return None

@@ -24,9 +24,6 @@ from typing import Any
 
 from .graph import Field
 
-RECORD_KEYS = ("reset_id", "scope", "epoch", "W", "issued_at", "reason", "message", "keep", "replacement", "kind")
-
-
 @dataclass(frozen=True)
 class ResetRecord:
     reset_id: str
@@ -39,6 +36,7 @@ class ResetRecord:
     keep: tuple[str, ...] = ()
     replacement: str | None = None  # a rotation's new scope
     kind: str = "reset"  # reset | rotation | restore
+    purge_after: float | None = None  # a rotation purges its old scope only then (ms since the epoch)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -66,6 +64,7 @@ class ResetRecord:
             "keep": json.dumps(list(self.keep)),
             "replacement": self.replacement,
             "kind": self.kind,
+            "purge_after": self.purge_after,
         }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..core import sea
-from ..core.fence import ALL, FenceRule, Protected
+from ..core.fence import ALL, FenceRule, Protected, in_prefix
 from ..core.graph import Field
 from ..core.reset import ResetRecord, legacy_fields, signed_space_fields
 from ..storage.base import ResetAck, Store, StoredReset
@@ -75,14 +76,16 @@ class ResetControl:
 
     async def start(self) -> None:
         """Reinstate every fence and resume unfinished purges (before the relay serves)."""
-        for held in await self.store.load_resets():
+        for held in sorted(await self.store.load_resets(), key=lambda h: h.record.issued_at):
             self.resets[held.record.reset_id] = held
             self.relay.fence.add(held.rule)
             self.purged[held.record.reset_id] = held.purged
             self.acks[held.record.reset_id] = {a.peer_id: a for a in await self.store.acks(held.record.reset_id)}
+            if held.record.kind == "rotation":
+                self.instance = held.record.replacement or self.instance  # the latest rotation names it
             if not held.purge_done:
-                log.warning("resuming the purge of reset %s (%s) interrupted before it finished", held.record.reset_id, held.record.scope)
-                self._spawn(self._purge_and_publish(held))
+                log.warning("resuming reset %s (%s): its purge had not finished", held.record.reset_id, held.record.scope)
+                self._spawn(self._carry_out(held))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -143,10 +146,62 @@ class ResetControl:
             self.purged[record.reset_id] = 0
             self.acks[record.reset_id] = {}
         log.warning("reset %s of %r issued: watermark %s, epoch %d (%s)", record.reset_id, scope, watermark, record.epoch, reason)
-        self._spawn(self._purge_and_publish(held))
+        self._spawn(self._carry_out(held))
         return {"dry_run": False, "record": _record_json(record), "reachable_souls_fenced": len(souls)}
 
-    async def _purge_and_publish(self, held: StoredReset) -> None:
+    async def rotate(self, scope: str, to: str, grace_s: float, reason: str = "", message: str = "") -> dict[str, Any]:
+        """Start ``scope`` afresh under ``to``: the old scope turns read-only at once (W = +inf),
+        clients follow the record's ``replacement``, and the old data is purged after ``grace_s``."""
+        self._check_scope(scope)
+        self._check_scope(to)
+        if scope == ALL or to == ALL:
+            raise ResetError("rotation works on soul prefixes, not '*'")
+        if in_prefix(to, scope) or in_prefix(scope, to):
+            raise ResetError(f"the new scope {to!r} must lie outside the old one {scope!r} (and not contain it)")
+        async with self._lock:
+            now = time.time() * 1000
+            souls = await self.store.reachable_souls(scope, self.protected, CLOSURE_LIMIT)
+            record = ResetRecord(
+                reset_id=f"{int(self.clock_ms())}-{secrets.token_hex(4)}",
+                scope=scope,
+                epoch=self._next_epoch(scope),
+                watermark=math.inf,
+                issued_at=now,
+                reason=reason,
+                message=message,
+                replacement=to,
+                kind="rotation",
+                purge_after=now + grace_s * 1000,
+            )
+            held = StoredReset(record, souls, purge_done=False, purged=0)
+            self.relay.fence.add(held.rule)  # read-only now: every write into the old scope is refused
+            try:
+                await self.store.install_reset(record, souls)
+            except Exception:
+                self.relay.fence.remove(record.reset_id)
+                raise
+            self.resets[record.reset_id] = held
+            self.purged[record.reset_id] = 0
+            self.acks[record.reset_id] = {}
+            self.instance = to
+        log.warning("rotation %s: %r is read-only, replaced by %r; purge in %.0f s", record.reset_id, scope, to, grace_s)
+        self._spawn(self._carry_out(held))
+        return {"record": _record_json(record), "reachable_souls_fenced": len(souls)}
+
+    async def _carry_out(self, held: StoredReset) -> None:
+        """A reset: purge, then publish. A rotation: publish (clients move now), purge after the grace."""
+        record = held.record
+        if record.kind == "rotation":
+            await self.publish(record)
+            wait_s = ((record.purge_after or 0) - time.time() * 1000) / 1000
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            await self._purge(held)
+            return
+        await self._purge(held)
+        await self.publish(record)
+
+    async def _purge(self, held: StoredReset) -> None:
         reset_id = held.record.reset_id
         rule = held.rule
         total = self.purged.get(reset_id, 0)
@@ -157,12 +212,13 @@ class ResetControl:
             total += deleted
             self.purged[reset_id] = total
         await self.store.finish_purge(reset_id, total)
-        self.resets[reset_id] = StoredReset(held.record, held.souls, purge_done=True, purged=total)
-        log.warning("reset %s: purge finished, %d fields removed", reset_id, total)
-        await self.publish(held.record)
+        done = StoredReset(held.record, held.souls, purge_done=True, purged=total)
+        self.resets[reset_id] = done
+        self.relay.fence.add(done.rule)  # a rotated scope stops serving once its data is gone
+        log.warning("%s %s: purge finished, %d fields removed", held.record.kind, reset_id, total)
 
     async def publish(self, record: ResetRecord) -> None:
-        state = max(self.clock_ms(), record.watermark + 1) if record.watermark != float("inf") else self.clock_ms()
+        state = self.clock_ms() if math.isinf(record.watermark) else max(self.clock_ms(), record.watermark + 1)
         fields = [
             Field(f.soul, f.key, sea.sign_field(self.identity.private_key, f.soul, f.key, f.value, state), state)
             for f in signed_space_fields(record, self.identity.space, state)

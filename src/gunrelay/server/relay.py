@@ -245,7 +245,7 @@ class Relay:
         """What a get may serve: nothing fenced, even while a purge is still deleting it."""
         now = self.clock_ms()
         blocks = self.fence.blocks
-        kept = {soul: [row for row in rows if blocks(soul, row[2], now) is None] for soul, rows in found.items()}
+        kept = {soul: [row for row in rows if blocks(soul, row[2], now, serving=True) is None] for soul, rows in found.items()}
         return {soul: rows for soul, rows in kept.items() if rows}
 
     # -- put -------------------------------------------------------------------------------
@@ -268,6 +268,8 @@ class Relay:
         later: list[Field] = []
         blocklisted: list[tuple[Field, list[tuple[str, str]]]] = []
         protected = self.fence.protected
+        if self.fence:  # refuse at once what is fenced now (a read-only scope refuses even future states)
+            fields = self._through_fence(pending, fields)
         for item in fields:
             if protected.contains(item.soul):
                 self.stats.error("system_space")

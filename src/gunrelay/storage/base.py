@@ -96,7 +96,8 @@ class StoredReset:
 
     @property
     def rule(self) -> FenceRule:
-        return FenceRule(self.record.reset_id, self.record.scope, self.record.watermark, souls=self.souls)
+        rotation_grace = self.record.kind == "rotation" and not self.purge_done
+        return FenceRule(self.record.reset_id, self.record.scope, self.record.watermark, souls=self.souls, serves=rotation_grace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +203,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def load_bans(self) -> list[Ban]: ...
+
+    # -- TTL rules: prefix -> time-to-live in ms -------------------------------------------------
+
+    @abc.abstractmethod
+    async def save_ttl(self, prefix: str, ttl_ms: float) -> None: ...
+
+    @abc.abstractmethod
+    async def delete_ttl(self, prefix: str) -> None: ...
+
+    @abc.abstractmethod
+    async def load_ttls(self) -> dict[str, float]: ...

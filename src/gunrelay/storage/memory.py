@@ -30,6 +30,7 @@ class MemoryStore(Store):
         self._resets: dict[str, StoredReset] = {}
         self._acks: dict[tuple[str, str], ResetAck] = {}
         self._bans: dict[str, Ban] = {}
+        self._ttls: dict[str, float] = {}
 
     async def open(self) -> None:
         return None
@@ -125,6 +126,15 @@ class MemoryStore(Store):
 
     async def load_bans(self) -> list[Ban]:
         return list(self._bans.values())
+
+    async def save_ttl(self, prefix: str, ttl_ms: float) -> None:
+        self._ttls[prefix] = ttl_ms
+
+    async def delete_ttl(self, prefix: str) -> None:
+        self._ttls.pop(prefix, None)
+
+    async def load_ttls(self) -> dict[str, float]:
+        return dict(self._ttls)
 
 
 __all__ = ["MemoryStore", "value_cost"]

@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS reset_acks (
     at       REAL NOT NULL,
     PRIMARY KEY (reset_id, peer_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ttl_rules (
+    prefix TEXT PRIMARY KEY,
+    ttl_ms REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bans (
     address TEXT PRIMARY KEY,
     until   REAL NOT NULL,
@@ -299,6 +303,15 @@ class SQLiteStore(Store):
     async def load_bans(self) -> list[Ban]:
         rows = await self._query(lambda conn: conn.execute("SELECT address, until, reason FROM bans").fetchall())
         return [Ban(*row) for row in rows]
+
+    async def save_ttl(self, prefix: str, ttl_ms: float) -> None:
+        await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO ttl_rules (prefix, ttl_ms) VALUES (?, ?)", (prefix, ttl_ms)))
+
+    async def delete_ttl(self, prefix: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM ttl_rules WHERE prefix=?", (prefix,)))
+
+    async def load_ttls(self) -> dict[str, float]:
+        return dict(await self._query(lambda conn: conn.execute("SELECT prefix, ttl_ms FROM ttl_rules").fetchall()))
 
 
 def _prefix_bounds(prefix: str) -> tuple[str, str]:

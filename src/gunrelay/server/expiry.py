@@ -1,0 +1,76 @@
+"""TTL: prefixes whose fields expire. Each rule is a moving fence (W = now - ttl), so expired
+fields are neither accepted nor served from the moment they expire; a sweeper deletes them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..core.fence import ALL, FenceRule
+from ..storage.base import Store
+from .control import PURGE_BATCH, ResetError
+from .relay import Relay
+
+log = logging.getLogger("gunrelay.ttl")
+
+
+def _rule(prefix: str, ttl_ms: float) -> FenceRule:
+    return FenceRule(f"ttl:{prefix}", prefix, ttl_ms=ttl_ms)
+
+
+class Expiry:
+    def __init__(self, relay: Relay, store: Store, sweep_s: float = 60.0):
+        self.relay = relay
+        self.store = store
+        self.sweep_s = sweep_s
+        self.rules: dict[str, float] = {}
+        self.expired = 0  # fields deleted by the sweeper since start
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.rules = await self.store.load_ttls()
+        for prefix, ttl_ms in self.rules.items():
+            self.relay.fence.add(_rule(prefix, ttl_ms))
+        self._task = asyncio.get_running_loop().create_task(self._sweeper())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def set(self, prefix: str, ttl_s: float) -> None:
+        if not isinstance(prefix, str) or not prefix or prefix == ALL or prefix.endswith("/"):
+            raise ResetError("a TTL needs a soul prefix (not '*')")
+        if self.relay.fence.protected.contains(prefix):
+            raise ResetError(f"{prefix!r} is the relay's system space")
+        ttl_ms = ttl_s * 1000
+        await self.store.save_ttl(prefix, ttl_ms)
+        self.rules[prefix] = ttl_ms
+        self.relay.fence.add(_rule(prefix, ttl_ms))
+
+    async def remove(self, prefix: str) -> bool:
+        if prefix not in self.rules:
+            return False
+        await self.store.delete_ttl(prefix)
+        del self.rules[prefix]
+        self.relay.fence.remove(f"ttl:{prefix}")
+        return True
+
+    async def sweep(self) -> int:
+        """Delete every expired field now; the count deleted."""
+        total = 0
+        for prefix, ttl_ms in list(self.rules.items()):
+            while (deleted := await self.store.purge_batch(_rule(prefix, ttl_ms), self.relay.fence.protected, PURGE_BATCH)) > 0:
+                total += deleted
+        self.expired += total
+        return total
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            try:
+                swept = await self.sweep()
+                if swept:
+                    log.info("TTL sweep removed %d expired fields", swept)
+            except Exception:
+                log.exception("TTL sweep failed; will retry")

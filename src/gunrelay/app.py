@@ -19,6 +19,7 @@ from .admin.api import routes as admin_routes
 from .server.access import Access
 from .server.control import ResetControl
 from .server.expiry import Expiry
+from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.relay import Relay
@@ -51,6 +52,7 @@ def build_app(config: Any) -> "GunFirst":
     )
     access = Access(relay, store)
     expiry = Expiry(relay, store, sweep_s=config.ttl_sweep_s)
+    snapshots = Snapshots(store, control, data_dir / "snapshots")
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()
 
@@ -96,7 +98,7 @@ def build_app(config: Any) -> "GunFirst":
     routes = [
         Route("/health", health),
         Route("/-/identity", identity_route),
-        *admin_routes(control, access, expiry, token),
+        *admin_routes(control, access, expiry, snapshots, token),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
         Route("/gun/{path:path}", files.package_file),
@@ -108,6 +110,7 @@ def build_app(config: Any) -> "GunFirst":
     app.state.identity = identity
     app.state.access = access
     app.state.expiry = expiry
+    app.state.snapshots = snapshots
     return GunFirst(GunSocket(relay, access.refuse), app)
 
 

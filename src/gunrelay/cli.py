@@ -83,6 +83,7 @@ def _reset_parsers(sub: Any) -> None:
     reset.add_argument("--wait-acks", type=float, metavar="SECONDS", help="wait until every connected peer acknowledged, at most this long")
     reset.add_argument("--quarantine", metavar="DURATION", help="then ban the addresses of peers that did not acknowledge (e.g. 10m)")
     reset.add_argument("--ban-connected", metavar="DURATION", help="ban every address connected at reset time (the old 5-minute block)")
+    reset.add_argument("--snapshot", action="store_true", help="take a snapshot first")
     ban = sub.add_parser("ban", help="ban an address (or every connected one) for a while")
     _operator_options(ban)
     ban.add_argument("address", nargs="?", help="the address; omit with --connected")
@@ -101,6 +102,13 @@ def _reset_parsers(sub: Any) -> None:
     rotate.add_argument("--grace", default="1d", help="purge the old scope after this long (default %(default)s)")
     rotate.add_argument("--reason", default="")
     rotate.add_argument("--message", default="")
+    snapshot = sub.add_parser("snapshot", help="snapshots: list, create [--label L], delete NAME, restore NAME")
+    _operator_options(snapshot)
+    snapshot.add_argument("action", choices=["list", "create", "delete", "restore"])
+    snapshot.add_argument("name", nargs="?")
+    snapshot.add_argument("--label", default="")
+    snapshot.add_argument("--reason", default="")
+    snapshot.add_argument("--message", default="")
     ttl = sub.add_parser("ttl", help="time-to-live rules: list, set PREFIX DURATION, or rm PREFIX")
     _operator_options(ttl)
     ttl.add_argument("action", choices=["list", "set", "rm"])
@@ -159,6 +167,8 @@ def reset(args: argparse.Namespace) -> None:
     body = {"scope": args.scope, "reason": args.reason, "message": args.message, "keep": keep, "dry_run": args.dry_run}
     if args.ban_connected:
         body["ban_connected"] = args.ban_connected
+    if args.snapshot:
+        body["snapshot"] = True
     result = operator_call(args, "POST", "/-/api/resets", body)
     _show(result)
     if args.dry_run:
@@ -214,6 +224,20 @@ def rotate(args: argparse.Namespace) -> None:
     _show(operator_call(args, "POST", "/-/api/rotations", body))
 
 
+def snapshot(args: argparse.Namespace) -> None:
+    if args.action == "list":
+        _show(operator_call(args, "GET", "/-/api/snapshots"))
+    elif args.action == "create":
+        _show(operator_call(args, "POST", "/-/api/snapshots", {"label": args.label}))
+    elif not args.name:
+        raise SystemExit(f"usage: gunrelay snapshot {args.action} NAME")
+    elif args.action == "delete":
+        _show(operator_call(args, "DELETE", f"/-/api/snapshots/{args.name}"))
+    else:
+        body = {"reason": args.reason, "message": args.message}
+        _show(operator_call(args, "POST", f"/-/api/snapshots/{args.name}/restore", body))
+
+
 def ttl(args: argparse.Namespace) -> None:
     import urllib.parse
 
@@ -241,6 +265,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     commands = {
         "serve": serve, "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans,
-        "rotate": rotate, "ttl": ttl,
+        "rotate": rotate, "ttl": ttl, "snapshot": snapshot,
     }
     commands[args.command](args)

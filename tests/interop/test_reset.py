@@ -264,3 +264,21 @@ def test_ttl_expires_old_fields(fresh_relay: Relay, clients) -> None:
     assert r.results[0]["defined"] is False, r
     assert "Expired" in r.results[1]["ack"]["err"], r
     assert operator(fresh_relay, "GET", "/-/api/ttl")["ttl"] == [{"prefix": prefix, "ttl_s": 2.0}]
+
+
+def test_a_snapshot_restores(fresh_relay: Relay, clients) -> None:
+    soul = f"journal-{rid()}"
+    clients.run(fresh_relay, [{"op": "put", "path": [soul, "entry"], "value": "worth keeping"}])
+    snap = operator(fresh_relay, "POST", "/-/api/snapshots", {"label": "before"})
+    clients.run(fresh_relay, [{"op": "put", "path": [soul, "entry"], "value": "vandalised"}])
+    reset(fresh_relay)
+    assert read(clients, fresh_relay, [soul, "entry"]) == [None]
+    restored = operator(fresh_relay, "POST", f"/-/api/snapshots/{snap['name']}/restore", {"message": "restored"})
+    assert restored["record"]["kind"] == "restore"
+    time.sleep(0.2)
+    pub = identity(fresh_relay)
+    r = clients.run(fresh_relay, [
+        {"op": "once", "path": [soul, "entry"]},
+        {"op": "user_once", "pub": pub, "path": ["reset", "kind"]},
+    ], sea=True)
+    assert [s.get("value") for s in r.results] == ["worth keeping", "restore"], r

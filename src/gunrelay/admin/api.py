@@ -20,6 +20,7 @@ from ..core.duration import parse_duration
 from ..server.access import Access
 from ..server.control import ResetControl, ResetError
 from ..server.expiry import Expiry
+from ..server.snapshots import Snapshots
 
 MAX_BODY = 64 * 1024
 
@@ -77,7 +78,7 @@ def _ban_json(ban: Ban) -> dict[str, Any]:
     return {"address": ban.address, "until": ban.until, "reason": ban.reason}
 
 
-def routes(control: ResetControl, access: Access, expiry: Expiry, token: str) -> list[Route]:
+def routes(control: ResetControl, access: Access, expiry: Expiry, snapshots: Snapshots, token: str) -> list[Route]:
     async def create_reset(request: Request) -> JSONResponse:
         try:
             data = await _json_body(request)
@@ -86,6 +87,7 @@ def routes(control: ResetControl, access: Access, expiry: Expiry, token: str) ->
                 raise ResetError("'keep' must be a list of strings")
             ban_connected = _duration(data, "ban_connected")
             dry_run = bool(data.get("dry_run", False))
+            taken = await snapshots.create("before-reset") if data.get("snapshot") and not dry_run else None
             result = await control.issue(
                 scope=_text(data, "scope", "*"),
                 reason=_text(data, "reason"),
@@ -95,6 +97,8 @@ def routes(control: ResetControl, access: Access, expiry: Expiry, token: str) ->
             )
         except ResetError as exc:
             return _error(400, str(exc))
+        if taken is not None:
+            result["snapshot"] = taken.as_json()
         if ban_connected is not None and not dry_run:
             bans = await access.ban_connected(ban_connected, f"reset {result['record']['reset_id']}: --ban-connected")
             result["banned"] = [_ban_json(b) for b in bans]
@@ -186,6 +190,37 @@ def routes(control: ResetControl, access: Access, expiry: Expiry, token: str) ->
             return _error(404, f"no TTL rule for {prefix!r}")
         return JSONResponse({"removed": prefix})
 
+    async def list_snapshots(request: Request) -> JSONResponse:
+        return JSONResponse({"snapshots": [i.as_json() for i in snapshots.list()]})
+
+    async def create_snapshot(request: Request) -> JSONResponse:
+        try:
+            info = await snapshots.create(_text(await _json_body(request), "label"))
+        except ResetError as exc:
+            return _error(400, str(exc))
+        return JSONResponse(info.as_json(), status_code=201)
+
+    async def delete_snapshot(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        try:
+            snapshots.delete(name)
+        except ResetError as exc:
+            return _error(400, str(exc))
+        except KeyError:
+            return _error(404, f"no snapshot {name!r}")
+        return JSONResponse({"deleted": name})
+
+    async def restore_snapshot(request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        try:
+            data = await _json_body(request)
+            result = await snapshots.restore(name, _text(data, "reason"), _text(data, "message"))
+        except ResetError as exc:
+            return _error(400, str(exc))
+        except KeyError:
+            return _error(404, f"no snapshot {name!r}")
+        return JSONResponse(result)
+
     def guard(handler: Handler) -> Handler:
         return authenticated(token, handler)
 
@@ -201,4 +236,8 @@ def routes(control: ResetControl, access: Access, expiry: Expiry, token: str) ->
         Route("/-/api/ttl", guard(list_ttl), methods=["GET"]),
         Route("/-/api/ttl", guard(set_ttl), methods=["POST"]),
         Route("/-/api/ttl", guard(delete_ttl), methods=["DELETE"]),
+        Route("/-/api/snapshots", guard(list_snapshots), methods=["GET"]),
+        Route("/-/api/snapshots", guard(create_snapshot), methods=["POST"]),
+        Route("/-/api/snapshots/{name}", guard(delete_snapshot), methods=["DELETE"]),
+        Route("/-/api/snapshots/{name}/restore", guard(restore_snapshot), methods=["POST"]),
     ]

@@ -78,6 +78,8 @@ class ResetControl:
         """Reinstate every fence and resume unfinished purges (before the relay serves)."""
         for held in sorted(await self.store.load_resets(), key=lambda h: h.record.issued_at):
             self.resets[held.record.reset_id] = held
+            if held.superseded_by is not None:
+                continue  # undone by a restore: no fence, nothing left to purge
             self.relay.fence.add(held.rule)
             self.purged[held.record.reset_id] = held.purged
             self.acks[held.record.reset_id] = {a.peer_id: a for a in await self.store.acks(held.record.reset_id)}
@@ -130,7 +132,7 @@ class ResetControl:
                 report = await self.store.scope_report(rule, self.protected)
                 return {
                     "dry_run": True,
-                    "record": _record_json(record),
+                    "record": record_json(record),
                     "would_remove": {"souls": report.souls, "fields": report.fields, "bytes": report.bytes},
                     "reachable_souls_fenced": len(souls),
                     "peers_to_notify": len(self.relay.peers),
@@ -147,7 +149,7 @@ class ResetControl:
             self.acks[record.reset_id] = {}
         log.warning("reset %s of %r issued: watermark %s, epoch %d (%s)", record.reset_id, scope, watermark, record.epoch, reason)
         self._spawn(self._carry_out(held))
-        return {"dry_run": False, "record": _record_json(record), "reachable_souls_fenced": len(souls)}
+        return {"dry_run": False, "record": record_json(record), "reachable_souls_fenced": len(souls)}
 
     async def rotate(self, scope: str, to: str, grace_s: float, reason: str = "", message: str = "") -> dict[str, Any]:
         """Start ``scope`` afresh under ``to``: the old scope turns read-only at once (W = +inf),
@@ -186,7 +188,7 @@ class ResetControl:
             self.instance = to
         log.warning("rotation %s: %r is read-only, replaced by %r; purge in %.0f s", record.reset_id, scope, to, grace_s)
         self._spawn(self._carry_out(held))
-        return {"record": _record_json(record), "reachable_souls_fenced": len(souls)}
+        return {"record": record_json(record), "reachable_souls_fenced": len(souls)}
 
     async def _carry_out(self, held: StoredReset) -> None:
         """A reset: purge, then publish. A rotation: publish (clients move now), purge after the grace."""
@@ -250,7 +252,7 @@ class ResetControl:
             {"peer_id": p.id, "address": p.address, "pid": p.pid} for p in self.relay.peers.values() if p.id not in acks
         ]
         return {
-            "record": _record_json(held.record),
+            "record": record_json(held.record),
             "purge": {"done": held.purge_done, "fields_removed": self.purged.get(reset_id, held.purged)},
             "acknowledged": [asdict(a) for a in acks.values()],
             "connected_not_acknowledged": pending,
@@ -261,15 +263,16 @@ class ResetControl:
         for held in sorted(self.resets.values(), key=lambda h: h.record.issued_at):
             out.append(
                 {
-                    "record": _record_json(held.record),
+                    "record": record_json(held.record),
                     "acknowledgements": len(self.acks.get(held.record.reset_id, {})),
+                    "superseded_by": held.superseded_by,
                     "purge": {"done": held.purge_done, "fields_removed": self.purged.get(held.record.reset_id, held.purged)},
                 }
             )
         return out
 
 
-def _record_json(record: ResetRecord) -> dict[str, Any]:
+def record_json(record: ResetRecord) -> dict[str, Any]:
     values = record.graph_values()
     values["keep"] = list(record.keep)
     return values

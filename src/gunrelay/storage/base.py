@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from dataclasses import dataclass
 
 import orjson
@@ -93,11 +94,14 @@ class StoredReset:
     souls: frozenset[str]
     purge_done: bool
     purged: int
+    superseded_by: str | None = None  # a restore of an older snapshot undid this reset
 
     @property
     def rule(self) -> FenceRule:
-        rotation_grace = self.record.kind == "rotation" and not self.purge_done
-        return FenceRule(self.record.reset_id, self.record.scope, self.record.watermark, souls=self.souls, serves=rotation_grace)
+        # a rotation's old scope stays readable until purged; a restore fences writes only (the
+        # restored fields are older than its W and must be served)
+        serves = (self.record.kind == "rotation" and not self.purge_done) or self.record.kind == "restore"
+        return FenceRule(self.record.reset_id, self.record.scope, self.record.watermark, souls=self.souls, serves=serves)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +207,20 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def load_bans(self) -> list[Ban]: ...
+
+    # -- snapshots: consistent copies of the graph while serving --------------------------------
+
+    @abc.abstractmethod
+    async def snapshot_to(self, path: Path) -> StoreStats:
+        """Write a consistent copy of the store to ``path`` (complete when this returns)."""
+
+    @abc.abstractmethod
+    async def restore_fields_from(self, path: Path) -> StoreStats:
+        """Replace every field with the snapshot's, in one durable step."""
+
+    @abc.abstractmethod
+    async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
+        """Mark resets issued after a restored snapshot as superseded; their ids."""
 
     # -- TTL rules: prefix -> time-to-live in ms -------------------------------------------------
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 
 from ..core.bans import Ban
 from ..core.fence import FenceRule, Protected, in_prefix
@@ -100,7 +102,7 @@ class MemoryStore(Store):
 
     async def finish_purge(self, reset_id: str, purged: int) -> None:
         held = self._resets[reset_id]
-        self._resets[reset_id] = StoredReset(held.record, held.souls, purge_done=True, purged=purged)
+        self._resets[reset_id] = StoredReset(held.record, held.souls, True, purged, held.superseded_by)
 
     async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
         doomed = self._fenced(rule, protected)
@@ -126,6 +128,25 @@ class MemoryStore(Store):
 
     async def load_bans(self) -> list[Ban]:
         return list(self._bans.values())
+
+    async def snapshot_to(self, path: Path) -> StoreStats:
+        rows = [[soul, key, value, state] for soul, node in self._souls.items() for key, (value, state) in node.items()]
+        path.write_text(json.dumps(rows))
+        return await self.stats()
+
+    async def restore_fields_from(self, path: Path) -> StoreStats:
+        rows = json.loads(path.read_text())
+        self._souls = {}
+        for soul, key, value, state in rows:
+            self._souls.setdefault(soul, {})[key] = (value, state)
+        return await self.stats()
+
+    async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
+        ids = [i for i, h in self._resets.items() if h.superseded_by is None and h.record.issued_at > issued_after and i != by]
+        for i in ids:
+            h = self._resets[i]
+            self._resets[i] = StoredReset(h.record, h.souls, h.purge_done, h.purged, superseded_by=by)
+        return ids
 
     async def save_ttl(self, prefix: str, ttl_ms: float) -> None:
         self._ttls[prefix] = ttl_ms

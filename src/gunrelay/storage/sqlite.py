@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS resets (
     reset_id   TEXT PRIMARY KEY,
     record     TEXT NOT NULL,
     purge_done INTEGER NOT NULL DEFAULT 0,
-    purged     INTEGER NOT NULL DEFAULT 0
+    purged     INTEGER NOT NULL DEFAULT 0,
+    superseded_by TEXT
 );
 CREATE TABLE IF NOT EXISTS fence_souls (
     reset_id TEXT NOT NULL,
@@ -238,9 +239,10 @@ class SQLiteStore(Store):
     async def load_resets(self) -> list[StoredReset]:
         def job(conn: sqlite3.Connection) -> list[StoredReset]:
             out = []
-            for reset_id, record, done, purged in conn.execute("SELECT reset_id, record, purge_done, purged FROM resets"):
+            rows = conn.execute("SELECT reset_id, record, purge_done, purged, superseded_by FROM resets").fetchall()
+            for reset_id, record, done, purged, superseded_by in rows:
                 souls = frozenset(s for (s,) in conn.execute("SELECT soul FROM fence_souls WHERE reset_id=?", (reset_id,)))
-                out.append(StoredReset(ResetRecord.from_json(record), souls, bool(done), purged))
+                out.append(StoredReset(ResetRecord.from_json(record), souls, bool(done), purged, superseded_by))
             return out
 
         return await self._query(job)  # type: ignore[no-any-return]
@@ -303,6 +305,52 @@ class SQLiteStore(Store):
     async def load_bans(self) -> list[Ban]:
         rows = await self._query(lambda conn: conn.execute("SELECT address, until, reason FROM bans").fetchall())
         return [Ban(*row) for row in rows]
+
+    async def snapshot_to(self, path: Path) -> StoreStats:
+        def job(conn: sqlite3.Connection) -> StoreStats:
+            target = sqlite3.connect(path)
+            try:
+                conn.backup(target)  # one read transaction: a consistent copy while writers go on (WAL)
+                target.execute("PRAGMA journal_mode=DELETE")
+                souls, count, size = target.execute(
+                    "SELECT count(DISTINCT soul), count(*), coalesce(sum(length(soul)+length(key)+length(value)), 0) FROM fields"
+                ).fetchone()
+            finally:
+                target.close()
+            return StoreStats(souls=souls, fields=count, bytes=size)
+
+        return await self._query(job)  # type: ignore[no-any-return]
+
+    async def restore_fields_from(self, path: Path) -> StoreStats:
+        def job(conn: sqlite3.Connection) -> StoreStats:
+            # ATTACH cannot run inside a transaction: end the group's, restore in our own, reopen one
+            conn.execute("COMMIT")
+            conn.execute("ATTACH DATABASE ? AS snap", (str(path),))
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM fields")
+                conn.execute("INSERT INTO fields (soul, key, value, state) SELECT soul, key, value, state FROM snap.fields")
+                conn.execute("COMMIT")
+            except Exception:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                conn.execute("DETACH DATABASE snap")
+                conn.execute("BEGIN IMMEDIATE")
+            return _stats(conn)
+
+        return await self._write(job)  # type: ignore[no-any-return]
+
+    async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
+        def job(conn: sqlite3.Connection) -> list[str]:
+            ids = []
+            for reset_id, record in conn.execute("SELECT reset_id, record FROM resets WHERE superseded_by IS NULL").fetchall():
+                if ResetRecord.from_json(record).issued_at > issued_after and reset_id != by:
+                    ids.append(reset_id)
+            conn.executemany("UPDATE resets SET superseded_by=? WHERE reset_id=?", [(by, i) for i in ids])
+            return ids
+
+        return await self._write(job)  # type: ignore[no-any-return]
 
     async def save_ttl(self, prefix: str, ttl_ms: float) -> None:
         await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO ttl_rules (prefix, ttl_ms) VALUES (?, ?)", (prefix, ttl_ms)))

@@ -1,0 +1,142 @@
+"""Snapshots of the graph: create (consistent, while serving), list, delete, restore.
+
+A snapshot is written to a temporary file and renamed into ``DATA/snapshots/<name>.sqlite3`` only
+when complete, so it is whole or absent. Names are generated (UTC time plus an optional label) and
+checked against one pattern before any file operation, so a request can never reach outside the
+folder. A restore replaces every field with the snapshot's, undoes the resets issued after the
+snapshot was taken (their fences would hide the restored data), and is itself a record: kind
+``restore`` with W = now over ``*``, published like a reset, so cooperating clients clear their
+copies and re-read, and stale peers cannot push back what was written after the snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.fence import ALL
+from ..core.reset import ResetRecord
+from ..storage.base import Store, StoredReset
+from .control import ResetControl, ResetError, record_json
+
+NAME = re.compile(r"^[0-9]{8}T[0-9]{6}Z(?:-[A-Za-z0-9_.-]{1,48})?$")
+LABEL = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
+SUFFIX = ".sqlite3"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    name: str
+    created: float  # seconds since the epoch
+    bytes: int
+    fields: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "created": self.created, "bytes": self.bytes, "fields": self.fields}
+
+
+class Snapshots:
+    def __init__(self, store: Store, control: ResetControl, folder: Path):
+        self.store = store
+        self.control = control
+        self.folder = folder
+
+    def _path(self, name: str) -> Path:
+        if not isinstance(name, str) or not NAME.match(name):
+            raise ResetError(f"not a snapshot name: {name!r}")
+        return self.folder / (name + SUFFIX)
+
+    async def create(self, label: str = "") -> SnapshotInfo:
+        if label and not LABEL.match(label):
+            raise ResetError("a snapshot label is 1-48 letters, digits, '.', '_' or '-'")
+        created = time.time()
+        name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created)) + (f"-{label}" if label else "")
+        path = self._path(name)
+        if path.exists():
+            name = f"{name}-{secrets.token_hex(2)}" if len(name) < 60 else name
+            path = self._path(name)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.folder / f".{name}.partial"
+        try:
+            stats = await self.store.snapshot_to(partial)
+            _fsync(partial)
+            (self.folder / f"{name}.json").write_text(json.dumps({"created": created, "fields": stats.fields}))
+            os.replace(partial, path)  # complete or absent
+        finally:
+            partial.unlink(missing_ok=True)
+        return SnapshotInfo(name, created, path.stat().st_size, stats.fields)
+
+    def list(self) -> list[SnapshotInfo]:
+        if not self.folder.exists():
+            return []
+        out = []
+        for path in sorted(self.folder.glob("*" + SUFFIX)):
+            name = path.name[: -len(SUFFIX)]
+            if not NAME.match(name):
+                continue
+            meta = _meta(self.folder / f"{name}.json")
+            out.append(SnapshotInfo(name, meta.get("created", path.stat().st_mtime), path.stat().st_size, meta.get("fields")))
+        return out
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        if not path.exists():
+            raise KeyError(name)
+        path.unlink()
+        (self.folder / f"{name}.json").unlink(missing_ok=True)
+
+    async def restore(self, name: str, reason: str = "", message: str = "") -> dict[str, Any]:
+        path = self._path(name)
+        if not path.exists():
+            raise KeyError(name)
+        created_ms = _meta(self.folder / f"{name}.json").get("created", path.stat().st_mtime) * 1000
+        control = self.control
+        async with control._lock:
+            watermark = control.clock_ms()
+            record = ResetRecord(
+                reset_id=f"{int(watermark)}-{secrets.token_hex(4)}",
+                scope=ALL,
+                epoch=control._next_epoch(ALL),
+                watermark=watermark,
+                issued_at=time.time() * 1000,
+                reason=reason or f"restore of snapshot {name}",
+                message=message,
+                kind="restore",
+            )
+            stats = await self.store.restore_fields_from(path)
+            undone = await self.store.supersede_resets(created_ms, by=record.reset_id)
+            for reset_id in undone:
+                control.relay.fence.remove(reset_id)
+                held = control.resets[reset_id]
+                control.resets[reset_id] = StoredReset(held.record, held.souls, held.purge_done, held.purged, record.reset_id)
+            await self.store.install_reset(record, frozenset())
+            await self.store.finish_purge(record.reset_id, 0)
+            held = StoredReset(record, frozenset(), purge_done=True, purged=0)
+            control.resets[record.reset_id] = held
+            control.acks[record.reset_id] = {}
+            control.relay.fence.add(held.rule)
+        await control.publish(record)
+        return {"record": record_json(record), "restored_fields": stats.fields, "resets_undone": undone}
+
+
+def _meta(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+

@@ -18,6 +18,7 @@ from . import __version__
 from .admin.api import routes as admin_routes
 from .server.access import Access
 from .server.control import ResetControl
+from .server.datalock import DataFolderBusy, DataLock
 from .server.expiry import Expiry
 from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
@@ -61,8 +62,14 @@ def build_app(config: Any) -> "GunFirst":
             await asyncio.sleep(config.keepalive_s)
             relay.keepalive()
 
+    lock = DataLock(data_dir)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            lock.acquire()
+        except DataFolderBusy as exc:
+            raise SystemExit(str(exc)) from None
         await store.open()
         await control.start()  # fences are live before the first frame is read
         await access.start()
@@ -82,6 +89,7 @@ def build_app(config: Any) -> "GunFirst":
             await expiry.stop()
             await relay.drain()
             await store.close()
+            lock.release()
             log.info("store closed cleanly")
 
     async def health(request: Request) -> JSONResponse:
@@ -108,6 +116,7 @@ def build_app(config: Any) -> "GunFirst":
     app.state.store = store
     app.state.control = control
     app.state.identity = identity
+    app.state.token = token
     app.state.access = access
     app.state.expiry = expiry
     app.state.snapshots = snapshots
@@ -124,7 +133,7 @@ class GunFirst:
     def __init__(self, gun: GunSocket, app: Starlette):
         self.gun = gun
         self.app = app
-        self.state = app.state
+        self.state = app.state  # what tests and the offline CLI reach into
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/gun":

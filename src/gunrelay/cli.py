@@ -67,9 +67,13 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 
 
 def _operator_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default="http://127.0.0.1:8765", help="the relay (default %(default)s)")
+    parser.add_argument("--url", default=None, help="the running relay (default http://127.0.0.1:8765)")
     parser.add_argument("--token", default=None, help="operator token (default: $GUNRELAY_ADMIN_TOKEN, else DATA/admin-token)")
-    parser.add_argument("--data", default=None, help="the relay's data folder, to find its token (default ./gunrelay-data)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="with --url: where to find a local relay's token; without --url: work directly on this STOPPED relay's store",
+    )
 
 
 def _reset_parsers(sub: Any) -> None:
@@ -119,152 +123,15 @@ def _reset_parsers(sub: Any) -> None:
     resets.add_argument("reset_id", nargs="?", help="show this reset in detail")
 
 
-def operator_call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One admin API call; prints the relay's error and exits non-zero on failure."""
-    import json
-    import os
-    import urllib.error
-    import urllib.request
-    from pathlib import Path
-
-    from .server.identity import TOKEN_FILE
-
-    token = args.token or os.environ.get("GUNRELAY_ADMIN_TOKEN")
-    if not token:
-        token_path = Path(args.data or os.environ.get("GUNRELAY_DATA") or "./gunrelay-data") / TOKEN_FILE
-        try:
-            token = token_path.read_text().strip()
-        except OSError:
-            raise SystemExit(f"no operator token: pass --token, set GUNRELAY_ADMIN_TOKEN, or --data DIR of a local relay ({token_path} not readable)") from None
-    request = urllib.request.Request(
-        args.url.rstrip("/") + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        try:
-            detail = json.loads(detail)["error"]
-        except (ValueError, KeyError, TypeError):
-            pass
-        raise SystemExit(f"relay refused ({exc.code}): {detail}") from None
-    except urllib.error.URLError as exc:
-        raise SystemExit(f"cannot reach {args.url}: {exc.reason}") from None
-
-
-def _show(result: Any) -> None:
-    import json
-
-    print(json.dumps(result, indent=2))
-
-
-def reset(args: argparse.Namespace) -> None:
-    keep = [k for k in args.keep.split(",") if k]
-    body = {"scope": args.scope, "reason": args.reason, "message": args.message, "keep": keep, "dry_run": args.dry_run}
-    if args.ban_connected:
-        body["ban_connected"] = args.ban_connected
-    if args.snapshot:
-        body["snapshot"] = True
-    result = operator_call(args, "POST", "/-/api/resets", body)
-    _show(result)
-    if args.dry_run:
-        return
-    reset_id = result["record"]["reset_id"]
-    if args.wait_acks:
-        status = wait_for_acks(args, reset_id, args.wait_acks)
-        missing = status["connected_not_acknowledged"]
-        print(f"{len(status['acknowledged'])} acknowledged, {len(missing)} connected peer(s) did not", file=sys.stderr)
-    if args.quarantine:
-        _show(operator_call(args, "POST", f"/-/api/resets/{reset_id}/quarantine", {"duration": args.quarantine}))
-
-
-def wait_for_acks(args: argparse.Namespace, reset_id: str, seconds: float) -> Any:
-    """Poll the reset until every connected peer acknowledged or time is up, with a progress bar."""
-    import time
-
-    from tqdm import tqdm
-
-    deadline = time.monotonic() + seconds
-    with tqdm(desc="acknowledged", unit="peer", file=sys.stderr) as bar:
-        while True:
-            status = operator_call(args, "GET", f"/-/api/resets/{reset_id}")
-            done, missing = len(status["acknowledged"]), len(status["connected_not_acknowledged"])
-            bar.total = done + missing
-            bar.n = done
-            bar.refresh()
-            if missing == 0 or time.monotonic() >= deadline:
-                return status
-            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-
-
-def ban(args: argparse.Namespace) -> None:
-    if bool(args.address) == bool(args.connected):
-        raise SystemExit("give an address or --connected (not both)")
-    body: dict[str, Any] = {"duration": args.duration, "reason": args.reason}
-    body.update({"connected": True} if args.connected else {"address": args.address})
-    _show(operator_call(args, "POST", "/-/api/bans", body))
-
-
-def unban(args: argparse.Namespace) -> None:
-    import urllib.parse
-
-    _show(operator_call(args, "DELETE", "/-/api/bans/" + urllib.parse.quote(args.address, safe="")))
-
-
-def bans(args: argparse.Namespace) -> None:
-    _show(operator_call(args, "GET", "/-/api/bans"))
-
-
-def rotate(args: argparse.Namespace) -> None:
-    body = {"scope": args.scope, "to": args.to, "grace": args.grace, "reason": args.reason, "message": args.message}
-    _show(operator_call(args, "POST", "/-/api/rotations", body))
-
-
-def snapshot(args: argparse.Namespace) -> None:
-    if args.action == "list":
-        _show(operator_call(args, "GET", "/-/api/snapshots"))
-    elif args.action == "create":
-        _show(operator_call(args, "POST", "/-/api/snapshots", {"label": args.label}))
-    elif not args.name:
-        raise SystemExit(f"usage: gunrelay snapshot {args.action} NAME")
-    elif args.action == "delete":
-        _show(operator_call(args, "DELETE", f"/-/api/snapshots/{args.name}"))
-    else:
-        body = {"reason": args.reason, "message": args.message}
-        _show(operator_call(args, "POST", f"/-/api/snapshots/{args.name}/restore", body))
-
-
-def ttl(args: argparse.Namespace) -> None:
-    import urllib.parse
-
-    if args.action == "list":
-        _show(operator_call(args, "GET", "/-/api/ttl"))
-    elif args.action == "set":
-        if not (args.prefix and args.duration):
-            raise SystemExit("usage: gunrelay ttl set PREFIX DURATION")
-        _show(operator_call(args, "POST", "/-/api/ttl", {"prefix": args.prefix, "ttl": args.duration}))
-    else:
-        if not args.prefix:
-            raise SystemExit("usage: gunrelay ttl rm PREFIX")
-        _show(operator_call(args, "DELETE", "/-/api/ttl?prefix=" + urllib.parse.quote(args.prefix, safe="")))
-
-
-def resets(args: argparse.Namespace) -> None:
-    _show(operator_call(args, "GET", "/-/api/resets" + (f"/{args.reset_id}" if args.reset_id else "")))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gunrelay", description="A GUN relay with durable storage and resets that stick.")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _reset_parsers(sub)
     args = parser.parse_args(argv)
-    commands = {
-        "serve": serve, "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans,
-        "rotate": rotate, "ttl": ttl, "snapshot": snapshot,
-    }
-    commands[args.command](args)
+    if args.command == "serve":
+        serve(args)
+        return
+    from .admin.client import run_operator_command
+
+    run_operator_command(args)

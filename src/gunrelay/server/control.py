@@ -68,6 +68,7 @@ class ResetControl:
         relay.on_reset_ack = self._acknowledge
         self.resets: dict[str, StoredReset] = {}
         self.purged: dict[str, int] = {}
+        self.published: set[str] = set()  # records published since start (resets whose purge had finished before: all)
         self.acks: dict[str, dict[str, ResetAck]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
@@ -88,6 +89,10 @@ class ResetControl:
             if not held.purge_done:
                 log.warning("resuming reset %s (%s): its purge had not finished", held.record.reset_id, held.record.scope)
                 self._spawn(self._carry_out(held))
+            else:
+                # published again, in order: a crash between the purge's end and the publication
+                # must not leave a record unpublished (rewriting the same values is harmless)
+                await self.publish(held.record)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -228,6 +233,7 @@ class ResetControl:
         if self.legacy:
             fields += legacy_fields(record, self.system_node, self.instance, state)
         await self.relay.publish(fields)
+        self.published.add(record.reset_id)
 
     # -- acknowledgements --------------------------------------------------------------------
 
@@ -254,6 +260,7 @@ class ResetControl:
         return {
             "record": record_json(held.record),
             "purge": {"done": held.purge_done, "fields_removed": self.purged.get(reset_id, held.purged)},
+            "published": reset_id in self.published,
             "acknowledged": [asdict(a) for a in acks.values()],
             "connected_not_acknowledged": pending,
         }

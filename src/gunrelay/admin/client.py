@@ -1,0 +1,193 @@
+"""The operator's commands (``gunrelay reset``, ``bans``, ``rotate``, ``ttl``, ``snapshot``...) over the
+admin API: against a running relay over HTTP (``--url``), or in-process on a stopped relay's data
+folder (``--data`` alone), which is the old "stop the server, delete radata, restart" recipe done
+safely: the same fence, purge, record and history, and a lock that refuses to touch a store a
+running relay holds. Long steps show progress bars on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from ..server.identity import TOKEN_FILE
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+class Session:
+    def __init__(self, client: httpx.AsyncClient):
+        self.client = client
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = await self.client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise SystemExit(f"cannot reach the relay: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                detail = response.text
+            raise SystemExit(f"relay refused ({response.status_code}): {detail}")
+        return response.json()
+
+
+def _token(args: argparse.Namespace) -> str:
+    token = args.token or os.environ.get("GUNRELAY_ADMIN_TOKEN")
+    if token:
+        return str(token)
+    path = Path(args.data or os.environ.get("GUNRELAY_DATA") or "./gunrelay-data") / TOKEN_FILE
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise SystemExit(f"no operator token: pass --token, set GUNRELAY_ADMIN_TOKEN, or --data DIR of a local relay ({path} not readable)") from None
+
+
+@asynccontextmanager
+async def session(args: argparse.Namespace) -> AsyncIterator[Session]:
+    if args.url or not args.data:
+        headers = {"Authorization": f"Bearer {_token(args)}"}
+        async with httpx.AsyncClient(base_url=(args.url or DEFAULT_URL).rstrip("/"), headers=headers, timeout=600) as client:
+            yield Session(client)
+        return
+    # offline: the relay's own application, in this process, on the stopped relay's data folder
+    from ..app import build_app
+    from ..config import load_config
+
+    app = build_app(load_config({"data": args.data, "log_level": "warning"}))
+    headers = {"Authorization": f"Bearer {app.state.token}"}  # type: ignore[attr-defined]
+    async with app.app.router.lifespan_context(app.app):  # takes the data folder's lock, or refuses
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://offline", headers=headers, timeout=600) as client:
+            yield Session(client)
+
+
+def _show(result: Any) -> None:
+    print(json.dumps(result, indent=2))
+
+
+async def wait_for_purge(s: Session, reset_id: str, expected: int | None) -> Any:
+    """Follow a reset's purge and publication with a progress bar."""
+    with tqdm(desc="purged", unit="field", total=expected, file=sys.stderr) as bar:
+        while True:
+            status = await s.call("GET", f"/-/api/resets/{reset_id}")
+            bar.n = status["purge"]["fields_removed"]
+            bar.refresh()
+            if status["published"]:
+                return status
+            await asyncio.sleep(0.2)
+
+
+async def wait_for_acks(s: Session, reset_id: str, seconds: float) -> Any:
+    """Until every connected peer acknowledged or time is up, with a progress bar."""
+    deadline = time.monotonic() + seconds
+    with tqdm(desc="acknowledged", unit="peer", file=sys.stderr) as bar:
+        while True:
+            status = await s.call("GET", f"/-/api/resets/{reset_id}")
+            done, missing = len(status["acknowledged"]), len(status["connected_not_acknowledged"])
+            bar.total, bar.n = done + missing, done
+            bar.refresh()
+            if missing == 0 or time.monotonic() >= deadline:
+                return status
+            await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+async def reset(s: Session, args: argparse.Namespace) -> None:
+    keep = [k for k in args.keep.split(",") if k]
+    body: dict[str, Any] = {"scope": args.scope, "reason": args.reason, "message": args.message, "keep": keep}
+    if args.dry_run:
+        _show(await s.call("POST", "/-/api/resets", {**body, "dry_run": True}))
+        return
+    expected = (await s.call("POST", "/-/api/resets", {**body, "dry_run": True}))["would_remove"]["fields"]
+    if args.ban_connected:
+        body["ban_connected"] = args.ban_connected
+    if args.snapshot:
+        body["snapshot"] = True
+    result = await s.call("POST", "/-/api/resets", body)
+    _show(result)
+    reset_id = result["record"]["reset_id"]
+    await wait_for_purge(s, reset_id, expected)
+    if args.wait_acks:
+        status = await wait_for_acks(s, reset_id, args.wait_acks)
+        missing = status["connected_not_acknowledged"]
+        print(f"{len(status['acknowledged'])} acknowledged, {len(missing)} connected peer(s) did not", file=sys.stderr)
+    if args.quarantine:
+        _show(await s.call("POST", f"/-/api/resets/{reset_id}/quarantine", {"duration": args.quarantine}))
+
+
+async def resets(s: Session, args: argparse.Namespace) -> None:
+    _show(await s.call("GET", "/-/api/resets" + (f"/{args.reset_id}" if args.reset_id else "")))
+
+
+async def ban(s: Session, args: argparse.Namespace) -> None:
+    if bool(args.address) == bool(args.connected):
+        raise SystemExit("give an address or --connected (not both)")
+    body: dict[str, Any] = {"duration": args.duration, "reason": args.reason}
+    body.update({"connected": True} if args.connected else {"address": args.address})
+    _show(await s.call("POST", "/-/api/bans", body))
+
+
+async def unban(s: Session, args: argparse.Namespace) -> None:
+    _show(await s.call("DELETE", "/-/api/bans/" + urllib.parse.quote(args.address, safe="")))
+
+
+async def bans(s: Session, args: argparse.Namespace) -> None:
+    _show(await s.call("GET", "/-/api/bans"))
+
+
+async def rotate(s: Session, args: argparse.Namespace) -> None:
+    body = {"scope": args.scope, "to": args.to, "grace": args.grace, "reason": args.reason, "message": args.message}
+    _show(await s.call("POST", "/-/api/rotations", body))
+
+
+async def ttl(s: Session, args: argparse.Namespace) -> None:
+    if args.action == "list":
+        _show(await s.call("GET", "/-/api/ttl"))
+    elif args.action == "set":
+        if not (args.prefix and args.duration):
+            raise SystemExit("usage: gunrelay ttl set PREFIX DURATION")
+        _show(await s.call("POST", "/-/api/ttl", {"prefix": args.prefix, "ttl": args.duration}))
+    else:
+        if not args.prefix:
+            raise SystemExit("usage: gunrelay ttl rm PREFIX")
+        _show(await s.call("DELETE", "/-/api/ttl?prefix=" + urllib.parse.quote(args.prefix, safe="")))
+
+
+async def snapshot(s: Session, args: argparse.Namespace) -> None:
+    if args.action == "list":
+        _show(await s.call("GET", "/-/api/snapshots"))
+    elif args.action == "create":
+        _show(await s.call("POST", "/-/api/snapshots", {"label": args.label}))
+    elif not args.name:
+        raise SystemExit(f"usage: gunrelay snapshot {args.action} NAME")
+    elif args.action == "delete":
+        _show(await s.call("DELETE", f"/-/api/snapshots/{args.name}"))
+    else:
+        _show(await s.call("POST", f"/-/api/snapshots/{args.name}/restore", {"reason": args.reason, "message": args.message}))
+
+
+COMMANDS = {
+    "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans,
+    "rotate": rotate, "ttl": ttl, "snapshot": snapshot,
+}
+
+
+def run_operator_command(args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with session(args) as s:
+            await COMMANDS[args.command](s, args)
+
+    asyncio.run(run())

@@ -1,0 +1,40 @@
+"""One process at a time on a data folder: the running relay, or the CLI working offline on it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+LOCK_FILE = "relay.lock"
+
+
+class DataFolderBusy(RuntimeError):
+    pass
+
+
+class DataLock:
+    def __init__(self, data_dir: Path):
+        self.path = data_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DataFolderBusy(
+                f"{self.path.parent} is in use by a running relay (or another gunrelay command); "
+                "stop it first, or talk to it with --url"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

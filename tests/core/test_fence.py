@@ -50,3 +50,15 @@ def test_a_read_only_rule_refuses_writes_but_not_reads():
     assert fence.blocks("old/x", 5, now=0) is not None
     assert fence.blocks("old/x", 5, now=0, serving=True) is None
     assert Fence([FenceRule("r", "a", 10.0)]).blocks("a", 5, now=0, serving=True) is not None
+
+
+def test_ceiling_bounds_every_rule_and_version_counts_changes():
+    fence = Fence([FenceRule("r", "*", 100.0), FenceRule("t", "tmp", ttl_ms=50)])
+    assert fence.ceiling(now=120) == 100.0 and fence.ceiling(now=500) == 450
+    assert fence.blocks("tmp/x", 449, now=500) is not None and fence.blocks("x", 451, now=500) is None
+    before = fence.version
+    fence.remove("t")
+    assert fence.version == before + 1 and fence.ceiling(now=500) == 100.0
+    fence.remove("missing")
+    assert fence.version == before + 1
+    assert Fence().ceiling(now=0) == -math.inf

@@ -25,12 +25,12 @@ async def test_reset_on_a_stopped_relays_store(tmp_path):
 
     done = await asyncio.to_thread(gunrelay, "reset", "--data", str(data), "--reason", "offline wipe")
     assert done.returncode == 0, done.stderr
-    assert "purged" in done.stderr and "5000/5000" in done.stderr  # the progress bar reached the end
+    assert "purged: " in done.stderr and "5000" in done.stderr  # the progress bar counted the purge
     record = json.loads(done.stdout)["record"]
 
     history = await asyncio.to_thread(gunrelay, "resets", "--data", str(data))
     [entry] = json.loads(history.stdout)["resets"]
-    assert entry["record"]["reset_id"] == record["reset_id"] and entry["purge"] == {"done": True, "fields_removed": 5000}
+    assert entry["record"]["reset_id"] == record["reset_id"] and (entry["purge"]["done"], entry["purge"]["fields_removed"]) == (True, 5000)
     db = sqlite3.connect(data / "gunrelay.sqlite3")
     assert db.execute("SELECT count(*) FROM fields WHERE soul LIKE 'chat/%'").fetchone()[0] == 0
     pub = json.loads((data / "identity.json").read_text())["pub"]

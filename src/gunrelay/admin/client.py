@@ -79,9 +79,10 @@ def _show(result: Any) -> None:
     print(json.dumps(result, indent=2))
 
 
-async def wait_for_purge(s: Session, reset_id: str, expected: int | None) -> Any:
-    """Follow a reset's purge and publication with a progress bar."""
-    with tqdm(desc="purged", unit="field", total=expected, file=sys.stderr) as bar:
+async def wait_for_purge(s: Session, reset_id: str) -> Any:
+    """Follow a reset's purge and publication with a progress bar (no count first: the fence must
+    not wait for a scan of the store)."""
+    with tqdm(desc="purged", unit="field", file=sys.stderr) as bar:
         while True:
             status = await s.call("GET", f"/-/api/resets/{reset_id}")
             bar.n = status["purge"]["fields_removed"]
@@ -111,7 +112,6 @@ async def reset(s: Session, args: argparse.Namespace) -> None:
     if args.dry_run:
         _show(await s.call("POST", "/-/api/resets", {**body, "dry_run": True}))
         return
-    expected = (await s.call("POST", "/-/api/resets", {**body, "dry_run": True}))["would_remove"]["fields"]
     if args.ban_connected:
         body["ban_connected"] = args.ban_connected
     if args.snapshot:
@@ -119,7 +119,7 @@ async def reset(s: Session, args: argparse.Namespace) -> None:
     result = await s.call("POST", "/-/api/resets", body)
     _show(result)
     reset_id = result["record"]["reset_id"]
-    await wait_for_purge(s, reset_id, expected)
+    await wait_for_purge(s, reset_id)
     if args.wait_acks:
         status = await wait_for_acks(s, reset_id, args.wait_acks)
         missing = status["connected_not_acknowledged"]

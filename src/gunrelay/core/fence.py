@@ -61,19 +61,37 @@ class Protected:
 class Fence:
     """The live rules. ``blocks`` is on the per-field hot path: with no rules it costs one check."""
 
-    __slots__ = ("_rules", "protected")
+    __slots__ = ("_rules", "protected", "version", "_fixed_ceiling", "_shortest_ttl")
 
     def __init__(self, rules: Iterable[FenceRule] = (), protected: Protected = Protected()):
         self._rules: dict[str, FenceRule] = {}
         self.protected = protected
+        self.version = 0  # changes whenever a rule is added or removed
+        self._fixed_ceiling = -math.inf
+        self._shortest_ttl: float | None = None
         for rule in rules:
             self.add(rule)
 
     def add(self, rule: FenceRule) -> None:
         self._rules[rule.rule_id] = rule
+        self._changed()
 
     def remove(self, rule_id: str) -> None:
-        self._rules.pop(rule_id, None)
+        if self._rules.pop(rule_id, None) is not None:
+            self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        fixed = [r.watermark for r in self._rules.values() if r.ttl_ms is None]
+        ttls = [r.ttl_ms for r in self._rules.values() if r.ttl_ms is not None]
+        self._fixed_ceiling = max(fixed, default=-math.inf)
+        self._shortest_ttl = min(ttls, default=None)
+
+    def ceiling(self, now: float) -> float:
+        """No rule refuses a state above this: the hot path's shortcut past every rule."""
+        if self._shortest_ttl is None:
+            return self._fixed_ceiling
+        return max(self._fixed_ceiling, now - self._shortest_ttl)
 
     @property
     def rules(self) -> list[FenceRule]:

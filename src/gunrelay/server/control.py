@@ -68,6 +68,7 @@ class ResetControl:
         relay.on_reset_ack = self._acknowledge
         self.resets: dict[str, StoredReset] = {}
         self.purged: dict[str, int] = {}
+        self.purge_seconds: dict[str, float] = {}  # how long each purge took (this run)
         self.published: set[str] = set()  # records published since start (resets whose purge had finished before: all)
         self.acks: dict[str, dict[str, ResetAck]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -212,6 +213,7 @@ class ResetControl:
         reset_id = held.record.reset_id
         rule = held.rule
         total = self.purged.get(reset_id, 0)
+        started = time.monotonic()
         while True:
             deleted = await self.store.purge_batch(rule, self.protected, PURGE_BATCH)
             if deleted == 0:
@@ -219,6 +221,7 @@ class ResetControl:
             total += deleted
             self.purged[reset_id] = total
         await self.store.finish_purge(reset_id, total)
+        self.purge_seconds[reset_id] = time.monotonic() - started
         done = StoredReset(held.record, held.souls, purge_done=True, purged=total)
         self.resets[reset_id] = done
         self.relay.fence.add(done.rule)  # a rotated scope stops serving once its data is gone
@@ -259,7 +262,11 @@ class ResetControl:
         ]
         return {
             "record": record_json(held.record),
-            "purge": {"done": held.purge_done, "fields_removed": self.purged.get(reset_id, held.purged)},
+            "purge": {
+                "done": held.purge_done,
+                "fields_removed": self.purged.get(reset_id, held.purged),
+                "seconds": self.purge_seconds.get(reset_id),
+            },
             "published": reset_id in self.published,
             "acknowledged": [asdict(a) for a in acks.values()],
             "connected_not_acknowledged": pending,

@@ -84,13 +84,14 @@ class RelayStats:
 class _PendingPut:
     """One put message waiting for its parts (immediate, deferred) to become durable."""
 
-    __slots__ = ("peer", "msg_id", "errors", "parts")
+    __slots__ = ("peer", "msg_id", "errors", "parts", "fence_version")
 
     def __init__(self, peer: Peer, msg_id: Any):
         self.peer = peer
         self.msg_id = msg_id
         self.errors: list[str] = []
         self.parts = 0
+        self.fence_version = -1  # the fence its fields were checked against
 
 
 class Relay:
@@ -350,7 +351,9 @@ class Relay:
             self._reply(pending)
 
     def _merge(self, pending: _PendingPut, fields: list[Field]) -> None:
-        if self.fence:  # every path to storage passes here: fresh, deferred and certificate-checked writes
+        # every path to storage passes here (fresh, deferred, certificate-checked writes): check
+        # again if the fence changed since the put was checked (a reset issued in between)
+        if self.fence and pending.fence_version != self.fence.version:
             fields = self._through_fence(pending, fields)
             if not fields:
                 return
@@ -360,22 +363,29 @@ class Relay:
         future.add_done_callback(lambda done: self._merged(pending, done))
 
     def _through_fence(self, pending: _PendingPut, fields: list[Field]) -> list[Field]:
+        fence = self.fence
         now = self.clock_ms()
+        ceiling = fence.ceiling(now)
+        pending.fence_version = fence.version
         passed = []
+        refused = 0
         for item in fields:
-            rule = self.fence.blocks(item.soul, item.state, now)
+            if item.state > ceiling:  # newer than every watermark: no rule can refuse it
+                passed.append(item)
+                continue
+            rule = fence.blocks(item.soul, item.state, now)
             if rule is None:
                 passed.append(item)
                 continue
-            self.stats.error("fenced")
+            refused += 1
             pending.errors.append(fence_error(rule, item.state, now))
-            self.fenced_writes += 1
-        if len(passed) < len(fields):
-            log.info(
-                "fenced %d stale field(s) from peer %s at %s (pid %s), e.g. %r",
-                len(fields) - len(passed), pending.peer.id, pending.peer.address, pending.peer.pid,
-                next(f.soul for f in fields if f not in passed),
-            )
+            if refused == 1:
+                example = item.soul
+        if refused:
+            self.stats.error("fenced")
+            self.fenced_writes += refused
+            peer = pending.peer
+            log.info("fenced %d stale field(s) from peer %s at %s (pid %s), e.g. %r", refused, peer.id, peer.address, peer.pid, example)
         return passed
 
     def _merged(self, pending: _PendingPut, done: asyncio.Future[list[Field]]) -> None:

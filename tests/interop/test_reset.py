@@ -282,3 +282,19 @@ def test_a_snapshot_restores(fresh_relay: Relay, clients) -> None:
         {"op": "user_once", "pub": pub, "path": ["reset", "kind"]},
     ], sea=True)
     assert [s.get("value") for s in r.results] == ["worth keeping", "restore"], r
+
+
+def test_a_live_client_sees_the_next_record_with_on(fresh_relay: Relay, clients) -> None:
+    first = reset(fresh_relay)
+    pub = identity(fresh_relay)
+    listener = clients.spawn(fresh_relay, [
+        {"op": "subscribe", "path": ["~" + pub, "reset", "reset_id"], "name": "r", "stream": True},
+        {"op": "wait_sub", "name": "r", "until": {"equals": first["reset_id"]}, "timeout": 8000},
+        {"op": "emit", "event": "listening"},
+        {"op": "wait_sub", "name": "r", "until": {"count": 2}, "timeout": 15000},
+    ], sea=True, deadline_ms=30000)
+    listener.wait_event(lambda e: e.get("event") == "listening", 15)
+    second = reset(fresh_relay, "some/room")
+    result = listener.result(25)
+    values = [e["value"] for e in result.events if e.get("event") == "on"]
+    assert values[0] == first["reset_id"] and second["reset_id"] in values, values

@@ -298,3 +298,17 @@ def test_a_live_client_sees_the_next_record_with_on(fresh_relay: Relay, clients)
     result = listener.result(25)
     values = [e["value"] for e in result.events if e.get("event") == "on"]
     assert values[0] == first["reset_id"] and second["reset_id"] in values, values
+
+
+def test_a_replayed_older_record_changes_nothing(fresh_relay: Relay, clients) -> None:
+    from interop_support import RawPeer
+
+    first = reset(fresh_relay, message="first")
+    space = "~" + identity(fresh_relay)
+    with RawPeer(fresh_relay.ws_url) as peer:
+        old = peer.request({"#": rid("g"), "get": {"#": space + "/reset"}})["put"][space + "/reset"]
+    second = reset(fresh_relay, message="second")
+    stale = clients.run(fresh_relay, [{"op": "replay", "graph": {space + "/reset": old}}], sea=True)
+    assert "system space" in stale.results[0]["ack"]["err"], stale  # genuinely signed, but old: refused
+    r = clients.run(fresh_relay, [{"op": "user_once", "pub": space[1:], "path": ["reset", "reset_id"]}], sea=True)
+    assert r.results[0]["value"] == second["reset_id"] != first["reset_id"], r

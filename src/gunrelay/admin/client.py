@@ -70,7 +70,7 @@ async def session(args: argparse.Namespace) -> AsyncIterator[Session]:
     app = build_app(load_config({"data": args.data, "log_level": "warning"}))
     headers = {"Authorization": f"Bearer {app.state.token}"}  # type: ignore[attr-defined]
     async with app.app.router.lifespan_context(app.app):  # takes the data folder's lock, or refuses
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://offline", headers=headers, timeout=600) as client:
             yield Session(client)
 

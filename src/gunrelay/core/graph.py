@@ -98,7 +98,7 @@ def fields_of_put(graph: Any) -> list[Field]:
         for key, value in node.items():
             if key == "_":
                 continue
-            state = states.get(key)
+            state: Any = states.get(key)
             state_type = type(state)
             if state_type is not int and state_type is not float:
                 if state is None:

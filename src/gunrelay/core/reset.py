@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .graph import Field
+from .graph import Field, Value
 
 @dataclass(frozen=True)
 class ResetRecord:
@@ -80,13 +80,13 @@ def signed_space_fields(record: ResetRecord, space: str, state: float) -> list[F
 
 def legacy_fields(record: ResetRecord, system_node: str, instance: str, state: float) -> list[Field]:
     reset_soul, config_soul = f"{system_node}/reset", f"{system_node}/config"
-    reset_values = {
+    reset_values: dict[str, Value] = {
         "timestamp": record.issued_at,
         "reason": record.reason,
         "message": record.message,
         "database": instance,
     }
-    config_values = {
+    config_values: dict[str, Value] = {
         "instance": instance,
         "timestamp": record.issued_at,
         "resetBy": "gunrelay operator",

@@ -134,6 +134,8 @@ def _decode_get(msg_id: Any, raw: dict[str, Any]) -> Get:
         raise MessageError("Invalid get: 'get' must be an object {'#': soul, '.': key?}.", msg_id)
     soul_spec = spec.get("#")
     reverse = spec.get("-") is True
+    soul: str | None
+    soul_lex: lexmod.Lex | None
     try:
         if type(soul_spec) is str:
             if not soul_spec:

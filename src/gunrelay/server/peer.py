@@ -11,7 +11,8 @@ import asyncio
 import secrets
 import string
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from ..core import wire
 
@@ -23,7 +24,7 @@ def random_pid(length: int = 9) -> str:
 
 
 SendText = Callable[[str], Awaitable[None]]
-Close = Callable[[int, str], Awaitable[None]]
+Close = Callable[[int, str], Coroutine[Any, Any, None]]
 
 
 class Peer:

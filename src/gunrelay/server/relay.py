@@ -324,7 +324,8 @@ class Relay:
                     (soul, writer): any(sea.is_block_entry(decode_value(value)) for rows in found.values() for _, value, _ in rows)
                     for (soul, writer), found in zip(wanted, done.result())
                 }
-                ready, later = [], []
+                ready: list[Field] = []
+                later: list[Field] = []
                 for item, _ in items:
                     problem = sea.check_field(
                         item.soul, item.key, item.value, item.state, now, lambda soul, writer: blocked.get((soul, writer), False)

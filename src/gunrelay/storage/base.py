@@ -15,7 +15,8 @@ Both return awaitables without blocking the event loop; a backend may batch call
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -157,10 +158,10 @@ class Store(abc.ABC):
         """Finish pending writes, then release resources."""
 
     @abc.abstractmethod
-    def merge(self, fields: list[Field]) -> Awaitable[list[Field]]: ...
+    def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]: ...
 
     @abc.abstractmethod
-    def read(self, query: ReadQuery) -> Awaitable[dict[str, list[Row]]]: ...
+    def read(self, query: ReadQuery) -> asyncio.Future[dict[str, list[Row]]]: ...
 
     @abc.abstractmethod
     async def stats(self) -> StoreStats: ...

@@ -371,7 +371,8 @@ def _scope_sql(rule: FenceRule, protected: Protected) -> tuple[str, tuple[Any, .
     """A WHERE clause selecting the stored fields ``rule`` fences (evaluated now, for TTL rules)."""
     watermark = rule.watermark_at(time.time() * 1000)
     if rule.scope == ALL:
-        clauses, params = ["state <= ?"], [watermark]
+        clauses: list[str] = ["state <= ?"]
+        params: list[Any] = [watermark]
         for prefix in protected.prefixes:
             low, high = _prefix_bounds(prefix)
             clauses.append("NOT (soul = ? OR (soul >= ? AND soul < ?))")

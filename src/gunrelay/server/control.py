@@ -116,23 +116,32 @@ class ResetControl:
     def _next_epoch(self, scope: str) -> int:
         return 1 + max((h.record.epoch for h in self.resets.values() if h.record.scope == scope), default=0)
 
+    def new_record(self, scope: str, watermark: float, **details: Any) -> ResetRecord:
+        """A record with a fresh id, the scope's next epoch and the issue time (call under the lock)."""
+        return ResetRecord(
+            reset_id=f"{int(self.clock_ms())}-{secrets.token_hex(4)}",
+            scope=scope,
+            epoch=self._next_epoch(scope),
+            watermark=watermark,
+            issued_at=time.time() * 1000,
+            **details,
+        )
+
     async def issue(
         self, scope: str = ALL, reason: str = "", message: str = "", keep: tuple[str, ...] = (), dry_run: bool = False
     ) -> dict[str, Any]:
         self._check_scope(scope)
         async with self._lock:  # one reset at a time, so epochs and watermarks are ordered
             watermark = self.clock_ms()
-            souls = frozenset() if scope == ALL else await self.store.reachable_souls(scope, self.protected, CLOSURE_LIMIT)
-            record = ResetRecord(
-                reset_id=f"{int(watermark)}-{secrets.token_hex(4)}",
-                scope=scope,
-                epoch=self._next_epoch(scope),
-                watermark=watermark,
-                issued_at=time.time() * 1000,
-                reason=reason,
-                message=message,
-                keep=tuple(keep),
-            )
+            record = self.new_record(scope, watermark, reason=reason, message=message, keep=tuple(keep))
+            if not dry_run:
+                # live at once on the scope itself, before any scan; the closure joins it below
+                self.relay.fence.add(FenceRule(record.reset_id, scope, watermark))
+            try:
+                souls = frozenset() if scope == ALL else await self.store.reachable_souls(scope, self.protected, CLOSURE_LIMIT)
+            except Exception:
+                self.relay.fence.remove(record.reset_id)
+                raise
             rule = FenceRule(record.reset_id, scope, watermark, souls=souls)
             if dry_run:
                 report = await self.store.scope_report(rule, self.protected)
@@ -143,7 +152,7 @@ class ResetControl:
                     "reachable_souls_fenced": len(souls),
                     "peers_to_notify": len(self.relay.peers),
                 }
-            self.relay.fence.add(rule)  # live now: nothing at or below W passes from here on
+            self.relay.fence.add(rule)
             try:
                 await self.store.install_reset(record, souls)
             except Exception:
@@ -167,19 +176,10 @@ class ResetControl:
         if in_prefix(to, scope) or in_prefix(scope, to):
             raise ResetError(f"the new scope {to!r} must lie outside the old one {scope!r} (and not contain it)")
         async with self._lock:
-            now = time.time() * 1000
             souls = await self.store.reachable_souls(scope, self.protected, CLOSURE_LIMIT)
-            record = ResetRecord(
-                reset_id=f"{int(self.clock_ms())}-{secrets.token_hex(4)}",
-                scope=scope,
-                epoch=self._next_epoch(scope),
-                watermark=math.inf,
-                issued_at=now,
-                reason=reason,
-                message=message,
-                replacement=to,
-                kind="rotation",
-                purge_after=now + grace_s * 1000,
+            record = self.new_record(
+                scope, math.inf, reason=reason, message=message, replacement=to, kind="rotation",
+                purge_after=time.time() * 1000 + grace_s * 1000,
             )
             held = StoredReset(record, souls, purge_done=False, purged=0)
             self.relay.fence.add(held.rule)  # read-only now: every write into the old scope is refused

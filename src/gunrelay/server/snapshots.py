@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core.fence import ALL
-from ..core.reset import ResetRecord
 from ..storage.base import Store, StoredReset
 from .control import ResetControl, ResetError, record_json
 
@@ -98,16 +97,8 @@ class Snapshots:
         created_ms = _meta(self.folder / f"{name}.json").get("created", path.stat().st_mtime) * 1000
         control = self.control
         async with control._lock:
-            watermark = control.clock_ms()
-            record = ResetRecord(
-                reset_id=f"{int(watermark)}-{secrets.token_hex(4)}",
-                scope=ALL,
-                epoch=control._next_epoch(ALL),
-                watermark=watermark,
-                issued_at=time.time() * 1000,
-                reason=reason or f"restore of snapshot {name}",
-                message=message,
-                kind="restore",
+            record = control.new_record(
+                ALL, control.clock_ms(), reason=reason or f"restore of snapshot {name}", message=message, kind="restore"
             )
             stats = await self.store.restore_fields_from(path)
             undone = await self.store.supersede_resets(created_ms, by=record.reset_id)

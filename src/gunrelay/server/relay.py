@@ -14,6 +14,11 @@ Theory of operation.
   writer gets one reply for its put: ``ok`` (also when HAM kept the stored value, so callbacks
   never hang) or ``err`` naming what was refused, and the fields that changed the store are
   pushed to their subscribers, the writer included only if it subscribed.
+- The fence (``core.fence``, kept by the reset control) is asked about every field on the way in
+  (an ``err`` naming the reset, the sender logged) and on the way out (fenced rows are never
+  served, even before the purge deletes them). Writes that reach storage later (deferred,
+  certificate-checked) are asked again if the fence changed meanwhile. Peers may not write the
+  relay's system space (its SEA space, the legacy system node); only ``publish`` does.
 - Nothing here blocks: storage answers through futures, and each peer's outbox batches what it
   is sent in one turn of the loop into one frame.
 """

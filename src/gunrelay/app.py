@@ -117,6 +117,7 @@ def build_app(config: Any) -> "GunFirst":
     app.state.control = control
     app.state.identity = identity
     app.state.token = token
+    app.state.token_file = token_file
     app.state.access = access
     app.state.expiry = expiry
     app.state.snapshots = snapshots

@@ -52,6 +52,13 @@ def serve(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise SystemExit(f"cannot listen on {config.host}:{config.port}: {exc}") from None
     host, port = sock.getsockname()[:2]
+    if app.state.token_file is not None:  # so that `gunrelay reset --url http://127.0.0.1:PORT` finds it
+        from .server.identity import register_local_relay
+
+        try:
+            register_local_relay(port, app.state.token_file)
+        except OSError as exc:
+            logging.getLogger("gunrelay").warning("could not note the token file for local CLIs: %s", exc)
     server = uvicorn.Server(uvicorn_config(app, config))
     shown = f"[{host}]" if ":" in host else host
     print(f"gunrelay listening on http://{shown}:{port} (GUN websocket at ws://{shown}:{port}/gun, "

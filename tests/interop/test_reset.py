@@ -312,3 +312,16 @@ def test_a_replayed_older_record_changes_nothing(fresh_relay: Relay, clients) ->
     assert "system space" in stale.results[0]["ack"]["err"], stale  # genuinely signed, but old: refused
     r = clients.run(fresh_relay, [{"op": "user_once", "pub": space[1:], "path": ["reset", "reset_id"]}], sea=True)
     assert r.results[0]["value"] == second["reset_id"] != first["reset_id"], r
+
+
+def test_a_local_cli_finds_the_generated_token_from_the_url_alone(fresh_relay: Relay, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GUNRELAY_ADMIN_TOKEN", "GUNRELAY_DATA")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gunrelay", "reset", "--url", fresh_relay.http_url, "--scope", "x", "--dry-run"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["dry_run"] is True

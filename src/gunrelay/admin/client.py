@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from ..server.identity import TOKEN_FILE
+from ..server.identity import TOKEN_FILE, token_file_for_port
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -46,14 +46,27 @@ class Session:
 
 
 def _token(args: argparse.Namespace) -> str:
+    """--token, $GUNRELAY_ADMIN_TOKEN, the token file of --data, or the one a local relay on that
+    port registered when it started, or ./gunrelay-data's."""
     token = args.token or os.environ.get("GUNRELAY_ADMIN_TOKEN")
     if token:
         return str(token)
-    path = Path(args.data or os.environ.get("GUNRELAY_DATA") or "./gunrelay-data") / TOKEN_FILE
-    try:
-        return path.read_text().strip()
-    except OSError:
-        raise SystemExit(f"no operator token: pass --token, set GUNRELAY_ADMIN_TOKEN, or --data DIR of a local relay ({path} not readable)") from None
+    candidates = []
+    if args.data or os.environ.get("GUNRELAY_DATA"):
+        candidates.append(Path(args.data or os.environ["GUNRELAY_DATA"]) / TOKEN_FILE)
+    url = urllib.parse.urlsplit(args.url or DEFAULT_URL)
+    if url.hostname in ("127.0.0.1", "localhost", "::1"):
+        registered = token_file_for_port(url.port or 80)
+        if registered is not None:
+            candidates.append(registered)
+    candidates.append(Path("./gunrelay-data") / TOKEN_FILE)
+    for path in candidates:
+        try:
+            return path.read_text().strip()
+        except OSError:
+            continue
+    tried = ", ".join(str(p) for p in candidates)
+    raise SystemExit(f"no operator token: pass --token, set GUNRELAY_ADMIN_TOKEN, or --data DIR (tried {tried})")
 
 
 @asynccontextmanager

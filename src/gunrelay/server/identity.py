@@ -71,6 +71,29 @@ def load_or_create_identity(data_dir: Path) -> Identity:
     return Identity(pub=pair["pub"], epub=pair["epub"], private_key=key)
 
 
+def local_registry() -> Path:
+    """Where a running relay notes, per port, which token file a local CLI should read."""
+    base = os.environ.get("GUNRELAY_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "gunrelay"
+    )
+    return Path(base)
+
+
+def register_local_relay(port: int, token_file: Path) -> None:
+    folder = local_registry()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    entry = folder / f"port-{port}"
+    entry.unlink(missing_ok=True)
+    _write_private(entry, str(token_file.resolve()))
+
+
+def token_file_for_port(port: int) -> Path | None:
+    try:
+        return Path((local_registry() / f"port-{port}").read_text().strip())
+    except OSError:
+        return None
+
+
 def admin_token(data_dir: Path, from_env: str | None) -> tuple[str, Path | None]:
     """The operator token and, when it was generated, the file that holds it."""
     if from_env:

@@ -265,3 +265,18 @@ async def test_ttl_refuses_and_hides_expired_fields_and_the_sweeper_deletes_them
     assert await w.node("tmp/a") == {"fresh": (2, w.now - 1000)}
     assert await expiry.remove("tmp") and not w.relay.fence
     await expiry.stop()
+
+
+async def test_an_acknowledgement_follows_the_gun_peer_across_reconnects(world):
+    record = (await world.control.issue("*"))["record"]
+    first = Socket(world.relay)
+    first.send({"#": "hi1", "dam": "?", "pid": "stable-pid"})
+    first.send({"#": "ack", "dam": "reset-ack", "reset": record["reset_id"]})
+    assert (await reply_to(first, "ack"))["ok"] is True
+    world.relay.disconnect(first.peer)
+    again = Socket(world.relay)  # the same GunJS instance, reconnected: a new socket, the same pid
+    again.send({"#": "hi2", "dam": "?", "pid": "stable-pid"})
+    stranger = Socket(world.relay)
+    await settle()
+    status = world.control.describe(record["reset_id"])
+    assert [p["peer_id"] for p in status["connected_not_acknowledged"]] == [stranger.peer.id]

@@ -161,3 +161,10 @@ async def test_bans_persist(store):
     await store.save_ban(Ban("10.0.0.1", 300.0, "again"))
     await store.delete_ban("10.0.0.2")
     assert await store.load_bans() == [Ban("10.0.0.1", 300.0, "again")]
+
+
+async def test_publication_is_remembered(store):
+    await store.install_reset(record(), frozenset())
+    await store.mark_published("r1")
+    [held] = await store.load_resets()
+    assert held.published

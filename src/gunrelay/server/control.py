@@ -90,9 +90,9 @@ class ResetControl:
             if not held.purge_done:
                 log.warning("resuming reset %s (%s): its purge had not finished", held.record.reset_id, held.record.scope)
                 self._spawn(self._carry_out(held))
-            else:
-                # published again, in order: a crash between the purge's end and the publication
-                # must not leave a record unpublished (rewriting the same values is harmless)
+            elif held.published:
+                self.published.add(held.record.reset_id)
+            else:  # a crash between the purge's end and the publication: publish now
                 await self.publish(held.record)
 
     async def stop(self) -> None:
@@ -236,6 +236,7 @@ class ResetControl:
         if self.legacy:
             fields += legacy_fields(record, self.system_node, self.instance, state)
         await self.relay.publish(fields)
+        await self.store.mark_published(record.reset_id)
         self.published.add(record.reset_id)
 
     # -- acknowledgements --------------------------------------------------------------------
@@ -250,6 +251,13 @@ class ResetControl:
             self._spawn(self.store.record_ack(ack))
         return None
 
+    @staticmethod
+    def _has_acknowledged(peer: Peer, acks: dict[str, ResetAck]) -> bool:
+        """This connection acknowledged, or the same GUN peer (its pid survives reconnects) did."""
+        if peer.id in acks:
+            return True
+        return peer.pid is not None and any(a.pid == peer.pid for a in acks.values())
+
     # -- reports -----------------------------------------------------------------------------
 
     def describe(self, reset_id: str) -> dict[str, Any]:
@@ -258,7 +266,9 @@ class ResetControl:
             raise ResetError(f"no reset {reset_id!r}")
         acks = self.acks.get(reset_id, {})
         pending = [
-            {"peer_id": p.id, "address": p.address, "pid": p.pid} for p in self.relay.peers.values() if p.id not in acks
+            {"peer_id": p.id, "address": p.address, "pid": p.pid}
+            for p in self.relay.peers.values()
+            if not self._has_acknowledged(p, acks)
         ]
         return {
             "record": record_json(held.record),

@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +104,7 @@ class Snapshots:
             undone = await self.store.supersede_resets(created_ms, by=record.reset_id)
             for reset_id in undone:
                 control.relay.fence.remove(reset_id)
-                held = control.resets[reset_id]
-                control.resets[reset_id] = StoredReset(held.record, held.souls, held.purge_done, held.purged, record.reset_id)
+                control.resets[reset_id] = replace(control.resets[reset_id], superseded_by=record.reset_id)
             await self.store.install_reset(record, frozenset())
             await self.store.finish_purge(record.reset_id, 0)
             held = StoredReset(record, frozenset(), purge_done=True, purged=0)

@@ -96,6 +96,7 @@ class StoredReset:
     purge_done: bool
     purged: int
     superseded_by: str | None = None  # a restore of an older snapshot undid this reset
+    published: bool = False
 
     @property
     def rule(self) -> FenceRule:
@@ -179,10 +180,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def purge_batch(self, rule: FenceRule, protected: Protected, limit: int) -> int:
-        """Delete up to ``limit`` fields the rule fences; the count deleted (0: nothing left)."""
+        """Delete up to ``limit`` fields the rule fences; the count deleted (0: nothing left).
+        A prefix rule's extra souls are the ones installed with its reset (``install_reset``)."""
 
     @abc.abstractmethod
     async def finish_purge(self, reset_id: str, purged: int) -> None: ...
+
+    @abc.abstractmethod
+    async def mark_published(self, reset_id: str) -> None: ...
 
     @abc.abstractmethod
     async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:

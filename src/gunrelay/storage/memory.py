@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..core.bans import Ban
@@ -83,6 +84,8 @@ class MemoryStore(Store):
 
     def _fenced(self, rule: FenceRule, protected: Protected) -> list[tuple[str, str]]:
         now = time.time() * 1000
+        installed = self._resets.get(rule.rule_id)  # as SQLite: the closure is what was installed
+        rule = replace(rule, souls=installed.souls if installed else frozenset())
         return [
             (soul, key)
             for soul, node in self._souls.items()
@@ -101,8 +104,10 @@ class MemoryStore(Store):
         return len(doomed)
 
     async def finish_purge(self, reset_id: str, purged: int) -> None:
-        held = self._resets[reset_id]
-        self._resets[reset_id] = StoredReset(held.record, held.souls, True, purged, held.superseded_by)
+        self._resets[reset_id] = replace(self._resets[reset_id], purge_done=True, purged=purged)
+
+    async def mark_published(self, reset_id: str) -> None:
+        self._resets[reset_id] = replace(self._resets[reset_id], published=True)
 
     async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
         doomed = self._fenced(rule, protected)
@@ -144,8 +149,7 @@ class MemoryStore(Store):
     async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
         ids = [i for i, h in self._resets.items() if h.superseded_by is None and h.record.issued_at > issued_after and i != by]
         for i in ids:
-            h = self._resets[i]
-            self._resets[i] = StoredReset(h.record, h.souls, h.purge_done, h.purged, superseded_by=by)
+            self._resets[i] = replace(self._resets[i], superseded_by=by)
         return ids
 
     async def save_ttl(self, prefix: str, ttl_ms: float) -> None:

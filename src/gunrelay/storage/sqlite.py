@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS resets (
     record     TEXT NOT NULL,
     purge_done INTEGER NOT NULL DEFAULT 0,
     purged     INTEGER NOT NULL DEFAULT 0,
-    superseded_by TEXT
+    superseded_by TEXT,
+    published  INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS fence_souls (
     reset_id TEXT NOT NULL,
@@ -239,10 +240,10 @@ class SQLiteStore(Store):
     async def load_resets(self) -> list[StoredReset]:
         def job(conn: sqlite3.Connection) -> list[StoredReset]:
             out = []
-            rows = conn.execute("SELECT reset_id, record, purge_done, purged, superseded_by FROM resets").fetchall()
-            for reset_id, record, done, purged, superseded_by in rows:
+            rows = conn.execute("SELECT reset_id, record, purge_done, purged, superseded_by, published FROM resets").fetchall()
+            for reset_id, record, done, purged, superseded_by, published in rows:
                 souls = frozenset(s for (s,) in conn.execute("SELECT soul FROM fence_souls WHERE reset_id=?", (reset_id,)))
-                out.append(StoredReset(ResetRecord.from_json(record), souls, bool(done), purged, superseded_by))
+                out.append(StoredReset(ResetRecord.from_json(record), souls, bool(done), purged, superseded_by, bool(published)))
             return out
 
         return await self._query(job)  # type: ignore[no-any-return]
@@ -256,6 +257,9 @@ class SQLiteStore(Store):
         await self._write(
             lambda conn: conn.execute("UPDATE resets SET purge_done=1, purged=? WHERE reset_id=?", (purged, reset_id))
         )
+
+    async def mark_published(self, reset_id: str) -> None:
+        await self._write(lambda conn: conn.execute("UPDATE resets SET published=1 WHERE reset_id=?", (reset_id,)))
 
     async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
         where, params = _scope_sql(rule, protected)

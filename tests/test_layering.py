@@ -5,6 +5,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gunrelay"
 LAYERS = ["core", "storage", "server"]  # each may import only the ones before it
+CLIENT_MAY_USE = {"gunrelay.core", "gunrelay.storage", "gunrelay.client"}  # a peer, not a relay
 NO_IO = {"asyncio", "socket", "sqlite3", "threading", "subprocess", "os", "time", "random", "secrets", "logging"}
 
 
@@ -30,6 +31,13 @@ def test_layers_import_downwards_only():
             for name in imports_of(path):
                 if name.startswith("gunrelay."):
                     assert any(name == a or name.startswith(a + ".") for a in allowed), f"{path.name} imports {name}"
+
+
+def test_the_python_client_stands_on_core_and_storage_only():
+    for path in (SRC / "client").glob("*.py"):
+        for name in imports_of(path):
+            if name.startswith("gunrelay."):
+                assert any(name == a or name.startswith(a + ".") for a in CLIENT_MAY_USE), f"{path.name} imports {name}"
 
 
 def test_core_does_no_io():

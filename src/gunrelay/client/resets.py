@@ -1,0 +1,247 @@
+"""Honouring the relay's resets on the client side (shared/design/reset-protocol.md, "Client plugin").
+
+Theory of operation. The relay publishes its latest reset record, field by field, at the soul
+``~<relay pub>/reset``, and every record at ``~<relay pub>/resets/<reset_id>``, listed in the
+index ``~<relay pub>/resets`` (key: reset id, value: a relation to the record). Every value is
+SEA-signed with the relay's key (``{":": v, "~": sig}``). The latest record is watched live; the
+index lets a peer that was away during several resets (of different scopes) catch up on each,
+in the order they were issued. ``record_of`` turns the fields held for a record soul into a
+``ResetRecord`` only when
+
+- the soul is one of the relay's record souls (its own key's space: nobody else can sign there),
+- every field verifies with ``core.sea.check_field`` (unsigned or forged values count as absent),
+- the required fields are present, and all record fields carry one state (one publication: a
+  record half-replaced by a newer one waits for its remaining fields).
+
+``ResetKeeper.apply`` then acts on a record at most once per (scope, epoch), in the order that
+keeps a crash safe: the client fence goes live (incoming fields in scope at or below W are
+dropped from now on), the record is installed in the local store (durable for a SQLiteStore:
+that is where "already applied" is remembered), queued outbox writes in scope are dropped, the
+local copy of the scope is purged in batches, and the purge is marked finished. After a crash,
+``load`` reinstates the fences and finishes unfinished purges.
+
+Kinds: a ``reset`` and a ``rotation`` (W = +infinity: the old scope is read-only, follow
+``replacement``) both fence and purge. A ``restore`` (the relay went back to a snapshot) purges
+the local copy at or below W but installs no fence, and lifts the fences of earlier resets: the
+restored data is older than those watermarks and must be readable again. The relay keeps
+enforcing its own fences either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any
+
+from ..core import sea, wire
+from ..core.fence import ALL, Fence, FenceRule, Protected
+from ..core.graph import State, Value
+from ..core.reset import ResetRecord
+from ..storage.base import Store
+from .outbox import MemoryOutbox
+
+log = logging.getLogger("gunrelay.client")
+
+RECORD_KEYS = frozenset(
+    {"reset_id", "scope", "epoch", "W", "issued_at", "reason", "message", "keep", "replacement", "kind", "purge_after"}
+)
+REQUIRED = ("reset_id", "scope", "epoch", "W")
+KINDS = ("reset", "rotation", "restore")
+PURGE_BATCH = 10_000
+PURGE_ROUNDS = 100_000  # a bound on the purge loop, far above any local store
+CLOSURE_LIMIT = 100_000
+LEGACY_NODE = "_whisperz_system"
+
+
+def reset_soul(relay_pub: str) -> str:
+    """Where the relay keeps its latest record."""
+    return f"~{relay_pub}/reset"
+
+
+def index_soul(relay_pub: str) -> str:
+    """Where the relay lists every record it issued: reset id -> relation to the record."""
+    return f"~{relay_pub}/resets"
+
+
+def _is_record_soul(soul: str, relay_pub: str) -> bool:
+    if sea.user_space_pub(soul) != relay_pub:
+        return False
+    return soul == reset_soul(relay_pub) or soul.startswith(index_soul(relay_pub) + "/")
+
+
+def index_entries(rows: list[tuple[str, Value, State]], relay_pub: str, now_ms: float) -> dict[str, str]:
+    """The verified entries of the relay's index: reset id -> the soul of its record."""
+    soul = index_soul(relay_pub)
+    entries: dict[str, str] = {}
+    for key, value, state in rows:
+        if sea.check_field(soul, key, value, state, now_ms) is not None:
+            continue
+        ok, target = _unwrap(value)
+        if ok and target == {"#": f"{soul}/{key}"}:
+            entries[key] = target["#"]
+    return entries
+
+
+def _unwrap(value: Value) -> tuple[bool, Any]:
+    """The ``":"`` content of a signed value (already verified)."""
+    try:
+        parsed = wire.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return False, None
+    if type(parsed) is not dict or ":" not in parsed:
+        return False, None
+    return True, parsed[":"]
+
+
+def _number(value: Any) -> float | None:
+    if type(value) in (int, float) and math.isfinite(value):
+        return value  # type: ignore[no-any-return]
+    return None
+
+
+def record_of(soul: str, rows: list[tuple[str, Value, State]], relay_pub: str, now_ms: float) -> ResetRecord | None:
+    """The reset record the verified fields of ``soul`` spell, or None (forged, incomplete, malformed)."""
+    if not _is_record_soul(soul, relay_pub):
+        return None
+    values: dict[str, Any] = {}
+    states: dict[str, State] = {}
+    for key, value, state in rows:
+        if key not in RECORD_KEYS:
+            continue
+        if sea.check_field(soul, key, value, state, now_ms) is not None:
+            log.warning("ignoring an unverified reset field %s.%s", soul, key)
+            continue
+        ok, inner = _unwrap(value)
+        if ok:
+            values[key], states[key] = inner, state
+    if any(key not in values for key in REQUIRED):
+        return None
+    if len(set(states.values())) != 1:
+        return None  # fields of two publications: the rest of the newer one is on its way
+    record = _parse(values)
+    if record is not None and soul != reset_soul(relay_pub) and soul != f"{index_soul(relay_pub)}/{record.reset_id}":
+        return None  # an entry must be filed under its own id
+    return record
+
+
+def _parse(values: dict[str, Any]) -> ResetRecord | None:
+    reset_id, scope, kind = values["reset_id"], values["scope"], values.get("kind") or "reset"
+    epoch = _number(values["epoch"])
+    watermark = math.inf if values["W"] == "Infinity" else _number(values["W"])
+    if not (isinstance(reset_id, str) and reset_id and isinstance(scope, str) and scope and kind in KINDS):
+        return None
+    if epoch is None or epoch != int(epoch) or watermark is None:
+        return None
+    keep_text = values.get("keep") or "[]"
+    try:
+        keep = wire.loads(keep_text) if isinstance(keep_text, str) else None
+    except ValueError:
+        keep = None
+    if type(keep) is not list or not all(isinstance(k, str) for k in keep):
+        return None
+    replacement, reason, message = values.get("replacement"), values.get("reason"), values.get("message")
+    return ResetRecord(
+        reset_id=reset_id,
+        scope=scope,
+        epoch=int(epoch),
+        watermark=watermark,
+        issued_at=_number(values.get("issued_at")) or 0,
+        reason=reason if isinstance(reason, str) else "",
+        message=message if isinstance(message, str) else "",
+        keep=tuple(keep),
+        replacement=replacement if isinstance(replacement, str) else None,
+        kind=kind,
+        purge_after=_number(values.get("purge_after")),
+    )
+
+
+class ResetKeeper:
+    """The client fence and the resets applied to the local store."""
+
+    def __init__(self, store: Store, outbox: MemoryOutbox, legacy_node: str = LEGACY_NODE):
+        self.store = store
+        self.outbox = outbox
+        self.legacy_node = legacy_node
+        self.fence = Fence(protected=Protected((legacy_node,)))
+        self.applied: dict[str, int] = {}  # scope -> highest epoch applied
+        self.records: dict[str, ResetRecord] = {}  # reset_id -> record, every one applied
+        self._lock = asyncio.Lock()
+
+    def trust(self, relay_pub: str) -> None:
+        """The relay's own space is never in a reset's scope (it holds the records themselves)."""
+        self.fence.protected = Protected(("~" + relay_pub, self.legacy_node))
+
+    def latest(self) -> list[ResetRecord]:
+        """The latest record applied per scope (the ones to acknowledge on every connection)."""
+        best: dict[str, ResetRecord] = {}
+        for record in self.records.values():
+            if record.scope not in best or record.epoch > best[record.scope].epoch:
+                best[record.scope] = record
+        return sorted(best.values(), key=lambda r: r.issued_at)
+
+    async def load(self) -> None:
+        """Reinstate what the local store remembers: applied epochs, fences, unfinished purges."""
+        for held in sorted(await self.store.load_resets(), key=lambda h: h.record.issued_at):
+            record = held.record
+            self.records[record.reset_id] = record
+            self.applied[record.scope] = max(self.applied.get(record.scope, 0), record.epoch)
+            rule = self._rule(record, held.souls)
+            if held.superseded_by is None and record.kind != "restore":
+                self.fence.add(rule)
+            if not held.purge_done:
+                log.warning("finishing the local purge of reset %s (%s)", record.reset_id, record.scope)
+                await self._purge(record, rule)
+
+    def is_new(self, record: ResetRecord) -> bool:
+        return record.epoch > self.applied.get(record.scope, 0) and record.reset_id not in self.records
+
+    async def apply(self, record: ResetRecord, now_ms: float) -> bool:
+        """Act on ``record`` unless its epoch for that scope was applied already; True if it was applied now."""
+        async with self._lock:
+            if not self.is_new(record):
+                return False
+            souls: frozenset[str] = frozenset()
+            if record.scope != ALL:
+                souls = await self.store.reachable_souls(record.scope, self.fence.protected, CLOSURE_LIMIT)
+            rule = self._rule(record, souls)
+            if record.kind == "restore":
+                for reset_id in await self.store.supersede_resets(-math.inf, by=record.reset_id):
+                    self.fence.remove(reset_id)
+            else:
+                self.fence.add(rule)
+            await self.store.install_reset(record, souls)
+            self.records[record.reset_id] = record
+            self.applied[record.scope] = max(self.applied.get(record.scope, 0), record.epoch)
+            dropped = await self.outbox.drop(rule, self.fence.protected, now_ms)
+            purged = await self._purge(record, rule)
+            log.warning(
+                "applied %s %s of %r (epoch %d, W %s): %d local fields purged, %d queued writes dropped",
+                record.kind, record.reset_id, record.scope, record.epoch, record.watermark, purged, dropped,
+            )
+            return True
+
+    async def hard_reset(self, scope: str, now_ms: float) -> int:
+        """Clear the local copy of ``scope`` (and its queued writes) without a record: the manual recipe."""
+        rule = FenceRule("hard-reset", scope, math.inf)
+        await self.outbox.drop(rule, self.fence.protected, now_ms)
+        total = 0
+        for _ in range(PURGE_ROUNDS):
+            deleted = await self.store.purge_batch(rule, self.fence.protected, PURGE_BATCH)
+            if not deleted:
+                break
+            total += deleted
+        return total
+
+    def _rule(self, record: ResetRecord, souls: frozenset[str]) -> FenceRule:
+        return FenceRule(record.reset_id, record.scope, record.watermark, souls=souls)
+
+    async def _purge(self, record: ResetRecord, rule: FenceRule) -> int:
+        total = 0
+        for _ in range(PURGE_ROUNDS):
+            deleted = await self.store.purge_batch(rule, self.fence.protected, PURGE_BATCH)
+            if not deleted:
+                break
+            total += deleted
+        await self.store.finish_purge(record.reset_id, total)
+        return total

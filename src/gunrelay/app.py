@@ -24,7 +24,7 @@ from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.relay import Relay
-from .server.static import CORS, GunFiles, find_gun_dir
+from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
 from .storage.base import Store
 from .storage.memory import MemoryStore
 from .storage.sqlite import SQLiteStore
@@ -96,7 +96,13 @@ def build_app(config: Any) -> "GunFirst":
         if not ready.is_set():
             return JSONResponse({"status": "starting"}, status_code=503, headers=CORS)
         return JSONResponse(
-            {"status": "ok", "version": __version__, "peers": len(relay.peers), "storage": config.storage},
+            {
+                "status": "ok",
+                "version": __version__,
+                "peers": len(relay.peers),
+                "storage": config.storage,
+                "fenced_writes": relay.fenced_writes,
+            },
             headers=CORS,
         )
 
@@ -110,6 +116,8 @@ def build_app(config: Any) -> "GunFirst":
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
         Route("/gun/{path:path}", files.package_file),
+        Route("/gunrelay.js", plugin_js),
+        Route("/demo", demo_page),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.relay = relay

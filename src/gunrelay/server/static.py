@@ -51,3 +51,23 @@ class GunFiles:
 
     async def package_file(self, request: Request) -> Response:
         return self._file(request.path_params["path"])
+
+
+CLIENT_DIR = Path(__file__).resolve().parent.parent / "client"
+
+
+def _client_file(name: str, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    path = CLIENT_DIR / name
+    if not path.is_file():
+        return PlainTextResponse(f"{name} is missing from this installation of gunrelay.", 404, headers=headers)
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+async def plugin_js(request: Request) -> Response:
+    """The reset plugin for stock GunJS (``gunrelay.install(gun, {...})``)."""
+    return _client_file("gunrelay.js", _TYPES[".js"], CORS)
+
+
+async def demo_page(request: Request) -> Response:
+    """The demo chat: rooms, messages, a visible reset notice."""
+    return _client_file("demo.html", "text/html; charset=utf-8")

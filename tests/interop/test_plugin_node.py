@@ -1,0 +1,314 @@
+"""The reset plugin (src/gunrelay/client/gunrelay.js) in a Node GunJS 0.2020.1241 client.
+
+Each client is ``js/plugin_driver.js``: stock ``gun/gun`` + ``gun/sea`` with the plugin installed,
+driven over stdin/stdout. The relay's side is checked through its operator API and its log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from interop_support import REPO, TARGET, Relay, rid
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(TARGET == "node", reason="the reference Node relay has no resets"),
+]
+
+DRIVER = Path(__file__).resolve().parent / "js" / "plugin_driver.js"
+
+
+# ---- the relay's operator side (as in test_reset.py) ---------------------------------------------
+
+
+def operator(relay: Relay, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    token = os.environ.get("GUNRELAY_ADMIN_TOKEN") or (relay.data_dir / "admin-token").read_text().strip()
+    request = urllib.request.Request(
+        relay.http_url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def reset(relay: Relay, scope: str = "*", **extra: Any) -> dict[str, Any]:
+    """Issue a reset; return its record once it is purged and published (bounded)."""
+    record = operator(relay, "POST", "/-/api/resets", {"scope": scope, **extra})["record"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status = operator(relay, "GET", f"/-/api/resets/{record['reset_id']}")
+        if status["purge"]["done"] and status["published"]:
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"reset {record['reset_id']} was not published in time")
+
+
+def identity(relay: Relay) -> str:
+    with urllib.request.urlopen(relay.http_url + "/-/identity", timeout=10) as response:
+        return json.loads(response.read())["pub"]
+
+
+def fenced_lines(relay: Relay) -> int:
+    return relay.log_text(limit=10**7).count("stale field(s) from peer")
+
+
+def wait_for(what: str, fn: Callable[[], Any], timeout: float = 8.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+# ---- one plugin client ---------------------------------------------------------------------------
+
+
+class PluginClient:
+    def __init__(self, peers: list[str], relay_pub: str, store: Path | None, *, plugin: bool = True,
+                 early: list[dict[str, Any]] | None = None, label: str = "client"):
+        self.label = label
+        cfg = {"peers": peers, "relayPub": relay_pub, "store": str(store) if store else None, "plugin": plugin,
+               "early": early or [], "deadline": 60000}
+        self.proc = subprocess.Popen(["node", str(DRIVER), json.dumps(cfg)], cwd=str(REPO), text=True, bufsize=1,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.events: list[dict[str, Any]] = []
+        self.replies: dict[int, dict[str, Any]] = {}
+        self.err: list[str] = []
+        self.n = 0
+        self.ended = False
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=lambda: self.err.extend(self.proc.stderr or []), daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def _take(self, timeout: float) -> bool:
+        if self.ended:
+            time.sleep(max(min(timeout, 0.1), 0))
+            return False
+        try:
+            m = self.lines.get(timeout=max(timeout, 0.001))
+        except queue.Empty:
+            return False
+        if m is None:
+            self.ended = True
+            return False
+        if "id" in m:
+            self.replies[m["id"]] = m
+        else:
+            self.events.append(m)
+        return True
+
+    def cmd(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+        self.n += 1
+        n = self.n
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"id": n, "op": op, **args}) + "\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while n not in self.replies:
+            left = deadline - time.monotonic()
+            if self.ended or left <= 0:
+                raise AssertionError(f"{self.label}: no answer to {op} within {timeout}s (ended: {self.ended}); "
+                                     f"stderr: {''.join(self.err)[-2000:]}")
+            self._take(left)
+        reply = self.replies.pop(n)
+        assert "error" not in reply, reply
+        return reply
+
+    def event(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any] | None:
+        """The first event matching pred (earlier ones count), or None after timeout."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for ev in self.events[seen:]:
+                if pred(ev):
+                    return ev
+            seen = len(self.events)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._take(left)
+
+    def resets(self) -> list[dict[str, Any]]:
+        while self._take(0.001):
+            pass
+        return [e["record"] for e in self.events if e.get("event") == "reset"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path):
+    started: list[PluginClient] = []
+
+    def make(relay: Relay, **kw: Any) -> PluginClient:
+        peers = kw.pop("peers", None) or [relay.peer]
+        store = kw.pop("store", tmp_path / "store.json")
+        c = PluginClient(peers, identity(relay), store, **kw)
+        started.append(c)
+        if kw.get("plugin", True):
+            assert c.event(lambda e: e.get("event") == "ready", 10), f"plugin never ready: {c.events}"
+        return c
+
+    yield make
+    for c in started:
+        c.close()
+
+
+def souls(client: PluginClient, prefix: str = "") -> dict[str, Any]:
+    return client.cmd("graph", prefix=prefix)["graph"]
+
+
+# ---- tests ---------------------------------------------------------------------------------------
+
+
+def test_a_reset_clears_the_scope_in_memory_acks_and_a_replay_does_nothing(fresh_relay: Relay, spawn,
+                                                                            tmp_path: Path) -> None:
+    room, other = f"nroom-{rid()}", f"other-{rid()}"
+    c = spawn(fresh_relay, label="c1")
+    assert c.cmd("put", soul=room, key="topic", value="old topic")["ack"]["ok"]
+    for text in ("m1", "m2"):
+        assert c.cmd("set", soul=room, key="messages", item={"text": text})["ack"]["ok"]
+    assert c.cmd("put", soul=other, key="x", value="untouched")["ack"]["ok"]
+    before = souls(c)
+    items = [s for s, node in before.items() if node.get("text") in ("m1", "m2")]
+    assert len(items) == 2 and room in before and f"{room}/messages" in before, before
+
+    record = reset(fresh_relay, room, message="room cleared")
+    ev = c.event(lambda e: e.get("event") == "reset", 10)
+    assert ev and ev["record"]["reset_id"] == record["reset_id"], c.events
+    assert ev["record"]["message"] == "room cleared" and ev["info"]["acked"] is True, ev
+    after = souls(c)
+    assert not [s for s in after if s == room or s.startswith(room + "/") or s in items], after  # prefix + set() items
+    assert after[other]["x"] == "untouched"
+
+    status = c.cmd("status")
+    assert status["applied"][room]["epoch"] == record["epoch"] and status["pending"] == [], status
+    acks = operator(fresh_relay, "GET", f"/-/api/resets/{record['reset_id']}")["acknowledged"]
+    assert status["pid"] in [a["pid"] for a in acks], acks
+
+    # the same record again (a re-check, and a restart that reads it at start): nothing happens
+    assert c.cmd("put", soul=room, key="topic", value="new topic")["ack"]["ok"]  # written after the reset
+    c.cmd("check")
+    assert c.resets() == [ev["record"]]
+    c.close()
+    c2 = spawn(fresh_relay, label="c2")  # same store: it remembers the applied epoch
+    assert c2.cmd("once", soul=room, key="topic")["value"] == "new topic"
+    assert c2.event(lambda e: e.get("event") == "reset", 1.5) is None, c2.events
+
+    # the next epoch of the same scope is applied
+    second = reset(fresh_relay, room)
+    ev2 = c2.event(lambda e: e.get("event") == "reset", 10)
+    assert ev2 and ev2["record"]["reset_id"] == second["reset_id"] and second["epoch"] == record["epoch"] + 1
+    assert not [s for s in souls(c2) if s.startswith(room)], souls(c2)
+
+    # records it has not seen by id, but whose epoch it has applied (the history it catches up on at
+    # start: epochs 1 and 2 of the room) change nothing either
+    c2.close()
+    store = tmp_path / "store.json"
+    saved = json.loads(json.loads(store.read_text())["gunrelay"])
+    assert {record["reset_id"], second["reset_id"]} <= set(saved["seen"]), saved
+    saved["seen"] = []
+    store.write_text(json.dumps({"gunrelay": json.dumps(saved)}))
+    c3 = spawn(fresh_relay, label="c3")
+    assert c3.event(lambda e: e.get("event") == "reset", 1.5) is None, c3.events
+    assert c3.cmd("status")["applied"][room]["epoch"] == second["epoch"]
+
+
+def test_the_client_fence_drops_stale_fields_from_another_peer(fresh_relay: Relay, spawn, tmp_path: Path,
+                                                                clients) -> None:
+    other_relay = Relay(tmp_path / "node-data", tmp_path / "node-logs", target="node")
+    other_relay.start()
+    try:
+        soul = f"mesh-{rid()}"
+        c = spawn(fresh_relay, peers=[fresh_relay.peer, other_relay.peer], label="meshed")
+        c.cmd("subscribe", soul=soul)
+        assert c.cmd("put", soul=soul, key="k", value="before")["ack"].get("err") is None
+        record = reset(fresh_relay, "*")
+        assert c.event(lambda e: e.get("event") == "reset", 10), c.events
+        assert soul not in souls(c, soul)
+        W = record["W"]
+        # a stock client of the other relay (no plugin) pushes a stale field and a fresh one
+        r = clients.run(other_relay, [
+            {"op": "replay", "graph": {soul: {"_": {"#": soul, ">": {"old": W - 1000}}, "old": "stale"}}},
+            {"op": "replay", "graph": {soul: {"_": {"#": soul, ">": {"fresh": time.time() * 1000}}, "fresh": "new"}}},
+        ])
+        assert r.error is None, r
+        got = c.event(lambda e: e.get("event") == "on" and e.get("key") == "fresh", 8)
+        assert got and got["value"] == "new", c.events  # the path from the other relay works...
+        time.sleep(0.3)
+        assert not [e for e in c.events if e.get("event") == "on" and e.get("value") == "stale"], c.events
+        node = souls(c, soul)[soul]
+        assert node.get("fresh") == "new" and "old" not in node and "k" not in node, node  # ...the stale one dropped
+        assert c.cmd("status")["fenced"] >= 1
+    finally:
+        other_relay.stop()
+
+
+def test_a_write_queued_offline_is_held_until_the_reset_is_known(fresh_relay: Relay, spawn, tmp_path: Path) -> None:
+    soul = f"queued-{rid()}"
+    c = spawn(fresh_relay, label="before")
+    assert c.cmd("put", soul=soul, key="k", value="old")["ack"]["ok"]
+    stale = souls(c, soul)  # the node with its original state, as a stale client would re-send it
+    c.close()
+
+    record = reset(fresh_relay, "*")  # the client is away
+    time.sleep(0.2)
+    before = fenced_lines(fresh_relay)
+
+    # stock GunJS, no plugin: the frame queued while connecting reaches the relay, which fences it
+    spawn(fresh_relay, plugin=False, early=[stale], store=None, label="stock")
+    wait_for("the relay fencing the stock client's queued write", lambda: fenced_lines(fresh_relay) > before)
+    before = fenced_lines(fresh_relay)
+
+    # with the plugin (same store as before: it has not seen this reset) the queued put is held at
+    # connect, the record applied, the stale field dropped from the queue: nothing reaches the relay
+    back = spawn(fresh_relay, early=[stale], label="back")
+    ev = back.event(lambda e: e.get("event") == "reset", 10)
+    assert ev and ev["record"]["reset_id"] == record["reset_id"], back.events
+    time.sleep(1.0)
+    assert fenced_lines(fresh_relay) == before, fresh_relay.log_text()[-2000:]
+    assert back.cmd("status")["queue"] == []
+    acks = operator(fresh_relay, "GET", f"/-/api/resets/{record['reset_id']}")["acknowledged"]
+    assert back.cmd("status")["pid"] in [a["pid"] for a in acks], acks
+
+
+def test_a_rotation_hands_the_replacement_to_the_app_and_the_old_scope_stays_readable(fresh_relay: Relay,
+                                                                                        spawn) -> None:
+    old, new = f"ns-{rid()}", f"ns-{rid()}"
+    c = spawn(fresh_relay, label="rotating")
+    assert c.cmd("put", soul=old, key="topic", value="before")["ack"]["ok"]
+    result = operator(fresh_relay, "POST", "/-/api/rotations", {"scope": old, "to": new, "grace": "1h"})
+    ev = c.event(lambda e: e.get("event") == "reset", 10)
+    assert ev and ev["record"]["reset_id"] == result["record"]["reset_id"], c.events
+    assert ev["record"]["kind"] == "rotation" and ev["record"]["replacement"] == new, ev
+    assert old not in souls(c, old)  # the local copy of the old scope went
+    status = c.cmd("status")
+    assert status["replacement"] == new and status["applied"][old]["kind"] == "rotation", status
+    # read-only, not fenced: during the grace the relay still serves the old scope, and the client takes it
+    assert c.cmd("once", soul=old, key="topic")["value"] == "before"
+    assert "read-only" in (c.cmd("put", soul=old, key="topic", value="after")["ack"]["err"] or "")

@@ -43,7 +43,12 @@ def make_store(config: Any) -> Store:
 def build_app(config: Any) -> "GunFirst":
     data_dir = Path(config.data)
     store = make_store(config)
-    relay = Relay(store, max_frame_bytes=config.max_frame_bytes, max_skew_ms=config.max_skew_ms)
+    relay = Relay(
+        store,
+        max_frame_bytes=config.max_frame_bytes,
+        max_skew_ms=config.max_skew_ms,
+        max_queue_bytes=config.max_send_queue_bytes,
+    )
     identity = load_or_create_identity(data_dir)
     token, token_file = admin_token(data_dir, config.admin_token)
     if config.legacy_nodes not in ("on", "off"):

@@ -36,6 +36,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage", str, "sqlite", "storage backend: sqlite (durable, default) or memory (lost on exit)"),
     Setting("sqlite_synchronous", str, "FULL", "SQLite synchronous mode: FULL (fsync every commit) or NORMAL"),
     Setting("max_frame_bytes", int, 16 * 1024 * 1024, "largest websocket frame accepted; larger ones get an error"),
+    Setting("max_send_queue_bytes", int, 32 * 1024 * 1024, "a peer that stops reading is closed once this much waits for it"),
     Setting("max_skew_ms", int, 120_000, "how far in the future a state may be: later ones wait, further ones are refused"),
     Setting("keepalive_s", float, 20.0, "seconds between '[]' keepalive frames to every peer"),
     Setting("gun_dir", str, "", "folder of the npm gun package served as /gun.js (default: ./node_modules/gun, searched upwards)"),

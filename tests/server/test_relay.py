@@ -8,6 +8,7 @@ import pytest
 
 from gunrelay.core.graph import Field
 from gunrelay.core.lex import Lex
+from gunrelay.server.peer import Peer
 from gunrelay.server.relay import Relay
 from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.memory import MemoryStore
@@ -152,3 +153,27 @@ async def test_certificate_write_block_lists_are_read_from_storage(case):
         assert reply["err"] == case["expect"]
     stored = await store.read(ReadQuery(soul=case["soul"], key=Lex(exact=case["key"])))
     assert bool(stored) is (case["expect"] is None)
+
+
+async def test_a_peer_that_stops_reading_is_closed_and_others_carry_on(relay):
+    stuck = asyncio.Event()  # never set: this socket's sends never complete
+    closed: list[tuple[int, str]] = []
+
+    async def never(text: str) -> None:
+        await stuck.wait()
+
+    async def close(code: int, reason: str) -> None:
+        closed.append((code, reason))
+
+    slow = Peer(never, "10.0.0.9", close, max_queue_bytes=50_000)
+    relay.connect(slow)
+    relay.receive(slow, json.dumps({"#": "sub", "get": {"#": "feed"}}))
+    fast = Socket(relay)
+    fast.send({"#": "sub2", "get": {"#": "feed"}})
+    for i in range(40):  # about 2 KB pushed to each subscriber per write
+        fast.send(put(f"w{i}", "feed", state=NOW + i / 1000, text="x" * 2000))
+        await settle()
+    await settle()
+    assert slow.closed and closed == [(1008, "too slow: send queue full")]
+    assert sum(1 for m in fast.messages() if m.get("@", "").startswith("w")) == 40  # every ack arrived
+    stuck.set()

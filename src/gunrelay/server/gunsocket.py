@@ -36,7 +36,7 @@ class GunSocket:
                 pass  # already gone
 
         relay = self.relay
-        peer = Peer(send_text, address, close)
+        peer = Peer(send_text, address, close, max_queue_bytes=relay.max_queue_bytes)
         relay.connect(peer)
         try:
             while True:

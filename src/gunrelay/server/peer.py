@@ -2,7 +2,9 @@
 
 Messages produced for a peer during one turn of the event loop leave as one frame (a JSON array
 when there are several), as GunJS's ``mesh.say`` batches. A single flusher task per peer writes
-frames in order; it exists only while there is something to send.
+frames in order; it exists only while there is something to send. What waits to be sent is
+bounded: a peer that stops reading while more than ``max_queue_bytes`` pile up for it is closed
+(1008), so one slow socket cannot grow the relay's memory or hold up anyone else.
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ class Peer:
         "_send",
         "_close",
         "_outbox",
+        "_queued",
         "_flushing",
         "_loop",
+        "max_queue_bytes",
     )
 
-    def __init__(self, send: SendText, address: str, close: Close | None = None):
+    def __init__(self, send: SendText, address: str, close: Close | None = None, max_queue_bytes: int = 32 << 20):
         self.id = random_pid()
         self.address = address
         self.pid: str | None = None  # the peer's own id, from the dam '?' exchange
@@ -54,11 +58,19 @@ class Peer:
         self._send = send
         self._close = close
         self._outbox: list[str] = []
+        self._queued = 0  # characters waiting in the outbox
         self._flushing = False
+        self.max_queue_bytes = max_queue_bytes
         self._loop = asyncio.get_running_loop()
 
     def enqueue(self, encoded: str) -> None:
         if self.closed:
+            return
+        self._queued += len(encoded)
+        if self._queued > self.max_queue_bytes:  # it is not reading: drop it rather than grow
+            self._outbox = []
+            self._queued = 0
+            self.close(1008, "too slow: send queue full")
             return
         self._outbox.append(encoded)
         if not self._flushing:
@@ -70,6 +82,7 @@ class Peer:
         try:
             while self._outbox and not self.closed:
                 outgoing, self._outbox = self._outbox, []
+                self._queued = 0
                 self.messages_out += len(outgoing)
                 await self._send(wire.batch(outgoing))
         except Exception:

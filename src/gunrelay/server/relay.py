@@ -106,6 +106,7 @@ class Relay:
         *,
         max_frame_bytes: int = 16 * 1024 * 1024,
         max_skew_ms: float = 120_000,
+        max_queue_bytes: int = 32 << 20,
         clock_ms: Callable[[], float] = wall_clock_ms,
         monotonic: Callable[[], float] = time.monotonic,
         fence: Fence | None = None,
@@ -118,6 +119,7 @@ class Relay:
         self.new_id = wire.MessageIds(os.urandom(3).hex())
         self.max_frame_bytes = max_frame_bytes
         self.max_skew_ms = max_skew_ms
+        self.max_queue_bytes = max_queue_bytes
         self.clock_ms = clock_ms
         self.monotonic = monotonic
         self.peers: dict[str, Peer] = {}

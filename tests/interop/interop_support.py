@@ -486,3 +486,37 @@ def reply_value(reply: dict[str, Any] | None, soul: str, key: str) -> tuple[bool
     if not isinstance(node, dict) or key not in node:
         return False, None, None
     return True, node[key], ((node.get("_") or {}).get(">") or {}).get(key)
+
+
+# ---- the relay's operator side (our relay only) ---------------------------------------------------
+
+
+def operator(relay: Relay, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One admin API call with the relay's operator token (its DATA/admin-token, or the env var)."""
+    token = os.environ.get("GUNRELAY_ADMIN_TOKEN") or (relay.data_dir / "admin-token").read_text().strip()
+    request = urllib.request.Request(
+        relay.http_url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def reset(relay: Relay, scope: str = "*", **extra: Any) -> dict[str, Any]:
+    """Issue a reset; return its record once it is purged and published (bounded)."""
+    record = operator(relay, "POST", "/-/api/resets", {"scope": scope, **extra})["record"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = operator(relay, "GET", f"/-/api/resets/{record['reset_id']}")
+        if status["purge"]["done"] and status["published"]:
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"reset {record['reset_id']} was not published in time")
+
+
+def identity(relay: Relay) -> str:
+    """The relay's SEA pub."""
+    with urllib.request.urlopen(relay.http_url + "/-/identity", timeout=10) as response:
+        return json.loads(response.read())["pub"]

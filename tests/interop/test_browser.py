@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from interop_support import Relay, rid, run_gun
 
 pytestmark = pytest.mark.browser

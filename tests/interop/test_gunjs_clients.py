@@ -15,12 +15,11 @@ import os
 from typing import Any
 
 import pytest
-
 from interop_support import (
     STOP_TIMEOUT,
     TARGET,
-    Relay,
     RawPeer,
+    Relay,
     get_msg,
     now_ms,
     put_msg,

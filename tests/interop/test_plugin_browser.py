@@ -8,15 +8,13 @@ the DOM); what the relay holds with a fresh Node GunJS client that keeps no copy
 from __future__ import annotations
 
 import json
-import os
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from interop_support import TARGET, Relay, rid, run_gun
+from interop_support import TARGET, Relay, identity, operator, reset, rid, run_gun
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,35 +27,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 GUN_DBS = ["gun", "radata", "radata-mobile", "demo-cache"]  # GUN's own + the demo's idbNames
 
 
-# ---- the operator and the relay's copy -----------------------------------------------------------
 
 
-def operator(relay: Relay, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    token = os.environ.get("GUNRELAY_ADMIN_TOKEN") or (relay.data_dir / "admin-token").read_text().strip()
-    request = urllib.request.Request(
-        relay.http_url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
-def reset(relay: Relay, scope: str = "*", **extra: Any) -> dict[str, Any]:
-    record = operator(relay, "POST", "/-/api/resets", {"scope": scope, **extra})["record"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        status = operator(relay, "GET", f"/-/api/resets/{record['reset_id']}")
-        if status["purge"]["done"] and status["published"]:
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"reset {record['reset_id']} was not published in time")
 
-
-def identity(relay: Relay) -> str:
-    with urllib.request.urlopen(relay.http_url + "/-/identity", timeout=10) as response:
-        return json.loads(response.read())["pub"]
 
 
 def relay_texts(relay: Relay, room: str, tmp: Path, expect: int = 1, timeout_ms: int = 1500) -> list[str]:

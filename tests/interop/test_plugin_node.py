@@ -7,18 +7,16 @@ driven over stdin/stdout. The relay's side is checked through its operator API a
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from interop_support import REPO, TARGET, Relay, rid
+from interop_support import REPO, TARGET, Relay, identity, operator, reset, rid
 
 pytestmark = [
     pytest.mark.interop,
@@ -28,36 +26,11 @@ pytestmark = [
 DRIVER = Path(__file__).resolve().parent / "js" / "plugin_driver.js"
 
 
-# ---- the relay's operator side (as in test_reset.py) ---------------------------------------------
 
 
-def operator(relay: Relay, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    token = os.environ.get("GUNRELAY_ADMIN_TOKEN") or (relay.data_dir / "admin-token").read_text().strip()
-    request = urllib.request.Request(
-        relay.http_url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
-def reset(relay: Relay, scope: str = "*", **extra: Any) -> dict[str, Any]:
-    """Issue a reset; return its record once it is purged and published (bounded)."""
-    record = operator(relay, "POST", "/-/api/resets", {"scope": scope, **extra})["record"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        status = operator(relay, "GET", f"/-/api/resets/{record['reset_id']}")
-        if status["purge"]["done"] and status["published"]:
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"reset {record['reset_id']} was not published in time")
 
-
-def identity(relay: Relay) -> str:
-    with urllib.request.urlopen(relay.http_url + "/-/identity", timeout=10) as response:
-        return json.loads(response.read())["pub"]
 
 
 def fenced_lines(relay: Relay) -> int:

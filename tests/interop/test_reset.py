@@ -8,12 +8,10 @@ import os
 import signal
 import sqlite3
 import time
-import urllib.request
 from typing import Any
 
 import pytest
-
-from interop_support import TARGET, Relay, rid
+from interop_support import TARGET, Relay, identity, operator, reset, rid
 
 pytestmark = [
     pytest.mark.interop,
@@ -21,34 +19,10 @@ pytestmark = [
 ]
 
 
-def operator(relay: Relay, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    token = os.environ.get("GUNRELAY_ADMIN_TOKEN") or (relay.data_dir / "admin-token").read_text().strip()
-    request = urllib.request.Request(
-        relay.http_url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
-def reset(relay: Relay, scope: str = "*", **extra: Any) -> dict[str, Any]:
-    """Issue a reset and wait (bounded) until its purge is done and its record published."""
-    record = operator(relay, "POST", "/-/api/resets", {"scope": scope, **extra})["record"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status = operator(relay, "GET", f"/-/api/resets/{record['reset_id']}")
-        if status["purge"]["done"]:
-            time.sleep(0.2)  # publication follows the purge
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"purge of {record['reset_id']} did not finish")
 
 
-def identity(relay: Relay) -> str:
-    with urllib.request.urlopen(relay.http_url + "/-/identity", timeout=10) as response:
-        return json.loads(response.read())["pub"]
 
 
 def read(clients, relay: Relay, *paths: list[str]) -> list[Any]:

@@ -11,8 +11,9 @@ from gunrelay.app import build_app
 from gunrelay.cli import uvicorn_config
 from gunrelay.config import load_config
 
+from fakes import TOKEN
+
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "test-operator-token"
 
 
 class LiveRelay:

@@ -7,6 +7,7 @@ from gunrelay.server.peer import Peer
 from gunrelay.server.relay import Relay
 
 NOW = 1_700_000_000_000.0
+TOKEN = "test-operator-token"  # the live relay fixture's operator token
 
 
 class Socket:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import websockets
 
-from conftest import TOKEN
+from fakes import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -8,7 +8,7 @@ import sqlite3
 import httpx
 import websockets
 
-from conftest import TOKEN
+from fakes import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GET_IDS = itertools.count()

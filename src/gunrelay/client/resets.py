@@ -49,7 +49,6 @@ RECORD_KEYS = frozenset(
 REQUIRED = ("reset_id", "scope", "epoch", "W")
 KINDS = ("reset", "rotation", "restore")
 PURGE_BATCH = 10_000
-PURGE_ROUNDS = 100_000  # a bound on the purge loop, far above any local store
 CLOSURE_LIMIT = 100_000
 LEGACY_NODE = "_whisperz_system"
 
@@ -225,23 +224,12 @@ class ResetKeeper:
         """Clear the local copy of ``scope`` (and its queued writes) without a record: the manual recipe."""
         rule = FenceRule("hard-reset", scope, math.inf)
         await self.outbox.drop(rule, self.fence.protected, now_ms)
-        total = 0
-        for _ in range(PURGE_ROUNDS):
-            deleted = await self.store.purge_batch(rule, self.fence.protected, PURGE_BATCH)
-            if not deleted:
-                break
-            total += deleted
-        return total
+        return await self.store.purge(rule, self.fence.protected, PURGE_BATCH)
 
     def _rule(self, record: ResetRecord, souls: frozenset[str]) -> FenceRule:
         return FenceRule(record.reset_id, record.scope, record.watermark, souls=souls)
 
     async def _purge(self, record: ResetRecord, rule: FenceRule) -> int:
-        total = 0
-        for _ in range(PURGE_ROUNDS):
-            deleted = await self.store.purge_batch(rule, self.fence.protected, PURGE_BATCH)
-            if not deleted:
-                break
-            total += deleted
+        total = await self.store.purge(rule, self.fence.protected, PURGE_BATCH)
         await self.store.finish_purge(record.reset_id, total)
         return total

@@ -211,15 +211,13 @@ class ResetControl:
 
     async def _purge(self, held: StoredReset) -> None:
         reset_id = held.record.reset_id
-        rule = held.rule
-        total = self.purged.get(reset_id, 0)
+        already = self.purged.get(reset_id, 0)
         started = time.monotonic()
-        while True:
-            deleted = await self.store.purge_batch(rule, self.protected, PURGE_BATCH)
-            if deleted == 0:
-                break
-            total += deleted
-            self.purged[reset_id] = total
+
+        def progress(total: int) -> None:
+            self.purged[reset_id] = already + total
+
+        total = already + await self.store.purge(held.rule, self.protected, PURGE_BATCH, progress)
         await self.store.finish_purge(reset_id, total)
         self.purge_seconds[reset_id] = time.monotonic() - started
         done = StoredReset(held.record, held.souls, purge_done=True, purged=total)

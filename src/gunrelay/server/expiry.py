@@ -60,8 +60,7 @@ class Expiry:
         """Delete every expired field now; the count deleted."""
         total = 0
         for prefix, ttl_ms in list(self.rules.items()):
-            while (deleted := await self.store.purge_batch(_rule(prefix, ttl_ms), self.relay.fence.protected, PURGE_BATCH)) > 0:
-                total += deleted
+            total += await self.store.purge(_rule(prefix, ttl_ms), self.relay.fence.protected, PURGE_BATCH)
         self.expired += total
         return total
 

@@ -183,6 +183,18 @@ class Store(abc.ABC):
         """Delete up to ``limit`` fields the rule fences; the count deleted (0: nothing left).
         A prefix rule's extra souls are the ones installed with its reset (``install_reset``)."""
 
+    async def purge(
+        self, rule: FenceRule, protected: Protected, batch: int = 20_000, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Delete everything ``rule`` fences, in batches (so merges interleave); the count deleted.
+        ``progress`` hears the running total after each batch."""
+        total = 0
+        while (deleted := await self.purge_batch(rule, protected, batch)) > 0:
+            total += deleted
+            if progress is not None:
+                progress(total)
+        return total
+
     @abc.abstractmethod
     async def finish_purge(self, reset_id: str, purged: int) -> None: ...
 

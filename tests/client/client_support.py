@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
-import urllib.request
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from interop_support import Relay
 
 from gunrelay.core import sea
 from gunrelay.core.reset import ResetRecord
@@ -66,28 +63,3 @@ def record_graph(
         states[name] = state
         node[name] = wire_value
     return {soul: node}
-
-
-def operator(relay: Relay, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Our relay's operator API, with the token the relay wrote into its data folder."""
-    token = (relay.data_dir / "admin-token").read_text().strip()
-    request = urllib.request.Request(
-        relay.http_url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=30) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
-
-
-def reset_done(relay: Relay, reset_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    """Wait (bounded) until the reset's purge finished and its record is published."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = operator(relay, "GET", f"/-/api/resets/{reset_id}")
-        if status["purge"]["done"] and status["published"]:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"reset {reset_id} not done within {timeout} s")

@@ -13,12 +13,10 @@ from client_support import (
     eventually,
     new_key,
     now_ms,
-    operator,
     record,
     record_graph,
-    reset_done,
 )
-from interop_support import RawPeer, Relay, rid
+from interop_support import RawPeer, Relay, operator, rid, wait_published
 
 from gunrelay.client.resets import reset_soul
 from gunrelay.core.reset import ResetRecord
@@ -39,7 +37,7 @@ def reset_relay(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 async def issue(relay: Relay, scope: str, **extra: Any) -> dict[str, Any]:
     """Issue a reset through the operator API and wait until it is purged and published."""
     created = await asyncio.to_thread(operator, relay, "POST", "/-/api/resets", {"scope": scope, **extra})
-    await asyncio.to_thread(reset_done, relay, created["record"]["reset_id"])
+    await asyncio.to_thread(wait_published, relay, created["record"]["reset_id"])
     return created["record"]  # type: ignore[no-any-return]
 
 

@@ -1,5 +1,5 @@
 from gunrelay.core.jsloose import string_match
-from gunrelay.core.lex import Budget, Lex, parse
+from gunrelay.core.lex import Budget, Lex, cost, parse
 
 
 def test_forms():
@@ -37,8 +37,8 @@ def test_budget_includes_the_item_that_crosses_it():
     for value in ("12345", "123456", "x"):
         if budget.exhausted:
             break
-        budget.spend(value)
+        budget.spend(cost(value))
     assert budget.used == 11
     numbers = Budget(10)
-    numbers.spend(5)
+    numbers.spend(cost(5))
     assert numbers.used == 9 and not numbers.exhausted

@@ -500,20 +500,27 @@ def operator(relay: Relay, method: str, path: str, body: dict[str, Any] | None =
         data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    with opener.open(request, timeout=30) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def wait_published(relay: Relay, reset_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Wait (bounded) until the reset's purge finished and its record is published; its status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = operator(relay, "GET", f"/-/api/resets/{reset_id}")
+        if status["purge"]["done"] and status["published"]:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"reset {reset_id} was not published within {timeout} s")
 
 
 def reset(relay: Relay, scope: str = "*", **extra: Any) -> dict[str, Any]:
     """Issue a reset; return its record once it is purged and published (bounded)."""
     record = operator(relay, "POST", "/-/api/resets", {"scope": scope, **extra})["record"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status = operator(relay, "GET", f"/-/api/resets/{record['reset_id']}")
-        if status["purge"]["done"] and status["published"]:
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"reset {record['reset_id']} was not published in time")
+    wait_published(relay, record["reset_id"])
+    return record
 
 
 def identity(relay: Relay) -> str:

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fakes import TOKEN
 
 from gunrelay.app import build_app
 from gunrelay.cli import uvicorn_config
 from gunrelay.config import load_config
-
-from fakes import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 

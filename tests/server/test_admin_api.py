@@ -8,7 +8,6 @@ import sys
 import httpx
 import pytest
 import websockets
-
 from fakes import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from fakes import Socket, put, settle
 
 from gunrelay.core import sea
 from gunrelay.core.fence import FenceRule
@@ -17,8 +18,6 @@ from gunrelay.server.relay import Relay
 from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.memory import MemoryStore
 from gunrelay.storage.sqlite import SQLiteStore
-
-from fakes import Socket, put, settle
 
 T0 = 1_800_000_000_000.0
 

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import Socket, put, settle
 
 from gunrelay.core.graph import Field
 from gunrelay.core.lex import Lex
@@ -12,8 +13,6 @@ from gunrelay.server.peer import Peer
 from gunrelay.server.relay import Relay
 from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.memory import MemoryStore
-
-from fakes import Socket, put, settle
 
 NOW = 1_700_000_000_000.0
 

@@ -7,7 +7,6 @@ import sqlite3
 
 import httpx
 import websockets
-
 from fakes import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -5,8 +5,8 @@ import pytest
 from gunrelay.core.bans import Ban
 from gunrelay.core.fence import FenceRule, Protected
 from gunrelay.core.graph import Field
-from gunrelay.core.reset import ResetRecord
 from gunrelay.core.lex import parse
+from gunrelay.core.reset import ResetRecord
 from gunrelay.storage.base import ReadQuery, ResetAck
 from gunrelay.storage.memory import MemoryStore
 from gunrelay.storage.sqlite import SQLiteStore

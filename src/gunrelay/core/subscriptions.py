@@ -63,8 +63,5 @@ class Subscriptions(Generic[Peer]):
             if subset:
                 yield peer, subset
 
-    def souls_of(self, peer: Peer) -> int:
-        return len(self._by_peer.get(peer, ()))
-
     def __len__(self) -> int:
         return len(self._by_soul)

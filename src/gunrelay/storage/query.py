@@ -34,7 +34,7 @@ def select_rows(souls: Iterable[tuple[str, list[Row]]], query: ReadQuery) -> dic
             chosen.append(row)
             remaining -= 1
             if counting:
-                budget.used += value_cost(row[1])
+                budget.spend(value_cost(row[1]))
         if chosen:
             out[soul] = chosen
         if remaining <= 0 or budget.exhausted:

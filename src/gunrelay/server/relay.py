@@ -276,6 +276,8 @@ class Relay:
         later: list[Field] = []
         blocklisted: list[tuple[Field, list[tuple[str, str]]]] = []
         protected = self.fence.protected
+        lookups: list[tuple[str, str]] = []  # write-block entries certificates ask for (rare)
+        note_lookup = _recorder(lookups)
         if self.fence:  # refuse at once what is fenced now (a read-only scope refuses even future states)
             fields = self._through_fence(pending, fields)
         for item in fields:
@@ -291,10 +293,10 @@ class Relay:
                     f"clock (limit {self.max_skew_ms} ms); check the writer's clock."
                 )
                 continue
-            lookups: list[tuple[str, str]] = []
-            problem = sea.check_field(item.soul, item.key, item.value, item.state, now, _recorder(lookups))
-            if problem is None and lookups:
-                blocklisted.append((item, lookups))  # a certificate with a write-block list: look it up first
+            asked = len(lookups)
+            problem = sea.check_field(item.soul, item.key, item.value, item.state, now, note_lookup)
+            if problem is None and len(lookups) > asked:
+                blocklisted.append((item, lookups[asked:]))  # a certificate with a write-block list: look it up first
                 continue
             if problem is not None:
                 self.stats.error("sea")

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import platform
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import __version__
-from .admin.api import routes as admin_routes
+from .admin import api, console, login, observe
+from .admin.audit import Audit
+from .admin.auth import ConsoleAuth
+from .admin.gate import Gate
+from .admin.metrics import Metrics, RelayCollector
+from .core.lockout import LoginThrottle
+from .core.privacy import Anonymizer, Privacy
 from .server.access import Access
 from .server.control import ResetControl
 from .server.datalock import DataFolderBusy, DataLock
@@ -23,6 +31,8 @@ from .server.expiry import Expiry
 from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
+from .server.logbook import LogBook
+from .server.monitor import Monitor
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
 from .storage.base import Store
@@ -48,6 +58,10 @@ def build_app(config: Any) -> "GunFirst":
         max_frame_bytes=config.max_frame_bytes,
         max_skew_ms=config.max_skew_ms,
         max_queue_bytes=config.max_send_queue_bytes,
+        max_connections=config.max_connections,
+        max_connections_per_address=config.max_connections_per_address,
+        max_messages_per_s=config.max_messages_per_s,
+        message_burst=config.message_burst,
     )
     identity = load_or_create_identity(data_dir)
     token, token_file = admin_token(data_dir, config.admin_token)
@@ -61,6 +75,23 @@ def build_app(config: Any) -> "GunFirst":
     snapshots = Snapshots(store, control, data_dir / "snapshots")
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()
+    if config.privacy not in ("on", "off"):
+        raise SystemExit("--privacy must be on or off")
+    privacy_key = hashlib.sha256(b"gunrelay privacy labels\0" + identity.private_key.private_numbers().private_value.to_bytes(32, "big"))
+    privacy = Privacy(Anonymizer(privacy_key.digest()), enabled=config.privacy == "on")
+    logbook = LogBook(privacy)
+    logging.getLogger("gunrelay").setLevel(config.log_level.upper())
+    monitor = Monitor(relay, store)
+    auth = ConsoleAuth(
+        token,
+        session_ttl_s=config.session_ttl_s,
+        allow=config.admin_allow,
+        throttle=LoginThrottle(max_failures=config.login_max_failures, lockout_s=config.login_lockout_s),
+    )
+    audit = Audit(store, privacy)
+    gate = Gate(auth, audit)
+    ops = api.Operations(relay, control, access, expiry, snapshots, privacy)
+    metrics = Metrics(RelayCollector(relay, control, access, monitor, expiry, auth.counters))
 
     async def keepalive() -> None:
         while True:
@@ -75,10 +106,12 @@ def build_app(config: Any) -> "GunFirst":
             lock.acquire()
         except DataFolderBusy as exc:
             raise SystemExit(str(exc)) from None
+        logbook.attach("", "uvicorn")
         await store.open()
         await control.start()  # fences are live before the first frame is read
         await access.start()
         await expiry.start()
+        await monitor.start()
         ticker = asyncio.create_task(keepalive())
         ready.set()
         log.info("relay identity %s", identity.pub)
@@ -90,12 +123,14 @@ def build_app(config: Any) -> "GunFirst":
             yield
         finally:
             ticker.cancel()
+            await monitor.stop()
             await control.stop()
             await expiry.stop()
             await relay.drain()
             await store.close()
             lock.release()
             log.info("store closed cleanly")
+            logbook.detach()
 
     async def health(request: Request) -> JSONResponse:
         if not ready.is_set():
@@ -111,13 +146,26 @@ def build_app(config: Any) -> "GunFirst":
             headers=CORS,
         )
 
+    async def version(request: Request) -> JSONResponse:
+        return JSONResponse({"version": __version__, "python": platform.python_version(), "gun": files.gun_version()}, headers=CORS)
+
+    async def metrics_route(request: Request) -> Response:
+        if not auth.allowed(request.client.host if request.client else "?"):
+            return JSONResponse({"error": "not allowed (--admin-allow)"}, status_code=403)
+        return await metrics.endpoint(request)
+
     async def identity_route(request: Request) -> JSONResponse:
         return JSONResponse({"pub": identity.pub, "epub": identity.epub}, headers=CORS)
 
     routes = [
         Route("/health", health),
+        Route("/version", version),
+        Route("/metrics", metrics_route),
         Route("/-/identity", identity_route),
-        *admin_routes(control, access, expiry, snapshots, token),
+        *login.routes(auth, audit, privacy, gate),
+        *api.routes(ops, gate),
+        *observe.routes(ops, monitor, audit, logbook, gate),
+        *console.routes(),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
         Route("/gun/{path:path}", files.package_file),
@@ -134,6 +182,10 @@ def build_app(config: Any) -> "GunFirst":
     app.state.access = access
     app.state.expiry = expiry
     app.state.snapshots = snapshots
+    app.state.auth = auth
+    app.state.monitor = monitor
+    app.state.privacy = privacy
+    app.state.logbook = logbook
     return GunFirst(GunSocket(relay, access.refuse), app)
 
 

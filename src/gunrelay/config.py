@@ -46,6 +46,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("legacy_nodes", str, "on", "publish the legacy system node on resets: on or off"),
     Setting("instance", str, "default", "instance name published in the legacy config node"),
     Setting("ttl_sweep_s", float, 60.0, "seconds between sweeps that delete fields expired by TTL rules"),
+    Setting("max_connections", int, 10_000, "most websocket connections open at once (0: no limit); more are refused at the upgrade"),
+    Setting("max_connections_per_address", int, 256, "most connections open at once from one address (0: no limit)"),
+    Setting("max_messages_per_s", float, 1000.0, "messages a second one connection may send (0: no limit); more are refused with an error"),
+    Setting("message_burst", float, 5000.0, "messages a connection may send at once before its rate limit applies"),
+    Setting("admin_allow", str, "", "addresses or networks allowed to use the console and the API, comma-separated (default: any)"),
+    Setting("session_ttl_s", float, 8 * 3600.0, "seconds a console login lasts"),
+    Setting("login_max_failures", int, 5, "failed logins (per address, and per user) within 5 minutes before a lockout"),
+    Setting("login_lockout_s", float, 900.0, "seconds a lockout lasts"),
+    Setting("privacy", str, "off", "privacy mode at start: on anonymises addresses in the console, the API and the logs"),
 )
 
 

@@ -168,3 +168,15 @@ async def test_publication_is_remembered(store):
     await store.mark_published("r1")
     [held] = await store.load_resets()
     assert held.published
+
+
+async def test_the_audit_log_pages_newest_first_and_keeps_everything(store):
+    from gunrelay.storage.base import AuditEntry
+
+    ids = [await store.append_audit(AuditEntry(1000.0 + i, "admin", "127.0.0.1", f"act{i}", "{}", "ok", 200)) for i in range(7)]
+    assert ids == sorted(ids) and len(set(ids)) == 7
+    first, total = await store.audit_page(0, 3)
+    assert total == 7 and [e.action for e in first] == ["act6", "act5", "act4"] and first[0].id == ids[-1]
+    last, _ = await store.audit_page(6, 3)
+    assert [e.action for e in last] == ["act0"] and last[0].who == "admin" and last[0].status == 200
+    assert (await store.audit_page(7, 3)) == ([], 7)

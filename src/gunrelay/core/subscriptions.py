@@ -47,6 +47,10 @@ class Subscriptions(Generic[Peer]):
                 if not peers:
                     del self._by_soul[soul]
 
+    def count_of(self, peer: Peer) -> int:
+        """How many souls ``peer`` is subscribed to."""
+        return len(self._by_peer.get(peer, ()))
+
     def audience(self, soul: str, keys: Iterable[str]) -> Iterator[tuple[Peer, frozenset[str] | None]]:
         """Each subscriber of ``soul`` with the subset of ``keys`` it wants (None: all of them)."""
         peers = self._by_soul.get(soul)

@@ -107,7 +107,7 @@ class ResetControl:
 
     # -- issuing ----------------------------------------------------------------------------
 
-    def _check_scope(self, scope: str) -> None:
+    def check_scope(self, scope: str) -> None:
         if not isinstance(scope, str) or not scope:
             raise ResetError("scope must be '*' or a soul prefix")
         if scope != ALL and (scope.endswith("/") or self.protected.contains(scope)):
@@ -130,7 +130,7 @@ class ResetControl:
     async def issue(
         self, scope: str = ALL, reason: str = "", message: str = "", keep: tuple[str, ...] = (), dry_run: bool = False
     ) -> dict[str, Any]:
-        self._check_scope(scope)
+        self.check_scope(scope)
         async with self._lock:  # one reset at a time, so epochs and watermarks are ordered
             watermark = self.clock_ms()
             record = self.new_record(scope, watermark, reason=reason, message=message, keep=tuple(keep))
@@ -169,8 +169,8 @@ class ResetControl:
     async def rotate(self, scope: str, to: str, grace_s: float, reason: str = "", message: str = "") -> dict[str, Any]:
         """Start ``scope`` afresh under ``to``: the old scope turns read-only at once (W = +inf),
         clients follow the record's ``replacement``, and the old data is purged after ``grace_s``."""
-        self._check_scope(scope)
-        self._check_scope(to)
+        self.check_scope(scope)
+        self.check_scope(to)
         if scope == ALL or to == ALL:
             raise ResetError("rotation works on soul prefixes, not '*'")
         if in_prefix(to, scope) or in_prefix(scope, to):
@@ -279,6 +279,42 @@ class ResetControl:
             "acknowledged": [asdict(a) for a in acks.values()],
             "connected_not_acknowledged": pending,
         }
+
+    def rotations(self) -> list[dict[str, Any]]:
+        """Rotated scopes, oldest first: where each went, and when its old data is (or was) purged."""
+        return [
+            {
+                "reset_id": held.record.reset_id,
+                "scope": held.record.scope,
+                "to": held.record.replacement,
+                "issued_at": held.record.issued_at,
+                "purge_after": held.record.purge_after,
+                "purge_done": held.purge_done,
+                "fields_removed": self.purged.get(held.record.reset_id, held.purged),
+            }
+            for held in sorted(self.resets.values(), key=lambda h: h.record.issued_at)
+            if held.record.kind == "rotation"
+        ]
+
+    def latest_acks(self) -> Callable[[Peer], dict[str, Any] | None]:
+        """A look-up: the latest reset a peer (this connection, or the same GUN peer by pid) acknowledged."""
+        by_peer: dict[str, ResetAck] = {}
+        by_pid: dict[str, ResetAck] = {}
+        for acks in self.acks.values():
+            for ack in acks.values():
+                if ack.peer_id not in by_peer or ack.at > by_peer[ack.peer_id].at:
+                    by_peer[ack.peer_id] = ack
+                if ack.pid is not None and (ack.pid not in by_pid or ack.at > by_pid[ack.pid].at):
+                    by_pid[ack.pid] = ack
+
+        def latest(peer: Peer) -> dict[str, Any] | None:
+            found = [a for a in (by_peer.get(peer.id), by_pid.get(peer.pid) if peer.pid else None) if a is not None]
+            if not found:
+                return None
+            ack = max(found, key=lambda a: a.at)
+            return {"reset_id": ack.reset_id, "at": ack.at}
+
+        return latest
 
     def history(self) -> list[dict[str, Any]]:
         out = []

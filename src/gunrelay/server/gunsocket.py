@@ -20,8 +20,13 @@ class GunSocket:
             return
         client = scope.get("client") or ("?", 0)
         address = str(client[0])
+        relay = self.relay
         if self.refuse(address) is not None:
+            relay.stats.refuse("banned")
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403 at the upgrade
+            return
+        if relay.admit(address) is not None:  # over a connection limit (counted by the relay)
+            await send({"type": "websocket.close", "code": 1008})
             return
         await send({"type": "websocket.accept"})
         scope["headers"] = ()  # not needed after the upgrade; the server holds the scope for the socket's life
@@ -35,7 +40,6 @@ class GunSocket:
             except Exception:
                 pass  # already gone
 
-        relay = self.relay
         peer = Peer(send_text, address, close, max_queue_bytes=relay.max_queue_bytes)
         relay.connect(peer)
         try:
@@ -47,7 +51,7 @@ class GunSocket:
                     if text is not None:
                         relay.receive(peer, text)
                     else:
-                        relay.receive_binary(peer)
+                        relay.receive_binary(peer, len(event.get("bytes") or b""))
                 elif kind == "websocket.disconnect":
                     break
         finally:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ..core import wire
+from ..core.limits import TokenBucket
 
 _ALPHABET = string.digits + string.ascii_letters
 
@@ -45,6 +46,8 @@ class Peer:
         "_flushing",
         "_loop",
         "max_queue_bytes",
+        "stats",
+        "bucket",
     )
 
     def __init__(self, send: SendText, address: str, close: Close | None = None, max_queue_bytes: int = 32 << 20):
@@ -61,6 +64,8 @@ class Peer:
         self._queued = 0  # characters waiting in the outbox
         self._flushing = False
         self.max_queue_bytes = max_queue_bytes
+        self.stats: Any = None  # the relay's running totals (messages and bytes out), set on connect
+        self.bucket: TokenBucket | None = None  # the message rate limit, set on connect
         self._loop = asyncio.get_running_loop()
 
     def enqueue(self, encoded: str) -> None:
@@ -84,7 +89,12 @@ class Peer:
                 outgoing, self._outbox = self._outbox, []
                 self._queued = 0
                 self.messages_out += len(outgoing)
-                await self._send(wire.batch(outgoing))
+                frame = wire.batch(outgoing)
+                stats = self.stats
+                if stats is not None:
+                    stats.messages_out += len(outgoing)
+                    stats.bytes_out += len(frame) if frame.isascii() else len(frame.encode("utf-8", "surrogatepass"))
+                await self._send(frame)
         except Exception:
             self.closed = True  # the socket is gone; the receive loop will see it and clean up
         finally:

@@ -39,6 +39,7 @@ from ..core import lex as lexmod
 from ..core.dup import DupCache
 from ..core.fence import Fence, FenceRule
 from ..core.graph import Field, InvalidGraph, fields_of_put
+from ..core.limits import ConnectionLimits, TokenBucket
 from ..core.subscriptions import Subscriptions
 from ..storage.base import ReadQuery, Row, Store, decode_value
 from .peer import Peer, random_pid
@@ -76,14 +77,25 @@ def wall_clock_ms() -> float:
 
 @dataclass
 class RelayStats:
+    """Running totals since start (the console's rates and ``/metrics`` read them; nothing resets them)."""
+
     messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
     puts: int = 0
     gets: int = 0
     acks: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    connections: int = 0  # accepted since start
+    peak_connections: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # kind -> count (messages answered with an error)
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> count (connections and messages refused by a limit)
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def refuse(self, reason: str, count: int = 1) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + count
 
 
 class _PendingPut:
@@ -107,6 +119,10 @@ class Relay:
         max_frame_bytes: int = 16 * 1024 * 1024,
         max_skew_ms: float = 120_000,
         max_queue_bytes: int = 32 << 20,
+        max_connections: int = 0,
+        max_connections_per_address: int = 0,
+        max_messages_per_s: float = 0.0,
+        message_burst: float = 0.0,
         clock_ms: Callable[[], float] = wall_clock_ms,
         monotonic: Callable[[], float] = time.monotonic,
         fence: Fence | None = None,
@@ -120,6 +136,9 @@ class Relay:
         self.max_frame_bytes = max_frame_bytes
         self.max_skew_ms = max_skew_ms
         self.max_queue_bytes = max_queue_bytes
+        self.limits = ConnectionLimits(max_connections, max_connections_per_address)
+        self.max_messages_per_s = max_messages_per_s  # 0: no limit
+        self.message_burst = max(message_burst, max_messages_per_s)
         self.clock_ms = clock_ms
         self.monotonic = monotonic
         self.peers: dict[str, Peer] = {}
@@ -132,14 +151,33 @@ class Relay:
 
     # -- connections -------------------------------------------------------------------------
 
+    def admit(self, address: str) -> str | None:
+        """Why a new connection from ``address`` is refused by a limit (counted), or None."""
+        reason = self.limits.refuse(address)
+        if reason is not None:
+            self.stats.refuse(reason)
+        return reason
+
     def connect(self, peer: Peer) -> None:
         self.peers[peer.id] = peer
+        self.limits.opened(peer.address)
+        stats = self.stats
+        stats.connections += 1
+        if len(self.peers) > stats.peak_connections:
+            stats.peak_connections = len(self.peers)
+        peer.stats = stats
+        if self.max_messages_per_s > 0:
+            peer.bucket = TokenBucket(self.max_messages_per_s, self.message_burst, self.monotonic())
         peer.enqueue(wire.hello(self.new_id(), self.pid))
 
     def disconnect(self, peer: Peer) -> None:
         peer.closed = True
-        self.peers.pop(peer.id, None)
+        if self.peers.pop(peer.id, None) is not None:
+            self.limits.closed(peer.address)
         self.subscriptions.drop_peer(peer)
+
+    def subscription_count(self, peer: Peer) -> int:
+        return self.subscriptions.count_of(peer)
 
     def keepalive(self) -> None:
         for peer in list(self.peers.values()):
@@ -147,12 +185,14 @@ class Relay:
 
     # -- incoming ----------------------------------------------------------------------------
 
-    def receive_binary(self, peer: Peer) -> None:
+    def receive_binary(self, peer: Peer, size: int = 0) -> None:
+        self.stats.bytes_in += size
         self.stats.error("binary_frame")
         peer.enqueue(wire.dam_error(self.new_id(), "Binary frames are not GUN messages; send JSON text."))
 
     def receive(self, peer: Peer, text: str) -> None:
         """Handle one text frame from ``peer``; never raises."""
+        self.stats.bytes_in += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         if len(text) > self.max_frame_bytes:
             self.stats.error("frame_too_big")
             peer.enqueue(wire.dam_error(self.new_id(), f"Message too big! The limit is {self.max_frame_bytes} bytes."))
@@ -164,6 +204,10 @@ class Relay:
             peer.enqueue(wire.dam_error(self.new_id(), str(exc)))
             return
         now = self.monotonic()
+        bucket = peer.bucket
+        if bucket is not None and not bucket.take(len(raws), now):
+            self._refuse_flood(peer, raws)
+            return
         for raw in raws:
             try:
                 self._dispatch(peer, raw, now)
@@ -179,6 +223,20 @@ class Relay:
                 msg_id = raw.get("#") if type(raw) is dict else None
                 if type(msg_id) is str:
                     peer.enqueue(wire.error(self.new_id(), msg_id, "Internal relay error; the message was not applied."))
+
+    def _refuse_flood(self, peer: Peer, raws: list[Any]) -> None:
+        """Over the peer's message rate: nothing in the frame is applied; each message that can be
+        answered gets an error, so a writer's callback hears of it instead of waiting."""
+        self.stats.refuse("message_rate", len(raws))
+        text = f"Too many messages: the limit is {self.max_messages_per_s:g} a second per connection; nothing was applied."
+        answered = False
+        for raw in raws:
+            msg_id = raw.get("#") if type(raw) is dict else None
+            if type(msg_id) is str and "dam" not in raw:
+                peer.enqueue(wire.error(self.new_id(), msg_id, text))
+                answered = True
+        if not answered:
+            peer.enqueue(wire.dam_error(self.new_id(), text))
 
     def _dispatch(self, peer: Peer, raw: Any, now: float) -> None:
         message = wire.decode(raw)

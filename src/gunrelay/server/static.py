@@ -7,6 +7,7 @@ above it). Paths are resolved inside the package folder only.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from starlette.requests import Request
@@ -31,6 +32,16 @@ def find_gun_dir(configured: str, start: Path | None = None) -> Path | None:
 class GunFiles:
     def __init__(self, gun_dir: Path | None):
         self.gun_dir = gun_dir.resolve() if gun_dir else None
+
+    def gun_version(self) -> str | None:
+        """The npm gun package's version, when it is installed."""
+        if self.gun_dir is None:
+            return None
+        try:
+            version = json.loads((self.gun_dir / "package.json").read_text()).get("version")
+        except (OSError, ValueError):
+            return None
+        return version if isinstance(version, str) else None
 
     def _file(self, relative: str) -> Response:
         if self.gun_dir is None:

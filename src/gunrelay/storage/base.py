@@ -115,6 +115,20 @@ class ResetAck:
     at: float  # ms since the epoch
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One operator action: who, from where, when, what, and how it ended."""
+
+    at: float  # ms since the epoch
+    who: str
+    address: str
+    action: str
+    detail: str
+    outcome: str  # ok, refused, error
+    status: int  # the HTTP status answered
+    id: int = 0  # given by the store
+
+
 def relation_targets(value_json: str) -> list[str]:
     """Souls a stored value points to: a relation, or a relation inside a SEA-signed string."""
     if value_json[:5] == '{"#":':
@@ -225,6 +239,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def load_bans(self) -> list[Ban]: ...
+
+    # -- the operator's audit log: append-only, never capped --------------------------------------
+
+    @abc.abstractmethod
+    async def append_audit(self, entry: AuditEntry) -> int:
+        """Store the entry durably; its id (ids grow)."""
+
+    @abc.abstractmethod
+    async def audit_page(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        """Entries newest first, ``limit`` of them after skipping ``offset``; and how many there are."""
 
     # -- snapshots: consistent copies of the graph while serving --------------------------------
 

@@ -13,6 +13,7 @@ from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State
 from ..core.reset import ResetRecord
 from .base import (
+    AuditEntry,
     ReadQuery,
     ResetAck,
     Row,
@@ -34,6 +35,7 @@ class MemoryStore(Store):
         self._acks: dict[tuple[str, str], ResetAck] = {}
         self._bans: dict[str, Ban] = {}
         self._ttls: dict[str, float] = {}
+        self._audit: list[AuditEntry] = []
 
     async def open(self) -> None:
         return None
@@ -124,6 +126,15 @@ class MemoryStore(Store):
     async def acks(self, reset_id: str) -> list[ResetAck]:
         return [ack for (rid, _), ack in self._acks.items() if rid == reset_id]
 
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        stored = replace(entry, id=len(self._audit) + 1)
+        self._audit.append(stored)
+        return stored.id
+
+    async def audit_page(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        newest_first = self._audit[::-1]
+        return newest_first[offset : offset + limit], len(self._audit)
 
     async def save_ban(self, ban: Ban) -> None:
         self._bans[ban.address] = ban

@@ -38,6 +38,7 @@ from .base import (
     Store,
     StoredReset,
     StoreStats,
+    AuditEntry,
     as_state,
     encode_value,
     ham_tie_wins,
@@ -79,6 +80,16 @@ CREATE TABLE IF NOT EXISTS reset_acks (
 CREATE TABLE IF NOT EXISTS ttl_rules (
     prefix TEXT PRIMARY KEY,
     ttl_ms REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      REAL NOT NULL,
+    who     TEXT NOT NULL,
+    address TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    detail  TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    status  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS bans (
     address TEXT PRIMARY KEY,
@@ -309,6 +320,28 @@ class SQLiteStore(Store):
     async def load_bans(self) -> list[Ban]:
         rows = await self._query(lambda conn: conn.execute("SELECT address, until, reason FROM bans").fetchall())
         return [Ban(*row) for row in rows]
+
+    async def append_audit(self, entry: AuditEntry) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO audit (at, who, address, action, detail, outcome, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.at, entry.who, entry.address, entry.action, entry.detail, entry.outcome, entry.status),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return int(await self._write(job))
+
+    async def audit_page(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        def job(conn: sqlite3.Connection) -> tuple[list[AuditEntry], int]:
+            rows = conn.execute(
+                "SELECT at, who, address, action, detail, outcome, status, id FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+            (total,) = conn.execute("SELECT count(*) FROM audit").fetchone()
+            return [AuditEntry(*row) for row in rows], int(total)
+
+        result: tuple[list[AuditEntry], int] = await self._query(job)
+        return result
 
     async def snapshot_to(self, path: Path) -> StoreStats:
         def job(conn: sqlite3.Connection) -> StoreStats:

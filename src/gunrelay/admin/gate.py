@@ -1,0 +1,111 @@
+"""The door every admin API request passes: who is calling (``auth``), then the handler, then the
+audit log for anything that changes state. Also the API's conventions for reading bodies and
+answering errors: a 4xx with ``{"error": "..."}``, and a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..core.duration import parse_duration
+from ..server.control import ResetError
+from .audit import Audit
+from .auth import STATE_CHANGING, Caller, ConsoleAuth, Refused
+
+MAX_BODY = 64 * 1024
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BadRequest(ValueError):
+    """The request cannot be carried out as given (400); nothing was changed."""
+
+
+def error(status: int, text: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": text, **extra}, status_code=status)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "?"
+
+
+def caller(request: Request) -> Caller:
+    found: Caller = request.state.caller
+    return found
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (at most ``MAX_BODY`` bytes); kept for the audit log."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise BadRequest(f"request body over {MAX_BODY} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BadRequest(f"request body over {MAX_BODY} bytes")
+    try:
+        data = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    request.state.body = data
+    return data
+
+
+def text(data: dict[str, Any], name: str, default: str = "") -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str):
+        raise BadRequest(f"'{name}' must be a string")
+    return value
+
+
+def duration(data: dict[str, Any], name: str) -> float | None:
+    if data.get(name) is None:
+        return None
+    try:
+        return parse_duration(data[name])
+    except ValueError as exc:
+        raise BadRequest(f"'{name}': {exc}") from None
+
+
+class Gate:
+    def __init__(self, auth: ConsoleAuth, audit: Audit):
+        self.auth = auth
+        self.audit = audit
+
+    def route(self, method: str, path: str, handler: Handler, action: str | None = None) -> Route:
+        """``handler`` behind the door; a state-changing route needs an ``action`` name for the audit log."""
+        changes = method in STATE_CHANGING
+        assert not changes or action, f"{method} {path} changes state: name its action for the audit log"
+
+        async def guarded(request: Request) -> Response:
+            address = client_address(request)
+            try:
+                request.state.caller = self.auth.identify(method, request.headers, request.cookies, address)
+            except Refused as refused:
+                return error(refused.status, str(refused))
+            if not changes:
+                return await self._run(handler, request)
+            response = await self._run(handler, request)
+            detail = {**request.path_params, **getattr(request.state, "body", {})}
+            if request.query_params:
+                detail.update(request.query_params)
+            await self.audit.record(caller(request).who, address, action or path, detail, response.status_code)
+            return response
+
+        return Route(path, guarded, methods=[method])
+
+    @staticmethod
+    async def _run(handler: Handler, request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (BadRequest, ResetError) as exc:
+            return error(400, str(exc))

@@ -3,7 +3,8 @@
 A key (an address, a user name) that fails ``max_failures`` times within ``window_s`` is locked
 for ``lockout_s``; while locked, every attempt is refused without checking the password, so
 guessing costs the attacker time, not the relay CPU. A success clears the key. The table is
-bounded: past ``max_keys`` the oldest entries go first (a locked key is kept as long as any).
+bounded: past ``max_keys`` the oldest unlocked entries go first, then the oldest locks (a key
+that keeps failing stays recent, so a flood of other keys does not free it).
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ class LoginThrottle:
                 held.times = []
                 locked = True
         excess = len(self._keys) - self.max_keys
-        if excess > 0:  # forget the oldest keys that are not locked
-            stale = [key for key, held in self._keys.items() if held.locked_until <= now][:excess]
-            for key in stale:
+        if excess > 0:  # forget the oldest unlocked keys first, then (a flood of locks) the oldest locks
+            unlocked = [key for key, held in self._keys.items() if held.locked_until <= now][:excess]
+            for key in unlocked:
                 del self._keys[key]
+            while len(self._keys) > self.max_keys:
+                del self._keys[next(iter(self._keys))]
         return locked
 
     def succeeded(self, keys: tuple[str, ...]) -> None:

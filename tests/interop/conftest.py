@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from interop_support import (  # noqa: E402
+    CHROMIUM_ARGS,
     GUN_DIR,
     TARGET,
     GunProcess,
@@ -98,3 +99,16 @@ def clients(tmp_path: Path) -> Iterator[Clients]:
 def soul(request: pytest.FixtureRequest) -> str:
     """A soul no other test (or earlier run on the same data dir) uses."""
     return f"interop-{request.node.name[:40]}-{rid()}".replace("[", "-").replace("]", "")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, driven by Playwright (which downloads no browser of its own)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True, timeout=30000)
+        try:
+            yield b
+        finally:
+            b.close()

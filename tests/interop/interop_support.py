@@ -527,3 +527,112 @@ def identity(relay: Relay) -> str:
     """The relay's SEA pub."""
     with urllib.request.urlopen(relay.http_url + "/-/identity", timeout=10) as response:
         return json.loads(response.read())["pub"]
+
+
+# ---- a GunJS client with the reset plugin (js/plugin_driver.js) -----------------------------------
+
+PLUGIN_DRIVER = Path(__file__).resolve().parent / "js" / "plugin_driver.js"
+
+
+def wait_for(what: str, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll ``fn`` (bounded) until it returns something true; an exception counts as not yet."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+        except Exception as e:  # noqa: BLE001 -- e.g. a page in the middle of its reload
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+class PluginClient:
+    def __init__(self, peers: list[str], relay_pub: str, store: Path | None, *, plugin: bool = True,
+                 early: list[dict[str, Any]] | None = None, label: str = "client"):
+        self.label = label
+        cfg = {"peers": peers, "relayPub": relay_pub, "store": str(store) if store else None, "plugin": plugin,
+               "early": early or [], "deadline": 60000}
+        self.proc = subprocess.Popen(["node", str(PLUGIN_DRIVER), json.dumps(cfg)], cwd=str(REPO), text=True, bufsize=1,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.events: list[dict[str, Any]] = []
+        self.replies: dict[int, dict[str, Any]] = {}
+        self.err: list[str] = []
+        self.n = 0
+        self.ended = False
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=lambda: self.err.extend(self.proc.stderr or []), daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def _take(self, timeout: float) -> bool:
+        if self.ended:
+            time.sleep(max(min(timeout, 0.1), 0))
+            return False
+        try:
+            m = self.lines.get(timeout=max(timeout, 0.001))
+        except queue.Empty:
+            return False
+        if m is None:
+            self.ended = True
+            return False
+        if "id" in m:
+            self.replies[m["id"]] = m
+        else:
+            self.events.append(m)
+        return True
+
+    def cmd(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+        self.n += 1
+        n = self.n
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"id": n, "op": op, **args}) + "\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while n not in self.replies:
+            left = deadline - time.monotonic()
+            if self.ended or left <= 0:
+                raise AssertionError(f"{self.label}: no answer to {op} within {timeout}s (ended: {self.ended}); "
+                                     f"stderr: {''.join(self.err)[-2000:]}")
+            self._take(left)
+        reply = self.replies.pop(n)
+        assert "error" not in reply, reply
+        return reply
+
+    def event(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any] | None:
+        """The first event matching pred (earlier ones count), or None after timeout."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for ev in self.events[seen:]:
+                if pred(ev):
+                    return ev
+            seen = len(self.events)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._take(left)
+
+    def resets(self) -> list[dict[str, Any]]:
+        while self._take(0.001):
+            pass
+        return [e["record"] for e in self.events if e.get("event") == "reset"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+# ---- headless Chromium -----------------------------------------------------------------------------
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from interop_support import Relay, rid, run_gun
+from interop_support import CHROMIUM_ARGS, Relay, rid, run_gun
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>gunrelay interop</title>

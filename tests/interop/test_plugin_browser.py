@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from interop_support import TARGET, Relay, identity, operator, reset, rid, run_gun
+from interop_support import TARGET, Relay, identity, operator, reset, rid, run_gun, wait_for
 
 pytestmark = [
     pytest.mark.browser,
@@ -22,8 +22,6 @@ pytestmark = [
     pytest.mark.skipif(TARGET == "node", reason="the reference Node relay has no resets"),
 ]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 GUN_DBS = ["gun", "radata", "radata-mobile", "demo-cache"]  # GUN's own + the demo's idbNames
 
 
@@ -40,20 +38,6 @@ def relay_texts(relay: Relay, room: str, tmp: Path, expect: int = 1, timeout_ms:
                          "timeout": timeout_ms}], tmpdir=tmp)
     assert r.error is None, r
     return sorted(v["text"] for v in r[0]["items"].values() if isinstance(v, dict) and "text" in v)
-
-
-def wait_for(what: str, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except Exception as e:  # noqa: BLE001 -- a page in the middle of its reload
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 # ---- one browser profile on the demo -------------------------------------------------------------
@@ -134,18 +118,6 @@ class Profile:
 
     def close(self) -> None:
         self.context.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True, timeout=30000)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

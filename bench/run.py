@@ -70,8 +70,10 @@ def relay_specs():
     py = str(ROOT / ".venv" / "bin" / "python")
     return {
         "ours": {
+            # all the load comes from 127.0.0.1: one address, so no per-address connection limit
             "cmd": lambda port, data: [py, "-m", "gunrelay", "serve", "--host", "127.0.0.1",
-                                       "--port", str(port), "--data", str(data)],
+                                       "--port", str(port), "--data", str(data),
+                                       "--max-connections-per-address", "0"],
             "ready": lambda port: f"listening on http://127.0.0.1:{port}",
             "health": True,
         },

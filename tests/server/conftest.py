@@ -26,13 +26,20 @@ class LiveRelay:
 
 
 @pytest.fixture
-async def live_relay(tmp_path):
+def relay_settings() -> dict:
+    """Settings a test module wants on top of the live relay's defaults (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+async def live_relay(tmp_path, relay_settings):
     config = load_config(
         {
             "data": str(tmp_path / "data"),
             "max_frame_bytes": 64 * 1024,
             "gun_dir": str(ROOT / "node_modules" / "gun"),
             "admin_token": TOKEN,
+            **relay_settings,
         },
         env={},
     )

@@ -53,6 +53,8 @@ class GunSocket:
                     else:
                         relay.receive_binary(peer, len(event.get("bytes") or b""))
                 elif kind == "websocket.disconnect":
+                    if event.get("code") == 1009:  # the websocket layer closed it: a frame over twice the limit
+                        relay.stats.refuse("frame_size")
                     break
         finally:
             relay.disconnect(peer)

@@ -195,6 +195,7 @@ class Relay:
         self.stats.bytes_in += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         if len(text) > self.max_frame_bytes:
             self.stats.error("frame_too_big")
+            self.stats.refuse("frame_size")
             peer.enqueue(wire.dam_error(self.new_id(), f"Message too big! The limit is {self.max_frame_bytes} bytes."))
             return
         try:

@@ -1,0 +1,58 @@
+"""Limits on a live relay, over real sockets: refused at the upgrade or answered with an error, and counted."""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+
+
+@pytest.fixture
+def relay_settings() -> dict:
+    return {"max_connections": 3, "max_connections_per_address": 2, "max_messages_per_s": 5, "message_burst": 5}
+
+
+async def refused_count(live_relay, reason: str) -> int:
+    async with httpx.AsyncClient(base_url=live_relay.http) as http:
+        text = (await http.get("/metrics")).text
+    line = next((l for l in text.splitlines() if l.startswith(f'gunrelay_refused_total{{reason="{reason}"}}')), None)
+    return int(float(line.split()[-1])) if line else 0
+
+
+async def test_connections_over_the_per_address_limit_are_refused_at_the_upgrade(live_relay):
+    async with websockets.connect(live_relay.ws) as one, websockets.connect(live_relay.ws) as two:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(live_relay.ws):
+                pass
+        assert refused.value.response.status_code == 403
+        assert await refused_count(live_relay, "max_connections_per_address") == 1
+        del one, two
+    async with websockets.connect(live_relay.ws):  # a slot is free again once one closes
+        pass
+
+
+async def test_a_flood_is_answered_with_errors_and_counted(live_relay):
+    async with websockets.connect(live_relay.ws) as ws:
+        await asyncio.wait_for(ws.recv(), 5)  # the hello
+        frame = [{"#": f"p{i}", "put": {"s": {"_": {"#": "s", ">": {"k": 1}}, "k": i}}} for i in range(8)]
+        await ws.send(json.dumps(frame))
+        replies = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert len(replies) == 8 and all("Too many messages" in r["err"] for r in replies)
+        assert await refused_count(live_relay, "message_rate") == 8
+        await ws.send(json.dumps({"#": "g", "get": {"#": "s"}}))  # a second later the budget is back
+        await asyncio.sleep(1.1)
+        await ws.send(json.dumps({"#": "g2", "get": {"#": "s"}}))
+        answers = []
+        for _ in range(2):
+            data = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            answers += data if isinstance(data, list) else [data]
+        assert any(a.get("@") == "g2" and "err" not in a for a in answers)
+
+
+async def test_frames_over_the_size_limit_are_refused_and_counted(live_relay):
+    async with websockets.connect(live_relay.ws, max_size=None) as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        await ws.send("[" + " " * (70 * 1024) + "]")
+        assert "too big" in json.loads(await asyncio.wait_for(ws.recv(), 5))["err"]
+    assert await refused_count(live_relay, "frame_size") == 1

@@ -19,7 +19,7 @@ from ..server.control import ResetControl, ResetError
 from ..server.expiry import Expiry
 from ..server.relay import Relay
 from ..server.snapshots import Snapshots
-from .gate import BadRequest, Gate, duration, error, json_body, text
+from .gate import BadRequest, Gate, duration, error, json_body, required_duration, text
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
     async def quarantine(request: Request) -> JSONResponse:
         """Ban the addresses of connected peers that have not acknowledged the reset."""
         reset_id = request.path_params["reset_id"]
-        seconds = duration(await json_body(request), "duration")
-        if seconds is None:
-            raise BadRequest("'duration' is required, e.g. \"10m\"")
+        seconds = required_duration(await json_body(request), "duration", "10m")
         try:
             status = control.describe(reset_id)
         except ResetError as exc:
@@ -96,9 +94,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
 
     async def create_ban(request: Request) -> JSONResponse:
         data = await json_body(request)
-        seconds = duration(data, "duration")
-        if seconds is None:
-            raise BadRequest("'duration' is required, e.g. \"5m\"")
+        seconds = required_duration(data, "duration", "5m")
         reason = text(data, "reason")
         if data.get("connected") is True:
             bans = await access.ban_connected(seconds, reason or "all connected")
@@ -131,9 +127,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
 
     async def ban_peer(request: Request) -> JSONResponse:
         data = await json_body(request)
-        seconds = duration(data, "duration")
-        if seconds is None:
-            raise BadRequest("'duration' is required, e.g. \"10m\"")
+        seconds = required_duration(data, "duration", "10m")
         try:
             peer = connected(request)
         except LookupError as exc:
@@ -162,9 +156,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
 
     async def set_ttl(request: Request) -> JSONResponse:
         data = await json_body(request)
-        seconds = duration(data, "ttl")
-        if seconds is None:
-            raise BadRequest("'ttl' is required, e.g. \"7d\"")
+        seconds = required_duration(data, "ttl", "7d")
         prefix = text(data, "prefix")
         await expiry.set(prefix, seconds)
         return JSONResponse({"prefix": prefix, "ttl_s": seconds}, status_code=201)

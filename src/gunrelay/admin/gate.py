@@ -68,6 +68,7 @@ def text(data: dict[str, Any], name: str, default: str = "") -> str:
 
 
 def duration(data: dict[str, Any], name: str) -> float | None:
+    """An optional duration ("10m", "1d", seconds) in seconds, or None when not given."""
     if data.get(name) is None:
         return None
     try:
@@ -109,3 +110,10 @@ class Gate:
             return await handler(request)
         except (BadRequest, ResetError) as exc:
             return error(400, str(exc))
+
+
+def required_duration(data: dict[str, Any], name: str, example: str) -> float:
+    seconds = duration(data, name)
+    if seconds is None:
+        raise BadRequest(f"'{name}' is required, e.g. \"{example}\"")
+    return seconds

@@ -225,3 +225,15 @@ async def test_health_version_metrics_and_the_console_files(live_relay):
     for name in ("gunrelay_connections", "gunrelay_messages_received_total", "gunrelay_sent_bytes_total", "gunrelay_gets_total",
                  "gunrelay_fenced_writes_total", "gunrelay_purges_pending", "gunrelay_store_souls", "gunrelay_uptime_seconds"):
         assert name in metrics, name
+
+
+async def test_an_action_that_fails_inside_is_audited_as_an_error(live_relay, monkeypatch):
+    async def broken(**kw):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(live_relay.app.state.control, "issue", broken)
+    async with httpx.AsyncClient(base_url=live_relay.http, headers=AUTH) as http:
+        r = await http.post("/-/api/resets", json={"scope": "room", "dry_run": True})
+        assert r.status_code == 500
+    [entry] = (await live_relay.app.state.store.audit_page(0, 10))[0]
+    assert (entry.action, entry.outcome, entry.status, entry.who) == ("reset.create", "error", 500, "token")

@@ -95,12 +95,16 @@ class Gate:
                 return error(refused.status, str(refused))
             if not changes:
                 return await self._run(handler, request)
-            response = await self._run(handler, request)
-            detail = {**request.path_params, **getattr(request.state, "body", {})}
-            if request.query_params:
-                detail.update(request.query_params)
-            await self.audit.record(caller(request).who, address, action or path, detail, response.status_code)
-            return response
+            status = 500  # a bug in the handler is an action that ended in error: audited, then raised
+            try:
+                response = await self._run(handler, request)
+                status = response.status_code
+                return response
+            finally:
+                detail = {**request.path_params, **getattr(request.state, "body", {})}
+                if request.query_params:
+                    detail.update(request.query_params)
+                await self.audit.record(caller(request).who, address, action or path, detail, status)
 
         return Route(path, guarded, methods=[method])
 

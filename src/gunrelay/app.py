@@ -182,10 +182,6 @@ def build_app(config: Any) -> "GunFirst":
     app.state.access = access
     app.state.expiry = expiry
     app.state.snapshots = snapshots
-    app.state.auth = auth
-    app.state.monitor = monitor
-    app.state.privacy = privacy
-    app.state.logbook = logbook
     return GunFirst(GunSocket(relay, access.refuse), app)
 
 

@@ -47,8 +47,7 @@ class Monitor:
         self._sampler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.sample()
-        await self._count_store()
+        self.sample()  # the store is not counted here: a scan at start would delay serving for nothing
         self._sampler = asyncio.create_task(self._sample_forever())
 
     async def stop(self) -> None:

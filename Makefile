@@ -8,7 +8,7 @@ PYTHON ?= python3
 serve: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/gunrelay serve
 
-test: $(VENV)/.installed node_modules/.installed $(VENV)/.chromium
+test: $(VENV)/.installed node_modules/.installed $(VENV)/.debian
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed node_modules/.installed
@@ -26,7 +26,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; it downloads no browser).
-$(VENV)/.chromium:
-	command -v chromium >/dev/null 2>&1 || tools/install-chromium
+# Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; it downloads no browser)
+# and fuse3 for the fault tests' file system.
+$(VENV)/.debian:
+	(command -v chromium && command -v fusermount3) >/dev/null 2>&1 || tools/install-debian-packages
 	touch $@

@@ -109,6 +109,8 @@ def build_app(config: Any) -> "GunFirst":
         logbook.attach("", "uvicorn")
         await store.open()
         await control.start()  # fences are live before the first frame is read
+        for name in snapshots.discard_partials():
+            log.warning("removed %s, left by a snapshot a crash interrupted", name)
         await access.start()
         await expiry.start()
         await monitor.start()
@@ -135,14 +137,19 @@ def build_app(config: Any) -> "GunFirst":
     async def health(request: Request) -> JSONResponse:
         if not ready.is_set():
             return JSONResponse({"status": "starting"}, status_code=503, headers=CORS)
+        # 503 while writes cannot be made durable: a probe should take the relay out of service
+        # (it refuses every write meanwhile); /version answers as long as the process runs
+        healthy = store.health.ok
         return JSONResponse(
             {
-                "status": "ok",
+                "status": "ok" if healthy else "degraded",
                 "version": __version__,
                 "peers": len(relay.peers),
                 "storage": config.storage,
+                "storage_health": store.health.as_json(),
                 "fenced_writes": relay.fenced_writes,
             },
+            status_code=200 if healthy else 503,
             headers=CORS,
         )
 

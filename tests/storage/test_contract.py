@@ -108,6 +108,18 @@ async def test_install_and_load_resets(store):
     assert held.purge_done and held.purged == 7
 
 
+async def test_the_purged_count_grows_with_each_batch(store):
+    await store.merge([Field(f"s{i}", "k", 1, 10) for i in range(5)])
+    await store.install_reset(record(), frozenset())
+    rule = FenceRule("r1", "*", 100.0)
+    assert await store.purge_batch(rule, PROTECTED, 2) == 2
+    [held] = await store.load_resets()
+    assert held.purged == 2 and not held.purge_done  # a crash now leaves the count of what is gone
+    assert await store.purge_batch(rule, PROTECTED, 10) == 3
+    [held] = await store.load_resets()
+    assert held.purged == 5
+
+
 async def test_purge_of_everything_spares_system_souls_and_newer_fields(store):
     await store.merge(
         [Field("a", "old", 1, 50), Field("a", "tie", 1, 100), Field("a", "new", 1, 150), Field("b/c", "k", 1, 10)]

@@ -3,7 +3,8 @@
 A sampler task reads the relay's running totals every ``interval_s`` into a ``TrafficHistory``
 (ten minutes of points for the console's charts). Counting the store (souls, fields, bytes) scans
 it, so it is done only when somebody looks (the console's stats, a scrape) and at most once every
-``store_refresh_s``; whoever asks gets the last count at once while a fresh one is taken.
+``store_refresh_s``; whoever asks gets the last count at once while a fresh one is taken. While the
+store reports failed commits, the sampler also probes it with a small write, to notice recovery.
 """
 
 from __future__ import annotations
@@ -66,6 +67,17 @@ class Monitor:
         while True:
             await asyncio.sleep(self.interval_s)
             self.sample()
+            if not self.store.health.ok:
+                await self._probe_store()
+
+    async def _probe_store(self) -> None:
+        """While storage is failing, try a small write each round, so health clears when the fault
+        ends even if no peer writes meanwhile."""
+        try:
+            await self.store.probe()
+        except Exception:
+            return  # still failing: health already says so
+        log.warning("storage recovered: writes are durable again")
 
     def store_size(self) -> StoreStats:
         """The last count of the store; starts a fresh one in the background when it is old."""

@@ -41,7 +41,7 @@ from ..core.fence import Fence, FenceRule
 from ..core.graph import Field, InvalidGraph, fields_of_put
 from ..core.limits import ConnectionLimits, TokenBucket
 from ..core.subscriptions import Subscriptions
-from ..storage.base import ReadQuery, Row, Store, decode_value
+from ..storage.base import ReadQuery, Row, StorageFailure, Store, decode_value
 from .peer import Peer, random_pid
 
 log = logging.getLogger("gunrelay.relay")
@@ -463,7 +463,8 @@ class Relay:
         exc = done.exception()
         if exc is not None:
             self.stats.error("storage_write")
-            pending.errors.append(f"Storage write failed ({type(exc).__name__}); nothing of it was acknowledged.")
+            why = str(exc) if isinstance(exc, StorageFailure) else type(exc).__name__
+            pending.errors.append(f"Storage write failed ({why}); nothing of it was acknowledged, send it again later.")
         else:
             self._fan_out(pending.peer, done.result())
         if pending.parts == 0:

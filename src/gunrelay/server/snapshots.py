@@ -46,6 +46,17 @@ class Snapshots:
         self.control = control
         self.folder = folder
 
+    def discard_partials(self) -> list[str]:
+        """Remove what a crash left half-written (a partial file, a record of a snapshot never
+        completed); called at start, before anything is listed."""
+        if not self.folder.exists():
+            return []
+        gone = [path for path in self.folder.glob(".*.partial*")]
+        gone += [path for path in self.folder.glob("*.json") if not path.with_suffix(SUFFIX).exists()]
+        for path in gone:
+            path.unlink(missing_ok=True)
+        return [path.name for path in gone]
+
     def _path(self, name: str) -> Path:
         if not isinstance(name, str) or not NAME.match(name):
             raise ResetError(f"not a snapshot name: {name!r}")

@@ -4,9 +4,16 @@ A relay holds thousands of mostly idle sockets, so per-connection memory is a pr
 (see bench/). Once the handshake is answered, the upgrade request and response (with all their
 headers) are never used again, yet the stock protocol object keeps both for the connection's
 life. Dropping them saves about 2.5 KB per connection.
+
+A close asked for while the socket's buffers are full (the peer stopped reading: the relay drops
+it, see ``peer.py``) aborts the connection at once: the stock protocol would wait for the buffers
+to drain before sending the close frame, which for a peer that never reads is forever, and the
+connection and its buffers would stay until the ping timeout.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -17,3 +24,9 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.request = None  # type: ignore[assignment]
         self.response = None  # type: ignore[assignment]
         super().start_keepalive()
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.close" and not self.writable.is_set() and not self.disconnected:
+            self.transport.abort()  # connection_lost follows: the app hears websocket.disconnect
+            return
+        await super().send(message)

@@ -164,7 +164,41 @@ def reachable_from(
     return frozenset(found)
 
 
+class StorageFailure(Exception):
+    """The store could not make a write durable (disk full, read-only, I/O error); its text says
+    which, in words a peer or an operator can act on."""
+
+
+@dataclass
+class StorageHealth:
+    """Whether writes are reaching the disk: set by the store after each commit it attempts.
+    A failure starts a degraded spell that lasts until a commit succeeds again."""
+
+    failing_since: float | None = None  # seconds since the epoch
+    error: str | None = None
+    failed_commits: int = 0  # since start
+
+    @property
+    def ok(self) -> bool:
+        return self.failing_since is None
+
+    def failed(self, error: str, now: float) -> None:
+        self.failed_commits += 1
+        self.error = error
+        if self.failing_since is None:
+            self.failing_since = now
+
+    def committed(self) -> None:
+        self.failing_since = None
+        self.error = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"ok": self.ok, "error": self.error, "failing_since": self.failing_since, "failed_commits": self.failed_commits}
+
+
 class Store(abc.ABC):
+    health: StorageHealth  # set by each backend's constructor
+
     @abc.abstractmethod
     async def open(self) -> None: ...
 
@@ -177,6 +211,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def read(self, query: ReadQuery) -> asyncio.Future[dict[str, list[Row]]]: ...
+
+    async def probe(self) -> None:
+        """Try one small durable write (while degraded, to notice when the fault has ended)."""
 
     @abc.abstractmethod
     async def stats(self) -> StoreStats: ...
@@ -195,7 +232,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_batch(self, rule: FenceRule, protected: Protected, limit: int) -> int:
         """Delete up to ``limit`` fields the rule fences; the count deleted (0: nothing left).
-        A prefix rule's extra souls are the ones installed with its reset (``install_reset``)."""
+        A prefix rule's extra souls are the ones installed with its reset (``install_reset``).
+        The reset's ``purged`` count grows with each batch, durably with it, so a purge resumed
+        after a crash reports every field it removed."""
 
     async def purge(
         self, rule: FenceRule, protected: Protected, batch: int = 20_000, progress: Callable[[int], None] | None = None

@@ -20,6 +20,7 @@ from .base import (
     Store,
     StoredReset,
     StoreStats,
+    StorageHealth,
     encode_value,
     ham_wins,
     reachable_from,
@@ -30,6 +31,7 @@ from .query import select_rows
 
 class MemoryStore(Store):
     def __init__(self) -> None:
+        self.health = StorageHealth()  # memory never fails a write
         self._souls: dict[str, dict[str, tuple[str, State]]] = {}
         self._resets: dict[str, StoredReset] = {}
         self._acks: dict[tuple[str, str], ResetAck] = {}
@@ -103,6 +105,9 @@ class MemoryStore(Store):
             del node[key]
             if not node:
                 del self._souls[soul]
+        held = self._resets.get(rule.rule_id)
+        if held is not None:
+            self._resets[rule.rule_id] = replace(held, purged=held.purged + len(doomed))
         return len(doomed)
 
     async def finish_purge(self, reset_id: str, purged: int) -> None:

@@ -38,6 +38,8 @@ from .base import (
     Store,
     StoredReset,
     StoreStats,
+    StorageFailure,
+    StorageHealth,
     AuditEntry,
     as_state,
     encode_value,
@@ -91,6 +93,10 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL,
     status  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bans (
     address TEXT PRIMARY KEY,
     until   REAL NOT NULL,
@@ -111,12 +117,24 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-class _Worker:
-    """A thread that runs queued jobs in groups; ``transactional`` wraps each group in one commit."""
+def storage_failure(exc: Exception) -> StorageFailure:
+    """What a failed commit means, in words for the writer's error and the operator's health page."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "full" in text:
+        return StorageFailure("the relay's disk is full")
+    if isinstance(exc, sqlite3.OperationalError) and ("readonly" in text or "read-only" in text or "I/O" in text):
+        return StorageFailure(f"the relay's data folder is read-only or failing ({text})")
+    return StorageFailure(f"{type(exc).__name__}: {text}")
 
-    def __init__(self, name: str, conn: sqlite3.Connection, transactional: bool):
+
+class _Worker:
+    """A thread that runs queued jobs in groups; ``transactional`` wraps each group in one commit,
+    and reports each commit's outcome to ``health`` (on the event loop)."""
+
+    def __init__(self, name: str, conn: sqlite3.Connection, transactional: bool, health: StorageHealth | None = None):
         self.conn = conn
         self.transactional = transactional
+        self.health = health
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.loop = asyncio.get_running_loop()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -146,13 +164,13 @@ class _Worker:
             if first is _STOP:
                 break
             jobs, stop = self._drain(first)
-            outcomes = self._run_group(jobs)
-            self.loop.call_soon_threadsafe(_resolve, outcomes)
+            outcomes, failure = self._run_group(jobs)
+            self.loop.call_soon_threadsafe(_resolve, outcomes, self.health, failure)
             if stop:
                 break
         self.conn.close()
 
-    def _run_group(self, jobs: list[Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+    def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], StorageFailure | None]:
         # Jobs do whatever can fail on their input before writing, so a job that raises has
         # written nothing and fails alone; a failing commit fails the whole group, unacknowledged.
         conn = self.conn
@@ -171,21 +189,29 @@ class _Worker:
             if self.transactional:
                 conn.execute("COMMIT")
         except Exception as exc:  # the database itself failed (disk full, read-only...): nobody is acked
-            log.error("storage failed, %d jobs refused: %s", len(jobs), exc)
+            failure = storage_failure(exc)
+            log.error("storage failed, %d jobs refused: %s", len(jobs), failure)
             if self.transactional and conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            return [(future, False, exc) for _, future in jobs]
-        return outcomes
+            return [(future, False, failure) for _, future in jobs], failure
+        return outcomes, None
 
     def stop(self) -> None:
         self.queue.put(_STOP)
         self.thread.join()
 
 
-def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def _resolve(
+    outcomes: list[tuple[asyncio.Future[Any], bool, Any]], health: StorageHealth | None, failure: StorageFailure | None
+) -> None:
+    if health is not None:
+        if failure is None:
+            health.committed()
+        else:
+            health.failed(str(failure), time.time())
     for future, ok, value in outcomes:
         if future.done():
             continue
@@ -199,6 +225,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "FULL"):
         self.path = Path(path)
         self.synchronous = synchronous
+        self.health = StorageHealth()
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
 
@@ -207,7 +234,7 @@ class SQLiteStore(Store):
         writer_conn = _connect(self.path, self.synchronous)
         writer_conn.executescript(SCHEMA)
         writer_conn.create_function("ham_tie_wins", 2, ham_tie_wins, deterministic=True)
-        self._writer = _Worker("gunrelay-sqlite-writer", writer_conn, transactional=True)
+        self._writer = _Worker("gunrelay-sqlite-writer", writer_conn, transactional=True, health=self.health)
         self._reader = _Worker("gunrelay-sqlite-reader", _connect(self.path, self.synchronous), transactional=False)
 
     async def close(self) -> None:
@@ -224,6 +251,9 @@ class SQLiteStore(Store):
     def read(self, query: ReadQuery) -> asyncio.Future[dict[str, list[Row]]]:
         assert self._reader is not None, "store is not open"
         return self._reader.submit(lambda conn: _read(conn, query))
+
+    async def probe(self) -> None:
+        await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (time.time(),)))
 
     async def stats(self) -> StoreStats:
         assert self._reader is not None, "store is not open"
@@ -262,7 +292,14 @@ class SQLiteStore(Store):
     async def purge_batch(self, rule: FenceRule, protected: Protected, limit: int) -> int:
         where, params = _scope_sql(rule, protected)
         sql = f"DELETE FROM fields WHERE (soul, key) IN (SELECT soul, key FROM fields WHERE {where} LIMIT ?)"
-        return await self._write(lambda conn: conn.execute(sql, (*params, limit)).rowcount)  # type: ignore[no-any-return]
+
+        def job(conn: sqlite3.Connection) -> int:
+            deleted: int = conn.execute(sql, (*params, limit)).rowcount
+            # the running count commits with the batch, so it survives a crash mid-purge
+            conn.execute("UPDATE resets SET purged = purged + ? WHERE reset_id = ?", (deleted, rule.rule_id))
+            return deleted
+
+        return await self._write(job)  # type: ignore[no-any-return]
 
     async def finish_purge(self, reset_id: str, purged: int) -> None:
         await self._write(

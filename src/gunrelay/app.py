@@ -62,6 +62,8 @@ def build_app(config: Any) -> "GunFirst":
         max_connections_per_address=config.max_connections_per_address,
         max_messages_per_s=config.max_messages_per_s,
         message_burst=config.message_burst,
+        clock_settle_s=config.clock_settle_s,
+        max_subscriptions=config.max_subscriptions,
     )
     identity = load_or_create_identity(data_dir)
     token, token_file = admin_token(data_dir, config.admin_token)
@@ -147,6 +149,7 @@ def build_app(config: Any) -> "GunFirst":
                 "peers": len(relay.peers),
                 "storage": config.storage,
                 "storage_health": store.health.as_json(),
+                "clock": relay.clock_watch.report(relay.monotonic()),
                 "fenced_writes": relay.fenced_writes,
             },
             status_code=200 if healthy else 503,

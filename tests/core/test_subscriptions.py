@@ -19,3 +19,15 @@ def test_a_whole_subscription_absorbs_key_ones_and_dropping_a_peer_forgets_it():
     assert dict(subs.audience("s", ["x"])) == {"p": None}
     subs.drop_peer("p")
     assert list(subs.audience("s", ["x"])) == [] and len(subs) == 0
+
+
+def test_key_subscriptions_past_the_cap_become_the_whole_soul():
+    from gunrelay.core.subscriptions import MAX_KEYS
+
+    subs: Subscriptions[str] = Subscriptions()
+    for i in range(MAX_KEYS):
+        subs.subscribe("p", "s", f"k{i}")
+    assert list(subs.audience("s", ["k0", "other"])) == [("p", frozenset({"k0"}))]
+    subs.subscribe("p", "s", "one-too-many")
+    assert list(subs.audience("s", ["other"])) == [("p", None)]  # follows the whole soul now
+    assert subs.count_of("p") == 1 and subs.follows("p", "s") and not subs.follows("p", "t")

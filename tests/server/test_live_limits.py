@@ -10,7 +10,8 @@ import websockets
 
 @pytest.fixture
 def relay_settings() -> dict:
-    return {"max_connections": 3, "max_connections_per_address": 2, "max_messages_per_s": 5, "message_burst": 5}
+    return {"max_connections": 3, "max_connections_per_address": 2, "max_messages_per_s": 5, "message_burst": 5,
+            "max_subscriptions": 3}
 
 
 async def refused_count(live_relay, reason: str) -> int:
@@ -56,3 +57,17 @@ async def test_frames_over_the_size_limit_are_refused_and_counted(live_relay):
         await ws.send("[" + " " * (70 * 1024) + "]")
         assert "too big" in json.loads(await asyncio.wait_for(ws.recv(), 5))["err"]
     assert await refused_count(live_relay, "frame_size") == 1
+
+
+async def test_a_subscription_flood_is_refused_past_the_limit_and_counted(live_relay):
+    async with websockets.connect(live_relay.ws) as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        answers = []
+        for i in range(5):  # one a second apart would be slow; the message budget is 5 at once
+            await ws.send(json.dumps({"#": f"g{i}", "get": {"#": f"soul{i % 4}"}}))
+            data = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            answers += data if isinstance(data, list) else [data]
+        by_id = {a["@"]: a for a in answers if "@" in a}
+        assert all("err" not in by_id[f"g{i}"] for i in (0, 1, 2)) and "err" not in by_id["g4"]  # soul0 again: followed
+        assert "Too many subscriptions" in by_id["g3"]["err"]
+    assert await refused_count(live_relay, "subscriptions") == 1

@@ -71,6 +71,10 @@ class RelayCollector:
         for held in self.control.resets.values():
             kinds[held.record.kind] = kinds.get(held.record.kind, 0) + 1
             purging += not held.purge_done
+        health = relay.store.health
+        yield GaugeMetricFamily("gunrelay_storage_ok", "1 while commits succeed, 0 while writes are refused (disk full, read-only)", value=int(health.ok))
+        yield _counter("gunrelay_storage_failed_commits", "commits that failed (their writes were refused, never acked)", health.failed_commits)
+        yield _counter("gunrelay_clock_jumps", "steps of the wall clock noticed against the monotonic clock", relay.clock_watch.jumps)
         yield _labelled(GaugeMetricFamily("gunrelay_resets", "resets, rotations and restores on record", labels=["kind"]), "kind", kinds)
         yield GaugeMetricFamily("gunrelay_purges_pending", "resets whose purge has not finished", value=purging)
         removed = sum(self.control.purged.get(r, held.purged) for r, held in self.control.resets.items())

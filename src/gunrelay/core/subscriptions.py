@@ -3,6 +3,9 @@
 A get is a subscription (as on GunJS's AXE relay): to a whole soul, or to one key of it. A query
 for a key range subscribes to the whole soul: pushing more than was asked is harmless, clients
 filter. Subscriptions live as long as the connection; there is no unsubscribe message in GUN.
+So that a peer cannot grow them without bound, one soul's key subscriptions turn into a whole-soul
+one past ``MAX_KEYS`` (again: more is pushed, nothing is lost), and the relay caps how many souls
+one peer follows (``count_of``, ``follows``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Generic, TypeVar
 Peer = TypeVar("Peer", bound=Hashable)
 
 ALL_KEYS: frozenset[str] = frozenset()  # marker: the whole soul
+MAX_KEYS = 64  # key subscriptions to one soul, per peer, before it follows the whole soul
 
 
 class Subscriptions(Generic[Peer]):
@@ -33,7 +37,10 @@ class Subscriptions(Generic[Peer]):
         elif held is None:
             peers[peer] = {key}
         elif held is not ALL_KEYS:
-            held.add(key)  # type: ignore[union-attr]
+            if len(held) >= MAX_KEYS:
+                peers[peer] = ALL_KEYS
+            else:
+                held.add(key)  # type: ignore[union-attr]
         souls = self._by_peer.get(peer)
         if souls is None:
             souls = self._by_peer[peer] = set()
@@ -46,6 +53,9 @@ class Subscriptions(Generic[Peer]):
                 peers.pop(peer, None)
                 if not peers:
                     del self._by_soul[soul]
+
+    def follows(self, peer: Peer, soul: str) -> bool:
+        return soul in self._by_peer.get(peer, ())
 
     def count_of(self, peer: Peer) -> int:
         """How many souls ``peer`` is subscribed to."""

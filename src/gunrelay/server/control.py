@@ -127,10 +127,18 @@ class ResetControl:
             **details,
         )
 
+    def check_clock(self) -> None:
+        """Refuse an action whose watermark is "now" while the wall clock has just jumped (``core.clock``)."""
+        why = self.relay.clock_watch.held_because(self.relay.monotonic())
+        if why is not None:
+            raise ResetError(why)
+
     async def issue(
         self, scope: str = ALL, reason: str = "", message: str = "", keep: tuple[str, ...] = (), dry_run: bool = False
     ) -> dict[str, Any]:
         self.check_scope(scope)
+        if not dry_run:
+            self.check_clock()
         async with self._lock:  # one reset at a time, so epochs and watermarks are ordered
             watermark = self.clock_ms()
             record = self.new_record(scope, watermark, reason=reason, message=message, keep=tuple(keep))
@@ -171,6 +179,7 @@ class ResetControl:
         clients follow the record's ``replacement``, and the old data is purged after ``grace_s``."""
         self.check_scope(scope)
         self.check_scope(to)
+        self.check_clock()
         if scope == ALL or to == ALL:
             raise ResetError("rotation works on soul prefixes, not '*'")
         if in_prefix(to, scope) or in_prefix(scope, to):

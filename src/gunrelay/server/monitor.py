@@ -67,6 +67,7 @@ class Monitor:
         while True:
             await asyncio.sleep(self.interval_s)
             self.sample()
+            self.relay.check_clock()
             if not self.store.health.ok:
                 await self._probe_store()
 

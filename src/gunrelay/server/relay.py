@@ -36,6 +36,7 @@ from typing import Any
 
 from ..core import ham, sea, wire
 from ..core import lex as lexmod
+from ..core.clock import ClockWatch
 from ..core.dup import DupCache
 from ..core.fence import Fence, FenceRule
 from ..core.graph import Field, InvalidGraph, fields_of_put
@@ -126,6 +127,8 @@ class Relay:
         clock_ms: Callable[[], float] = wall_clock_ms,
         monotonic: Callable[[], float] = time.monotonic,
         fence: Fence | None = None,
+        clock_settle_s: float = 600.0,
+        max_subscriptions: int = 0,
     ):
         self.store = store
         self.fence = fence if fence is not None else Fence()
@@ -136,11 +139,13 @@ class Relay:
         self.max_frame_bytes = max_frame_bytes
         self.max_skew_ms = max_skew_ms
         self.max_queue_bytes = max_queue_bytes
+        self.max_subscriptions = max_subscriptions  # souls one peer may follow (0: no limit)
         self.limits = ConnectionLimits(max_connections, max_connections_per_address)
         self.max_messages_per_s = max_messages_per_s  # 0: no limit
         self.message_burst = max(message_burst, max_messages_per_s)
         self.clock_ms = clock_ms
         self.monotonic = monotonic
+        self.clock_watch = ClockWatch(clock_ms(), monotonic(), settle_s=clock_settle_s)
         self.peers: dict[str, Peer] = {}
         self.dup: DupCache[Peer] = DupCache(ttl=9.0, now=monotonic())
         self.subscriptions: Subscriptions[Peer] = Subscriptions()
@@ -178,6 +183,16 @@ class Relay:
 
     def subscription_count(self, peer: Peer) -> int:
         return self.subscriptions.count_of(peer)
+
+    def check_clock(self) -> None:
+        """Look for a step of the wall clock (the monitor calls this every few seconds)."""
+        jump = self.clock_watch.observe(self.clock_ms(), self.monotonic())
+        if jump is not None:
+            log.warning(
+                "the wall clock jumped %+.1f s; resets, rotations and TTL purges are held for %.0f s",
+                jump.size_ms / 1000,
+                self.clock_watch.settle_s,
+            )
 
     def keepalive(self) -> None:
         for peer in list(self.peers.values()):
@@ -283,6 +298,13 @@ class Relay:
     def _on_get(self, peer: Peer, get: wire.Get) -> None:
         self.stats.gets += 1
         if get.soul is not None:
+            limit = self.max_subscriptions
+            if limit and self.subscriptions.count_of(peer) >= limit and not self.subscriptions.follows(peer, get.soul):
+                self.stats.refuse("subscriptions")
+                text = f"Too many subscriptions: a connection may follow {limit} souls; this get was not served."
+                if get.msg_id is not None:
+                    peer.enqueue(wire.error(self.new_id(), get.msg_id, text))
+                return
             key = get.key
             self.subscriptions.subscribe(peer, get.soul, key.exact if key is not None else None)
         query = ReadQuery(soul=get.soul, soul_lex=get.soul_lex, key=get.key, budget=get.budget)

@@ -107,6 +107,7 @@ class Snapshots:
             raise KeyError(name)
         created_ms = _meta(self.folder / f"{name}.json").get("created", path.stat().st_mtime) * 1000
         control = self.control
+        control.check_clock()
         async with control._lock:
             record = control.new_record(
                 ALL, control.clock_ms(), reason=reason or f"restore of snapshot {name}", message=message, kind="restore"

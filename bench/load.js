@@ -6,6 +6,7 @@
 //   stdout: one JSON object per line: {"event":"ready",...} once connections are set up,
 //           {"event":"result",...} at the end (then the process exits).
 //   stdin:  "go\n" starts the timed part (put/get/fanout); "close\n" ends an idle run.
+//           soak also takes "tick\n" (answered with {"event":"tick",...}) and "stop\n".
 // Every phase is bounded: per-op timeouts, a drain timeout and a hard process timeout.
 //
 // Modes (cfg.mode):
@@ -14,6 +15,9 @@
 //   get     random whole-node gets over the preloaded souls, cfg.conns x cfg.inflight.
 //   fanout  cfg.subs subscribers get one soul, one writer puts cfg.updates updates every cfg.interval ms.
 //   idle    open cfg.conns connections, complete the dam handshake, stay idle until "close".
+//   soak    (bench/soak.py) cfg.conns connections in groups sharing souls: subscribe, then steady
+//           puts and gets for as long as the parent wants; "tick" on stdin reports an interval
+//           (counters + latency histograms), "stop" drains and ends. See modeSoak below.
 
 const WebSocket = require('ws');
 const { performance } = require('perf_hooks');
@@ -55,6 +59,9 @@ class Hist {
 function emit(o) { process.stdout.write(JSON.stringify(o) + '\n'); }
 let stdinBuf = '';
 const stdinWaiters = {};
+// A mode that takes repeated commands (soak: "tick", "stop") sets this; it returns true when it
+// consumed the line. Unset (null) for every other mode, so their stdin handling is unchanged.
+let lineHook = null;
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d) => {
   stdinBuf += d;
@@ -62,6 +69,7 @@ process.stdin.on('data', (d) => {
   while ((i = stdinBuf.indexOf('\n')) >= 0) {
     const line = stdinBuf.slice(0, i).trim();
     stdinBuf = stdinBuf.slice(i + 1);
+    if (lineHook && lineHook(line)) continue;
     const w = stdinWaiters[line];
     if (w) { delete stdinWaiters[line]; w(); }
     else stdinWaiters['_seen_' + line] = true;
@@ -531,6 +539,270 @@ async function modeIdle() {
   finish({ conns: ok.length, handshakes: hs, still_open_at_close: still });
 }
 
-const modes = { put: modePut, preload: modePreload, get: modeGet, fanout: modeFanout, idle: modeIdle };
+// ---------- mode: soak (bench/soak.py: steady traffic over many connections for minutes) ----------
+// cfg.conns connections (this process's share; global index = cfg.idxBase + local index). Groups of
+// cfg.groupSize consecutive global indices share cfg.soulsPerGroup souls `${cfg.prefix}/g<group>/s<k>`;
+// every connection subscribes (get) to all its group's souls, then puts one field of its own,
+// c<global index> = "<seq>@<send time ms>", every cfg.putEveryMs (alternating souls), and gets one
+// of its group's souls every cfg.getEveryMs. So every put is pushed to the group's other members.
+// Open loop: puts go out on schedule whatever the acks do; no ack within cfg.opTimeoutMs is a
+// timeout. A connection closed by the relay is counted and reopened (after cfg.reconnectDelayMs),
+// handshaken and resubscribed. Control over stdin: "go" starts the traffic, each "tick" is answered
+// with {"event":"tick"} holding that interval's counters and latency histograms, "stop" stops the
+// traffic, waits up to cfg.drainMs for outstanding acks/replies, then prints the result (totals).
+async function modeSoak() {
+  const N = cfg.conns, G = cfg.groupSize || 10, K = cfg.soulsPerGroup || 2, base = cfg.idxBase || 0;
+  const putEvery = cfg.putEveryMs || 2000, getEvery = cfg.getEveryMs || 0, opTimeout = cfg.opTimeoutMs || 10000;
+  const absNow = () => performance.timeOrigin + performance.now(); // wall-clock ms with sub-ms resolution
+  const groupOf = (li) => Math.floor((base + li) / G);
+  const soulOf = (g, k) => `${cfg.prefix}/g${g}/s${k}`;
+  const groupMembers = (g) => { // local indices of group g in this process
+    const lo = Math.max(0, g * G - base), hi = Math.min(N, (g + 1) * G - base);
+    const out = []; for (let j = lo; j < hi; j++) out.push(j); return out;
+  };
+  const slots = new Array(N).fill(null);      // the live connection of each local index
+  const subscribed = new Uint8Array(N);       // its subscription gets were answered
+  const seen = new Array(N).fill(null);       // per connection: "soul|field" -> last value pushed to it
+  const nextPut = new Float64Array(N), nextGet = new Float64Array(N), seq = new Uint32Array(N);
+  const pendingPuts = new Map(), pendingGets = new Map(), subWait = new Map();
+  const timedOut = new Set();                 // ids given up on (late replies are counted, not matched)
+  const errSamples = [];
+  let phase = 'setup', lastState = 0, tGo = 0, tickSeq = 0;
+  const nextState = () => { let s = Date.now(); if (s <= lastState) s = lastState + 0.001; lastState = s; return s; };
+  const newCounters = () => ({ puts_sent: 0, acks_ok: 0, err_acks: 0, timeouts: 0, late_acks: 0,
+    gets_sent: 0, get_replies: 0, get_err: 0, get_timeouts: 0, late_get_replies: 0,
+    pushes_in: 0, push_fields: 0, push_expected: 0, push_echo: 0, push_dup: 0, push_other: 0,
+    forwarded_gets_in: 0, disconnects: 0, reconnects: 0, reconnect_fail: 0, resubscribe_fail: 0,
+    send_fail: 0, dam_errors: 0, ws_errors: 0, unknown_replies: 0 });
+  let iv = newCounters();
+  const tot = newCounters();
+  const inc = (k, n) => { iv[k] += (n === undefined ? 1 : n); tot[k] += (n === undefined ? 1 : n); };
+  const newHists = () => ({ ack: new Hist(), get: new Hist(), push: new Hist() });
+  let ivH = newHists();
+  const totH = newHists();
+  const addLat = (k, ms) => { ivH[k].add(ms); totH[k].add(ms); };
+  const remember = (id) => { if (timedOut.size < 200000) timedOut.add(id); };
+  // counters kept by the shared connection code: fold their growth into the interval counters
+  let lastShared = { dam_errors: 0, ws_errors: 0, unknown_replies: 0 };
+  const foldShared = () => {
+    for (const k of Object.keys(lastShared)) { const d = counters[k] - lastShared[k]; if (d) inc(k, d); lastShared[k] = counters[k]; }
+  };
+
+  function onPush(conn, m) {
+    if (m.get) { inc('forwarded_gets_in'); return; }
+    if (!m.put || typeof m.put !== 'object') { inc('push_other'); return; }
+    inc('pushes_in');
+    const me = 'c' + (base + conn.idx);
+    const t = absNow();
+    let mine = seen[conn.idx];
+    if (!mine) mine = seen[conn.idx] = new Map();
+    for (const soul of Object.keys(m.put)) {
+      const node = m.put[soul];
+      if (!node || typeof node !== 'object') continue;
+      for (const f of Object.keys(node)) {
+        if (f === '_' || f[0] !== 'c') continue;
+        const v = node[f];
+        if (typeof v !== 'string') continue;
+        if (f === me) { inc('push_echo'); continue; }
+        const key = soul + '|' + f;
+        if (mine.get(key) === v) { inc('push_dup'); continue; }
+        mine.set(key, v); // bounded: groupSize x soulsPerGroup entries per connection
+        inc('push_fields');
+        const at = v.indexOf('@');
+        if (at > 0) addLat('push', t - parseFloat(v.slice(at + 1)));
+      }
+    }
+  }
+  const onMsg = (conn, m) => {
+    const at = m['@'];
+    if (at === undefined) return onPush(conn, m);
+    let p = pendingPuts.get(at);
+    if (p) {
+      pendingPuts.delete(at);
+      if (m.err !== undefined) {
+        inc('err_acks'); if (errSamples.length < 10) errSamples.push('put: ' + String(m.err).slice(0, 200));
+      } else { inc('acks_ok'); inc('push_expected', p.expect); addLat('ack', now() - p.t); }
+      return;
+    }
+    p = pendingGets.get(at);
+    if (p) {
+      pendingGets.delete(at);
+      if (m.err !== undefined) {
+        inc('get_err'); if (errSamples.length < 10) errSamples.push('get: ' + String(m.err).slice(0, 200));
+      } else { inc('get_replies'); addLat('get', now() - p.t); }
+      return;
+    }
+    const w = subWait.get(at);
+    if (w) { subWait.delete(at); w(m); return; }
+    if (timedOut.has(at)) { if (at[0] === 'g') inc('late_get_replies'); else inc('late_acks'); return; }
+    counters.unknown_replies++; // e.g. further replies to a completed get (folded in by foldShared)
+  };
+
+  // subscribe: get every soul of the connection's group, wait (bounded) for each reply
+  function subscribe(conn) {
+    const g = groupOf(conn.idx);
+    const waits = [];
+    for (let k = 0; k < K; k++) {
+      waits.push(new Promise((resolve) => {
+        const id = 's' + rid().slice(1);
+        const t = setTimeout(() => { subWait.delete(id); resolve(false); }, opTimeout);
+        subWait.set(id, (m) => { clearTimeout(t); resolve(m.err === undefined); });
+        if (!send(conn, JSON.stringify({ '#': id, get: { '#': soulOf(g, k) } }))) { clearTimeout(t); subWait.delete(id); resolve(false); }
+      }));
+    }
+    return Promise.all(waits).then((oks) => oks.every(Boolean));
+  }
+  function watchClose(conn) {
+    conn.ws.on('close', () => {
+      if (closing || slots[conn.idx] !== conn) return;
+      subscribed[conn.idx] = 0;
+      inc('disconnects');
+      if (phase === 'setup' || phase === 'run') setTimeout(() => reconnect(conn.idx), cfg.reconnectDelayMs || 1000);
+    });
+  }
+  async function reconnect(li) {
+    if (closing || phase === 'drain') return;
+    const c = await openConn(li, onMsg);
+    if (!c) { inc('reconnect_fail'); if (!closing && phase === 'run') setTimeout(() => reconnect(li), cfg.reconnectDelayMs || 1000); return; }
+    slots[li] = c; watchClose(c);
+    inc('reconnects');
+    if (!(await waitHandshake(c, cfg.handshakeTimeoutMs || 3000))) counters.handshake_missing++;
+    if (await subscribe(c)) subscribed[li] = 1; else inc('resubscribe_fail');
+  }
+
+  function sendPut(li) {
+    const c = slots[li];
+    const g = groupOf(li);
+    const n = ++seq[li];
+    const soul = soulOf(g, n % K);
+    let expect = 0; // group members subscribed right now, other than the writer
+    for (const j of groupMembers(g)) if (j !== li && subscribed[j] && slots[j] && slots[j].open) expect++;
+    const id = 'p' + rid().slice(1);
+    const t = now();
+    const f = 'c' + (base + li);
+    if (!send(c, putFrame(id, soul, { [f]: n + '@' + absNow().toFixed(3) }, nextState()))) { inc('send_fail'); return; }
+    pendingPuts.set(id, { t, expect });
+    inc('puts_sent');
+  }
+  function sendGet(li) {
+    const c = slots[li];
+    const soul = soulOf(groupOf(li), (Math.random() * K) | 0);
+    const id = 'g' + rid().slice(1);
+    const t = now();
+    if (!send(c, JSON.stringify({ '#': id, get: { '#': soul } }))) { inc('send_fail'); return; }
+    pendingGets.set(id, { t });
+    inc('gets_sent');
+  }
+
+  // ---- setup: connect, seed each group's souls, subscribe ----
+  const tSetup = now();
+  const conns = await openMany(N, onMsg, cfg.connectParallel || 50);
+  for (let li = 0; li < N; li++) if (conns[li]) { slots[li] = conns[li]; watchClose(conns[li]); }
+  const open = conns.filter(Boolean).length;
+  // seed: the first connected member of each group writes a `seed` field to every group soul
+  const seedWaits = [];
+  let seedAcked = 0, seedSent = 0;
+  const groups = new Set(); for (let li = 0; li < N; li++) groups.add(groupOf(li));
+  for (const g of groups) {
+    const writer = groupMembers(g).map((j) => slots[j]).find((c) => c && c.open);
+    if (!writer) continue;
+    for (let k = 0; k < K; k++) {
+      seedWaits.push(new Promise((resolve) => {
+        const id = 's' + rid().slice(1);
+        const t = setTimeout(() => { subWait.delete(id); resolve(); }, opTimeout);
+        subWait.set(id, (m) => { clearTimeout(t); if (m.err === undefined) seedAcked++; resolve(); });
+        seedSent++;
+        send(writer, putFrame(id, soulOf(g, k), { seed: 0 }, nextState()));
+      }));
+    }
+  }
+  await Promise.all(seedWaits);
+  // subscribe, at most cfg.connectParallel connections at a time
+  let nextSub = 0;
+  const subWorker = async () => {
+    while (nextSub < N) {
+      const li = nextSub++;
+      const c = slots[li];
+      if (c && c.open && (await subscribe(c))) subscribed[li] = 1;
+    }
+  };
+  const sw = []; for (let k = 0; k < Math.min(cfg.connectParallel || 50, N); k++) sw.push(subWorker());
+  await Promise.all(sw);
+  const nSub = subscribed.reduce((a, b) => a + b, 0);
+  foldShared();
+  const setupCounters = iv; iv = newCounters(); // setup-time disconnects etc. are reported, not mixed in
+  emit({ event: 'ready', conns: open, handshakes: conns.filter((c) => c && c.handshake).length, subscribed: nSub,
+    seed_sent: seedSent, seed_acked: seedAcked, setup_s: (now() - tSetup) / 1000, setup_counters: setupCounters });
+  if (!(await waitStdin('go', cfg.goTimeoutMs || 60000))) return finish({ aborted: 'no go' }, 5);
+
+  // ---- run ----
+  phase = 'run';
+  tGo = now();
+  for (let li = 0; li < N; li++) {
+    nextPut[li] = tGo + Math.random() * putEvery; // spread evenly over one period
+    nextGet[li] = getEvery ? tGo + Math.random() * getEvery : Infinity;
+  }
+  const sched = setInterval(() => {
+    if (phase !== 'run') return;
+    const t = now();
+    for (let li = 0; li < N; li++) {
+      const c = slots[li];
+      const ready = c && c.open && subscribed[li];
+      if (t >= nextPut[li]) {
+        if (ready) sendPut(li);
+        nextPut[li] += putEvery;
+        if (nextPut[li] < t) nextPut[li] = t + putEvery; // was down: no catch-up burst
+      }
+      if (t >= nextGet[li]) {
+        if (ready) sendGet(li);
+        nextGet[li] += getEvery;
+        if (nextGet[li] < t) nextGet[li] = t + getEvery;
+      }
+    }
+  }, 20);
+  const sweep = setInterval(() => {
+    const t = now();
+    for (const [id, p] of pendingPuts) if (t - p.t > opTimeout) { pendingPuts.delete(id); remember(id); inc('timeouts'); }
+    for (const [id, p] of pendingGets) if (t - p.t > opTimeout) { pendingGets.delete(id); remember(id); inc('get_timeouts'); }
+    if (stdinEnded && !finished) { // parent gone: stop at once
+      clearInterval(sched); clearInterval(sweep); closing = true;
+      finish({ aborted: 'stdin closed', totals: tot }, 4);
+    }
+  }, 250);
+  const snapshot = () => {
+    let openNow = 0, subNow = 0;
+    for (let li = 0; li < N; li++) { if (slots[li] && slots[li].open) { openNow++; if (subscribed[li]) subNow++; } }
+    return { open_conns: openNow, subscribed_conns: subNow, pending_puts: pendingPuts.size, pending_gets: pendingGets.size };
+  };
+  let stopping = null;
+  lineHook = (line) => {
+    if (line === 'tick') {
+      foldShared();
+      emit(Object.assign({ event: 'tick', seq: ++tickSeq, t_s: (now() - tGo) / 1000, counters: iv,
+        hist_ack: ivH.ack.toJSON(), hist_get: ivH.get.toJSON(), hist_push: ivH.push.toJSON() }, snapshot()));
+      iv = newCounters(); ivH = newHists();
+      return true;
+    }
+    if (line === 'stop') { if (stopping) stopping(); return true; }
+    return false;
+  };
+  await new Promise((resolve) => { stopping = resolve; });
+  phase = 'drain';
+  clearInterval(sched);
+  const tDrain = now();
+  while ((pendingPuts.size || pendingGets.size) && now() - tDrain < (cfg.drainMs || 10000)) await sleep(50);
+  const unacked = pendingPuts.size, unanswered = pendingGets.size;
+  clearInterval(sweep);
+  foldShared();
+  const snap = snapshot();
+  closing = true;
+  finish(Object.assign({ totals: tot, last_interval: iv, hist_ack: totH.ack.toJSON(), hist_get: totH.get.toJSON(),
+    hist_push: totH.push.toJSON(), unacked_at_end: unacked, unanswered_gets_at_end: unanswered,
+    drain_s: (now() - tDrain) / 1000, run_s: (tDrain - tGo) / 1000, err_samples: errSamples,
+    setup_counters: setupCounters, conns: N, idx_base: base }, snap));
+}
+
+const modes = { put: modePut, preload: modePreload, get: modeGet, fanout: modeFanout, idle: modeIdle,
+  soak: modeSoak };
 if (!modes[cfg.mode]) { emit({ event: 'result', error: 'unknown mode ' + cfg.mode }); process.exit(2); }
 modes[cfg.mode]().catch((e) => finish({ error: String(e && e.stack || e) }, 7));

@@ -49,6 +49,13 @@ def integrity(path: Path) -> str:
         db.close()
 
 
+def restart(relay: Relay) -> None:
+    relay.restart()
+    # the port is ours again, not taken meanwhile by another process's relay (a shared machine)
+    time.sleep(0.2)
+    assert relay.alive(), f"the relay did not come back on its port:\n{relay.log_text(2000)}"
+
+
 def kill_9(relay: Relay) -> None:
     assert relay.proc is not None and relay.alive(), "the relay died before it was killed"
     os.kill(relay.proc.pid, signal.SIGKILL)
@@ -151,7 +158,7 @@ def test_acked_puts_survive_sigkill_under_a_gunjs_write_storm(storm_relay: Relay
             time.sleep(rng.uniform(0.0, 1.5))
             kill_9(storm_relay)
             checks.append(integrity(db_path(storm_relay)))
-            storm_relay.restart()
+            restart(storm_relay)
         storm.wait_acks(len(storm.acked), timeout=30)
         summary = storm.stop()
     finally:
@@ -196,7 +203,7 @@ def test_the_fence_holds_and_the_purge_resumes_through_sigkills(storm_relay: Rel
             db.close()
             left_at_kills.append(left)
             kills_mid_purge += left > 0
-            storm_relay.restart()
+            restart(storm_relay)
             with RawPeer(storm_relay.ws_url) as peer:  # the fence holds at once, whatever the purge's progress
                 stale = peer.request(put_msg(f"bulk/{rng.randrange(bulk // 50)}", {"k1": ("stale", old_state)}))
                 assert stale is not None and reset_id in stale.get("err", ""), stale
@@ -242,7 +249,7 @@ def test_a_snapshot_is_whole_or_absent_through_sigkills(storm_relay: Relay) -> N
         time.sleep(rng.uniform(0.0, took * 1.2))
         kill_9(storm_relay)
         thread.join(30)
-        storm_relay.restart()
+        restart(storm_relay)
         listed = {s["name"]: s for s in operator(storm_relay, "GET", "/-/api/snapshots")["snapshots"]}
         outcomes.append("complete" if any(name.endswith(f"-k{i}") for name in listed) else "absent")
         for name, info in listed.items():

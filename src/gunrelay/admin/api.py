@@ -18,8 +18,9 @@ from ..server.access import Access
 from ..server.control import ResetControl, ResetError
 from ..server.expiry import Expiry
 from ..server.relay import Relay
-from ..server.snapshots import Snapshots
-from .gate import BadRequest, Gate, duration, error, json_body, required_duration, text
+from ..server.snapshots import LABEL, Snapshots
+from . import openapi
+from .gate import BadRequest, Gate, duration, error, flag, json_body, one_route_per_path, required_duration, text
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,12 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
             raise BadRequest("'keep' must be a list of strings")
         ban_connected = duration(data, "ban_connected")
-        dry_run = bool(data.get("dry_run", False))
+        dry_run, snapshot = flag(data, "dry_run"), flag(data, "snapshot")
         scope, reason, message = text(data, "scope", "*"), text(data, "reason"), text(data, "message")
         if dry_run:
             return JSONResponse(await control.issue(scope=scope, reason=reason, message=message, keep=tuple(keep), dry_run=True))
         control.check_scope(scope)  # before a snapshot is taken for nothing
-        taken = await snapshots.create("before-reset") if data.get("snapshot") else None
+        taken = await snapshots.create("before-reset") if snapshot else None
         result = await control.issue(scope=scope, reason=reason, message=message, keep=tuple(keep))
         if taken is not None:
             result["snapshot"] = taken.as_json()
@@ -96,7 +97,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         data = await json_body(request)
         seconds = required_duration(data, "duration", "5m")
         reason = text(data, "reason")
-        if data.get("connected") is True:
+        if flag(data, "connected"):
             bans = await access.ban_connected(seconds, reason or "all connected")
         else:
             address = privacy.resolve(text(data, "address").strip())
@@ -171,7 +172,10 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         return JSONResponse({"snapshots": [i.as_json() for i in snapshots.list()]})
 
     async def create_snapshot(request: Request) -> JSONResponse:
-        info = await snapshots.create(text(await json_body(request), "label"))
+        label = text(await json_body(request), "label")
+        if label and not LABEL.fullmatch(label):  # fullmatch: LABEL's "$" would let a final newline through
+            raise BadRequest("a snapshot label is 1-48 letters, digits, '.', '_' or '-'")
+        info = await snapshots.create(label)
         return JSONResponse(info.as_json(), status_code=201)
 
     async def delete_snapshot(request: Request) -> JSONResponse:
@@ -199,7 +203,8 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         return JSONResponse({"privacy": enabled})
 
     route = gate.route
-    return [
+    return one_route_per_path([
+        Route("/-/api/openapi.json", openapi.endpoint(gate.auth), methods=["GET"]),  # no secret in it: the allowlist only
         route("POST", "/-/api/resets", create_reset, "reset.create"),
         route("GET", "/-/api/resets", list_resets),
         route("GET", "/-/api/resets/{reset_id}", show_reset),
@@ -219,4 +224,4 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         route("DELETE", "/-/api/snapshots/{name}", delete_snapshot, "snapshot.delete"),
         route("POST", "/-/api/snapshots/{name}/restore", restore_snapshot, "snapshot.restore"),
         route("POST", "/-/api/privacy", set_privacy, "privacy.set"),
-    ]
+    ])

@@ -20,6 +20,7 @@ from ..storage.base import AuditEntry, Store
 log = logging.getLogger("gunrelay.audit")
 
 MAX_DETAIL = 2000  # characters of a request's detail kept; longer ones are cut with a marker
+MAX_DEPTH = 20  # levels of a request's detail kept; deeper lists and objects are shown as "..."
 
 
 def outcome_of(status: int) -> str:
@@ -28,8 +29,20 @@ def outcome_of(status: int) -> str:
     return "error" if status >= 500 else "refused"
 
 
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """``value`` with lists and objects nested deeper than ``MAX_DEPTH`` replaced by a marker (orjson
+    will not write past 254 levels, while a request body may nest up to 1024)."""
+    if isinstance(value, (dict, list)) and depth >= MAX_DEPTH:
+        return "..."
+    if isinstance(value, dict):
+        return {key: _bounded(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_bounded(item, depth + 1) for item in value]
+    return value
+
+
 def detail_text(detail: dict[str, Any]) -> str:
-    text = orjson.dumps(detail, default=str).decode()
+    text = orjson.dumps(_bounded(detail), default=str).decode()
     if len(text) > MAX_DETAIL:
         return text[:MAX_DETAIL] + f"... (cut: {len(text)} characters in all)"
     return text
@@ -42,11 +55,11 @@ class Audit:
         self.clock = clock
 
     async def record(self, who: str, address: str, action: str, detail: dict[str, Any], status: int) -> None:
-        entry = AuditEntry(self.clock() * 1000, who, address, action, detail_text(detail), outcome_of(status), status)
         try:
+            entry = AuditEntry(self.clock() * 1000, who, address, action, detail_text(detail), outcome_of(status), status)
             await self.store.append_audit(entry)
         except Exception:  # the action itself already happened; say loudly that its entry is missing
-            log.exception("could not write the audit entry for %s by %s (%s)", action, who, entry.outcome)
+            log.exception("could not write the audit entry for %s by %s (%s)", action, who, outcome_of(status))
 
     async def page(self, page: int, per_page: int) -> dict[str, Any]:
         entries, total = await self.store.audit_page((page - 1) * per_page, per_page)

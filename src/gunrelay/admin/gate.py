@@ -24,7 +24,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class BadRequest(ValueError):
-    """The request cannot be carried out as given (400); nothing was changed."""
+    """The request cannot be carried out as given (400); nothing was changed. ``reason`` labels it
+    in ``gunrelay_admin_refused_total``."""
+
+    def __init__(self, text: str, reason: str = "bad_request"):
+        super().__init__(text)
+        self.reason = reason
 
 
 def error(status: int, text: str, **extra: Any) -> JSONResponse:
@@ -42,14 +47,14 @@ def caller(request: Request) -> Caller:
 
 async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object (at most ``MAX_BODY`` bytes); kept for the audit log."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise BadRequest(f"request body over {MAX_BODY} bytes")
+    declared = (request.headers.get("content-length") or "").lstrip("0")
+    if declared.isascii() and declared.isdigit() and (len(declared) > len(str(MAX_BODY)) or int(declared) > MAX_BODY):
+        raise BadRequest(f"request body over {MAX_BODY} bytes", reason="body_too_large")
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY:
-            raise BadRequest(f"request body over {MAX_BODY} bytes")
+            raise BadRequest(f"request body over {MAX_BODY} bytes", reason="body_too_large")
     try:
         data = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError:
@@ -67,12 +72,25 @@ def text(data: dict[str, Any], name: str, default: str = "") -> str:
     return value
 
 
+def flag(data: dict[str, Any], name: str) -> bool:
+    """An optional true or false (null or absent: false); anything else is refused rather than guessed."""
+    value = data.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false")
+    return value
+
+
 def duration(data: dict[str, Any], name: str) -> float | None:
     """An optional duration ("10m", "1d", seconds) in seconds, or None when not given."""
-    if data.get(name) is None:
+    value = data.get(name)
+    if value is None:
         return None
+    if isinstance(value, str) and not value.strip().isascii():  # parse_duration's \d would read "١h" as an hour
+        raise BadRequest(f"'{name}': not a duration: {value!r} (use e.g. 90, 90s, 5m, 2h, 7d)")
     try:
-        return parse_duration(data[name])
+        return parse_duration(value)
     except ValueError as exc:
         raise BadRequest(f"'{name}': {exc}") from None
 
@@ -101,19 +119,40 @@ class Gate:
                 status = response.status_code
                 return response
             finally:
-                detail = {**request.path_params, **getattr(request.state, "body", {})}
+                detail = {**getattr(request.state, "body", {}), **request.path_params}  # the body cannot mask the path
                 if request.query_params:
                     detail.update(request.query_params)
                 await self.audit.record(caller(request).who, address, action or path, detail, status)
 
         return Route(path, guarded, methods=[method])
 
-    @staticmethod
-    async def _run(handler: Handler, request: Request) -> Response:
+    async def _run(self, handler: Handler, request: Request) -> Response:
         try:
             return await handler(request)
         except (BadRequest, ResetError) as exc:
+            counters = self.auth.counters
+            counters.count(counters.refused, exc.reason if isinstance(exc, BadRequest) else "bad_request")
             return error(400, str(exc))
+
+
+def one_route_per_path(routes: list[Route]) -> list[Route]:
+    """Routes of the same path joined into one, so that a method the path does not take is answered
+    405 with an ``Allow`` header naming every method it does take (Starlette names only one route's)."""
+    by_path: dict[str, list[Route]] = {}
+    for route in routes:
+        by_path.setdefault(route.path, []).append(route)
+    joined = []
+    for path, group in by_path.items():
+        if len(group) == 1:
+            joined.append(group[0])
+            continue
+        endpoints: dict[str, Handler] = {method: route.endpoint for route in group for method in route.methods or ()}
+
+        async def dispatch(request: Request, endpoints: dict[str, Handler] = endpoints) -> Response:
+            return await endpoints[request.method](request)
+
+        joined.append(Route(path, dispatch, methods=sorted(endpoints)))
+    return joined
 
 
 def required_duration(data: dict[str, Any], name: str, example: str) -> float:

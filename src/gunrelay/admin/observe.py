@@ -21,9 +21,11 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    digits = raw.lstrip("0") or raw[-1:]  # "007" -> "7", "000" -> "0", "" stays ""
+    # isdigit() alone lets through digits int() refuses ("²"), and int() refuses over 4300 digits
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(high)) or not low <= int(digits) <= high:
         raise BadRequest(f"'{name}' must be a whole number from {low} to {high}")
-    return int(raw)
+    return int(digits)
 
 
 def routes(ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, gate: Gate) -> list[Route]:

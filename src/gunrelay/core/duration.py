@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw]?)")  # ASCII digits only: \d would read "١h" as an hour
 
 
 def parse_duration(text: str | float | int) -> float:

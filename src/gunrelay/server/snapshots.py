@@ -58,12 +58,12 @@ class Snapshots:
         return [path.name for path in gone]
 
     def _path(self, name: str) -> Path:
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise ResetError(f"not a snapshot name: {name!r}")
         return self.folder / (name + SUFFIX)
 
     async def create(self, label: str = "") -> SnapshotInfo:
-        if label and not LABEL.match(label):
+        if label and not LABEL.fullmatch(label):
             raise ResetError("a snapshot label is 1-48 letters, digits, '.', '_' or '-'")
         created = time.time()
         name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created)) + (f"-{label}" if label else "")
@@ -88,7 +88,7 @@ class Snapshots:
         out = []
         for path in sorted(self.folder.glob("*" + SUFFIX)):
             name = path.name[: -len(SUFFIX)]
-            if not NAME.match(name):
+            if not NAME.fullmatch(name):
                 continue
             meta = _meta(self.folder / f"{name}.json")
             out.append(SnapshotInfo(name, meta.get("created", path.stat().st_mtime), path.stat().st_size, meta.get("fields")))

@@ -8,8 +8,11 @@
 //
 // Each client is its own Gun instance with its own websocket (no local persistence: localStorage,
 // radisk, axe and multicast off, protocol notes 9.2), keeping `inflight` puts outstanding. A put
-// writes soul `${prefix}/${client}/${n}` with {v: "<client>-<n>"}; GunJS retries the connection by
-// itself (every ~2 s) and sends what was queued while the relay was down.
+// writes soul `${prefix}/${client}/${n}` with {v: "<client>-<n>"}. GunJS retries a lost connection
+// once, 2 s later; if the relay is not back by then it forgets the peer for good (its 'bye' handler
+// deletes it from opt.peers, and the retry returns when the peer is not there). So, as apps that
+// outlive relay restarts do, a client whose put went unanswered names its peer again with
+// gun.opt({peers}); its next put then opens a new socket.
 //
 // stdout, one JSON line per event:
 //   {"acked": soul, "v": value}      the relay acknowledged the put (ack without err): it is durable
@@ -23,7 +26,17 @@
 console.log = function () { console.error.apply(console, arguments); };
 const cfg = JSON.parse(process.argv[2] || '{}');
 const Gun = require('gun/gun');
-const WebSocket = require('ws');  // Node 20 has no global WebSocket
+const WS = require('ws');  // Node 20 has no global WebSocket
+// Each socket's life goes to stderr, so a run that stops getting acks shows what the clients saw.
+class WebSocket extends WS {
+  constructor(url, ...rest) {
+    super(url, ...rest);
+    const t0 = Date.now();
+    this.on('open', () => console.error(`${new Date().toISOString()} open ${url}`));
+    this.on('close', (code) => console.error(`${new Date().toISOString()} close ${code} after ${Date.now() - t0} ms`));
+    this.on('error', (e) => console.error(`${new Date().toISOString()} error ${e.code || e.message}`));
+  }
+}
 
 const clients = cfg.clients || 8;
 const inflight = cfg.inflight || 4;
@@ -57,6 +70,7 @@ function client(index) {
       answered = true;
       counts.gave_up += 1;
       outstanding -= 1;
+      gun.opt({peers: [cfg.peer]});
       next();
     }, timeoutMs);
     gun.get(soul).put({v: v}, (ack) => {

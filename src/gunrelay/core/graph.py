@@ -37,9 +37,13 @@ def _cut(text: object) -> str:
 
 
 def normalize_number(number: int | float) -> int | float:
-    """JavaScript has only doubles: an integer beyond 2**53 is the double nearest to it."""
+    """JavaScript has only doubles: an integer beyond 2**53 is the double nearest to it, and one
+    beyond the doubles' range is an infinity (as JSON.parse reads it; not a valid GUN number)."""
     if type(number) is int and not -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
-        return float(number)
+        try:
+            return float(number)
+        except OverflowError:
+            return math.inf if number > 0 else -math.inf
     return number
 
 
@@ -104,14 +108,14 @@ def fields_of_put(graph: Any) -> list[Field]:
                 if state is None:
                     raise InvalidGraph(f"Invalid graph: key {_cut(key)} on {_cut(soul)} has no state.")
                 raise InvalidGraph(f"Invalid graph: key {_cut(key)} on {_cut(soul)} has a non-numeric state.")
-            if state_type is float and not math.isfinite(state):
+            if state_type is int:  # as a double first: one beyond the doubles' range is an infinity
+                state = normalize_number(state)
+            if type(value) is int:
+                value = normalize_number(value)
+            if type(state) is float and not math.isfinite(state):
                 raise InvalidGraph(f"Invalid graph: key {_cut(key)} on {_cut(soul)} has a non-finite state.")
             problem = check_value(value)
             if problem is not None:
                 raise InvalidGraph(f"Invalid graph: bad value for key {_cut(key)} on {_cut(soul)}: {problem}.")
-            if state_type is int:
-                state = normalize_number(state)
-            if type(value) is int:
-                value = normalize_number(value)
             append(Field(soul, key, value, state))
     return fields

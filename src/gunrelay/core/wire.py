@@ -156,7 +156,8 @@ def _decode_get(msg_id: Any, raw: dict[str, Any]) -> Get:
     if budget is not None:
         if type(budget) not in (int, float) or budget != budget:
             raise MessageError("Invalid get: '%' must be a number of bytes.", msg_id)
-        budget = max(1, int(budget)) if budget < 2**31 else None
+        # as RAD reads it: at least one item; beyond 2**31 (infinities included) no budget at all
+        budget = None if budget >= 2**31 else 1 if budget < 1 else int(budget)
     return Get(msg_id, soul, soul_lex, key, budget)
 
 

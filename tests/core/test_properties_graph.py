@@ -49,12 +49,17 @@ def is_gun_value(v: Any) -> bool:
     return type(v) is dict and list(v) == ["#"] and type(v["#"]) is str and v["#"] != ""
 
 
+def unicode_text(text: str) -> bool:
+    """No lone surrogates: the store holds UTF-8, so the relay refuses such souls and keys."""
+    return not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
 def reference_fields(graph: Any) -> list[tuple[str, str, Any, Any]]:
     if type(graph) is not dict or not graph or ("#" in graph and "." in graph):
         raise Refused
     out = []
     for soul, node in graph.items():
-        if type(soul) is not str or soul == "" or type(node) is not dict:
+        if type(soul) is not str or soul == "" or not unicode_text(soul) or type(node) is not dict:
             raise Refused
         meta = node.get("_")
         if type(meta) is not dict or meta.get("#") != soul or type(meta.get(">")) is not dict:
@@ -63,7 +68,7 @@ def reference_fields(graph: Any) -> list[tuple[str, str, Any, Any]]:
             if key == "_":
                 continue
             state = meta[">"].get(key)
-            if not is_finite_number(state) or not is_gun_value(value):
+            if not unicode_text(key) or not is_finite_number(state) or not is_gun_value(value):
                 raise Refused
             out.append((soul, key, js_number(value) if type(value) is int else value, js_number(state)))
     return out

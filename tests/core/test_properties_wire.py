@@ -307,10 +307,11 @@ def test_decode_returns_the_kind_its_keys_say_or_message_error(raw: Any) -> None
         if kind is not None:
             # only a get may still be refused, and then the error carries its id to answer
             assert kind is wire.Get, raw
-            assert exc.reply_to == raw.get("#")
+            assert exc.reply_to == (None if raw.get("#") == "" else raw.get("#"))
         return
     assert kind is not None and [type(message)] == [kind], (raw, message)
-    assert _same(message.msg_id, raw.get("#"))
+    # an empty id is no id (GunJS gives such a message a fresh one)
+    assert _same(message.msg_id, None if raw.get("#") == "" else raw.get("#"))
     if kind is wire.Dam:
         assert (message.kind, message.pid, message.reply_to, message.raw_reset) == (
             raw["dam"], raw.get("pid"), raw.get("@"), raw.get("reset"))

@@ -179,7 +179,7 @@ def test_the_fence_holds_and_the_purge_resumes_through_sigkills(storm_relay: Rel
     rng = random.Random(SEED)
     storm_relay.stop()
     old_state = time.time() * 1000 - 60_000
-    bulk = 600_000
+    bulk = max(600_000, KILLS * 100_000)  # a larger count of kills needs a longer purge to land in
     db = sqlite3.connect(db_path(storm_relay))
     with db:  # enough old data that the purge is still running when the kills come
         db.executemany("INSERT INTO fields (soul, key, value, state) VALUES (?, ?, ?, ?)",
@@ -195,7 +195,7 @@ def test_the_fence_holds_and_the_purge_resumes_through_sigkills(storm_relay: Rel
         for _ in range(KILLS):
             if operator(storm_relay, "GET", f"/-/api/resets/{reset_id}")["purge"]["done"]:
                 break
-            time.sleep(rng.uniform(0.0, 0.6))
+            time.sleep(rng.uniform(0.0, 0.2))
             kill_9(storm_relay)
             assert integrity(db_path(storm_relay)) == "ok"
             db = sqlite3.connect(db_path(storm_relay))

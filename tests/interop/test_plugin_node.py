@@ -183,3 +183,21 @@ def test_a_rotation_hands_the_replacement_to_the_app_and_the_old_scope_stays_rea
     # read-only, not fenced: during the grace the relay still serves the old scope, and the client takes it
     assert c.cmd("once", soul=old, key="topic")["value"] == "before"
     assert "read-only" in (c.cmd("put", soul=old, key="topic", value="after")["ack"]["err"] or "")
+
+
+def test_the_plugin_redials_the_relay_after_a_restart_longer_than_gunjs_retries(fresh_relay: Relay, spawn) -> None:
+    room = f"keep-{rid()}"
+    with_plugin = spawn(fresh_relay, label="plugin")
+    stock = spawn(fresh_relay, plugin=False, store=None, label="stock")
+    for c in (with_plugin, stock):
+        assert c.cmd("put", soul=room, key=c.label, value="before")["ack"].get("ok"), c.label
+    fresh_relay.stop()
+    time.sleep(5)  # longer than GunJS's one retry, 2 s after the socket closed
+    with_plugin.resets()  # takes in the events so far
+    hellos = sum(e.get("event") == "hi" for e in with_plugin.events)
+    fresh_relay.start()
+    wait_for("the plugin to reconnect (its redial)",
+             lambda: (with_plugin.resets(), sum(e.get("event") == "hi" for e in with_plugin.events) > hellos)[1], 40)
+    assert with_plugin.cmd("put", soul=room, key="plugin", value="after", timeout=15)["ack"].get("ok")
+    # stock GunJS has forgotten the relay: its write goes nowhere and is never acknowledged
+    assert stock.cmd("put", soul=room, key="stock", value="after", timeout=15).get("timeout") is True

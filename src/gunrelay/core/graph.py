@@ -47,6 +47,18 @@ def normalize_number(number: int | float) -> int | float:
     return number
 
 
+def well_formed(text: str) -> bool:
+    """True unless ``text`` holds a lone surrogate (JavaScript strings may; UTF-8 text, so the
+    store, may not)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_value(value: Any) -> str | None:
     """None if ``value`` is a valid GUN value, else why not."""
     kind = type(value)
@@ -89,6 +101,8 @@ def fields_of_put(graph: Any) -> list[Field]:
     for soul, node in graph.items():
         if not soul:
             raise InvalidGraph("Invalid graph: empty soul.")
+        if not well_formed(soul):
+            raise InvalidGraph(f"Invalid graph: soul {_cut(soul)} holds a lone surrogate; souls must be valid Unicode text.")
         if type(node) is not dict:
             raise InvalidGraph(f"Invalid graph: node {_cut(soul)} is not an object.")
         meta = node.get("_")
@@ -102,6 +116,8 @@ def fields_of_put(graph: Any) -> list[Field]:
         for key, value in node.items():
             if key == "_":
                 continue
+            if not well_formed(key):
+                raise InvalidGraph(f"Invalid graph: key {_cut(key)} on {_cut(soul)} holds a lone surrogate; keys must be valid Unicode text.")
             state: Any = states.get(key)
             state_type = type(state)
             if state_type is not int and state_type is not float:

@@ -107,6 +107,8 @@ def parse_frame(text: str | bytes) -> list[Any]:
 
 def message_id(raw: dict[str, Any]) -> Any:
     msg_id = raw.get("#")
+    if msg_id == "":
+        return None  # GunJS treats an empty id as none (and gives the message a fresh one)
     if msg_id is None or type(msg_id) is str or (type(msg_id) in (int, float)):
         return msg_id
     raise MessageError("Message id '#' must be a string.")
@@ -191,8 +193,8 @@ def encode(message: dict[str, Any]) -> str:
 
 
 def _unfragment(obj: Any) -> Any:
-    if isinstance(obj, Fragment):
-        return json.loads(obj.contents)
+    if isinstance(obj, Fragment):  # stored JSON text: orjson writes a Fragment back as it was
+        return json.loads(orjson.dumps(obj))
     if type(obj) is dict:
         return {k: _unfragment(v) for k, v in obj.items()}
     return obj

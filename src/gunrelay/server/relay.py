@@ -39,7 +39,7 @@ from ..core import lex as lexmod
 from ..core.clock import ClockWatch
 from ..core.dup import DupCache
 from ..core.fence import Fence, FenceRule
-from ..core.graph import Field, InvalidGraph, fields_of_put
+from ..core.graph import Field, InvalidGraph, fields_of_put, well_formed
 from ..core.limits import ConnectionLimits, TokenBucket
 from ..core.subscriptions import Subscriptions
 from ..storage.base import ReadQuery, Row, StorageFailure, Store, decode_value
@@ -207,8 +207,9 @@ class Relay:
 
     def receive(self, peer: Peer, text: str) -> None:
         """Handle one text frame from ``peer``; never raises."""
-        self.stats.bytes_in += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-        if len(text) > self.max_frame_bytes:
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        self.stats.bytes_in += size
+        if size > self.max_frame_bytes:
             self.stats.error("frame_too_big")
             self.stats.refuse("frame_size")
             peer.enqueue(wire.dam_error(self.new_id(), f"Message too big! The limit is {self.max_frame_bytes} bytes."))
@@ -280,8 +281,9 @@ class Relay:
             return
         if message.kind != "?":
             return  # 'hi', '!' and others need nothing from a relay
-        if type(message.pid) is str:
-            peer.pid = message.pid
+        pid = message.pid
+        if type(pid) is str and len(pid) <= 64 and well_formed(pid):  # shown to operators: keep it printable
+            peer.pid = pid
         if message.reply_to is None and message.msg_id is not None:
             peer.enqueue(wire.hello_answer(self.new_id(), self.pid, message.msg_id))
 
@@ -346,11 +348,6 @@ class Relay:
         except InvalidGraph as exc:
             self.stats.error("invalid_put")
             raise wire.MessageError(str(exc), put.msg_id) from None
-        if put.reply_to is not None:
-            # a put answering a get: if the get came through us from another peer, pass it on
-            origin = self.dup.origin(str(put.reply_to))
-            if origin is not None and origin is not peer and not origin.closed:
-                origin.enqueue(wire.encode({"#": put.msg_id, "@": put.reply_to, "put": put.graph}))
         pending = _PendingPut(peer, put.msg_id)
         now = self.clock_ms()
         ready: list[Field] = []
@@ -384,6 +381,8 @@ class Relay:
                 pending.errors.append(problem)
                 continue
             (later if timing is ham.Verdict.DEFER else ready).append(item)
+        if put.reply_to is not None and (ready or later):
+            self._pass_on(peer, put, ready + later)
         if ready:
             self._merge(pending, ready)
         if later:
@@ -392,6 +391,19 @@ class Relay:
             self._check_blocklists(pending, blocklisted, now)
         if pending.parts == 0:
             self._reply(pending)
+
+    def _pass_on(self, peer: Peer, put: wire.Put, passed: list[Field]) -> None:
+        """A put answering another peer's message goes on to that peer, with only the fields that
+        passed every check (never what was refused: the system space, bad signatures, fenced)."""
+        origin = self.dup.origin(str(put.reply_to))
+        if origin is None or origin is peer or origin.closed:
+            return
+        by_soul: dict[str, list[tuple[str, Any, Any]]] = {}
+        for item in passed:
+            by_soul.setdefault(item.soul, []).append((item.key, item.value, item.state))
+        graph = {soul: wire.node(soul, items) for soul, items in by_soul.items()}
+        msg_id = put.msg_id if put.msg_id is not None else self.new_id()
+        origin.enqueue(wire.encode({"#": msg_id, "@": put.reply_to, "put": graph}))
 
     def _defer(self, pending: _PendingPut, fields: list[Field], now: float) -> None:
         pending.parts += 1

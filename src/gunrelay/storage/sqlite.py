@@ -481,6 +481,13 @@ def _rows(cursor: sqlite3.Cursor) -> list[Row]:
 
 
 def _read(conn: sqlite3.Connection, query: ReadQuery) -> dict[str, list[Row]]:
+    try:
+        return _select(conn, query)
+    except UnicodeEncodeError:  # a soul or key with a lone surrogate: nothing stored can match it
+        return {}
+
+
+def _select(conn: sqlite3.Connection, query: ReadQuery) -> dict[str, list[Row]]:
     key = query.key
     if query.soul is not None:
         soul = query.soul

@@ -101,7 +101,7 @@ def fields_of_put(graph: Any) -> list[Field]:
     for soul, node in graph.items():
         if not soul:
             raise InvalidGraph("Invalid graph: empty soul.")
-        if not well_formed(soul):
+        if not soul.isascii() and not well_formed(soul):
             raise InvalidGraph(f"Invalid graph: soul {_cut(soul)} holds a lone surrogate; souls must be valid Unicode text.")
         if type(node) is not dict:
             raise InvalidGraph(f"Invalid graph: node {_cut(soul)} is not an object.")
@@ -116,7 +116,7 @@ def fields_of_put(graph: Any) -> list[Field]:
         for key, value in node.items():
             if key == "_":
                 continue
-            if not well_formed(key):
+            if not key.isascii() and not well_formed(key):  # the call only for non-ASCII keys
                 raise InvalidGraph(f"Invalid graph: key {_cut(key)} on {_cut(soul)} holds a lone surrogate; keys must be valid Unicode text.")
             state: Any = states.get(key)
             state_type = type(state)

@@ -907,18 +907,23 @@ def main():
                          "load generator's own ceiling")
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs (relay logs, data, load stderr)")
     args = ap.parse_args()
-    import resource
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 8192
-    if soft < want:  # children (relays and load processes) inherit this
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-        except (ValueError, OSError):
-            pass
+    raise_open_files(8192)
     try:
         sys.exit(asyncio.run(amain(args)))
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def raise_open_files(want: int) -> None:
+    """Lift the soft limit on open files towards ``want`` (children, relays and load processes, inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+        except (ValueError, OSError):
+            pass
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (  # noqa: E402  (bench/run.py: relay specs and lifecycle, /proc helpers, histograms)
     RESULTS, CpuWindow, LoadProc, Relay, base_cfg, dir_fingerprint, fmt, loadavg, merge_hists,
-    ratio, relay_specs, split, stop_all, summarize,
+    raise_open_files, ratio, relay_specs, split, stop_all, summarize,
 )
 
 MIB = 1024.0
@@ -563,13 +563,7 @@ def main():
     a = ap.parse_args()
     if a.conns < 1 or a.group_size < 2 or a.souls_per_group < 1 or a.put_every_s <= 0 or a.interval_s <= 0:
         ap.error("need --conns >= 1, --group-size >= 2, --souls-per-group >= 1, positive periods")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = max(8192, 2 * a.conns + 1024)
-    if soft < want:  # children (relays and load processes) inherit this
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-        except (ValueError, OSError):
-            pass
+    raise_open_files(max(8192, 2 * a.conns + 1024))
     try:
         sys.exit(asyncio.run(amain(a)))
     except KeyboardInterrupt:

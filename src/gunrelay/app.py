@@ -35,6 +35,7 @@ from .server.logbook import LogBook
 from .server.monitor import Monitor
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
+from .server.wsprotocol import PeerErrorsAreNotTracebacks
 from .storage.base import Store
 from .storage.memory import MemoryStore
 from .storage.sqlite import SQLiteStore
@@ -83,6 +84,9 @@ def build_app(config: Any) -> "GunFirst":
     privacy = Privacy(Anonymizer(privacy_key.digest()), enabled=config.privacy == "on")
     logbook = LogBook(privacy)
     logging.getLogger("gunrelay").setLevel(config.log_level.upper())
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, PeerErrorsAreNotTracebacks) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(PeerErrorsAreNotTracebacks())
     monitor = Monitor(relay, store)
     auth = ConsoleAuth(
         token,

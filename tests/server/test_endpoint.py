@@ -89,3 +89,32 @@ async def test_shutdown_commits_every_write_it_received(live_relay, tmp_path):
     await store.open()
     assert (await store.stats()).fields == count
     await store.close()
+
+
+async def test_invalid_utf8_closes_that_socket_with_one_info_line_and_is_counted(live_relay, caplog):
+    import base64
+    import os
+    import socket
+    import struct
+
+    def send_invalid() -> bytes:
+        with socket.create_connection(("127.0.0.1", live_relay.port), timeout=5) as s:
+            key = base64.b64encode(os.urandom(16)).decode()
+            s.sendall(f"GET /gun HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+            s.recv(4096)
+            payload, mask = b'{"a":"\xff\xfe"}', os.urandom(4)
+            s.sendall(struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+            return s.recv(4096)
+
+    closing = await asyncio.to_thread(send_invalid)
+    assert closing[:1] == b"\x88" and closing[2:4] == b"\x03\xef"  # a close frame, code 1007
+    async with httpx.AsyncClient(base_url=live_relay.http) as http:
+        for _ in range(50):
+            if 'gunrelay_errors_total{kind="invalid_utf8"} 1.0' in (await http.get("/metrics")).text:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the invalid frame was not counted")
+    lines = [r for r in caplog.records if r.getMessage().startswith("Invalid UTF-8")]
+    assert [(r.levelname, r.exc_info) for r in lines] == [("INFO", None)]  # no traceback to fill the log with

@@ -53,8 +53,11 @@ class GunSocket:
                     else:
                         relay.receive_binary(peer, len(event.get("bytes") or b""))
                 elif kind == "websocket.disconnect":
-                    if event.get("code") == 1009:  # the websocket layer closed it: a frame over twice the limit
+                    code = event.get("code")
+                    if code == 1009:  # the websocket layer closed it: a frame over twice the limit
                         relay.stats.refuse("frame_size")
+                    elif code == 1007:  # ... or a text frame that was not UTF-8
+                        relay.stats.error("invalid_utf8")
                     break
         finally:
             relay.disconnect(peer)

@@ -13,6 +13,7 @@ connection and its buffers would stay until the ping timeout.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -30,3 +31,16 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.abort()  # connection_lost follows: the app hears websocket.disconnect
             return
         await super().send(message)
+
+
+class PeerErrorsAreNotTracebacks(logging.Filter):
+    """uvicorn logs a frame of invalid UTF-8 from a client as an ERROR with a traceback (then closes
+    the socket, 1007): a stranger could fill the log with them. It is the peer's error, not ours:
+    one line at INFO (the relay counts it as ``errors{kind="invalid_utf8"}``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True

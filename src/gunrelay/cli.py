@@ -45,8 +45,8 @@ def serve(args: argparse.Namespace) -> None:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = build_app(config)
     # bind first so that port 0 resolves and the address we print is the real one; IPPROTO_TCP named
-    # explicitly, because asyncio sets TCP_NODELAY on accepted sockets only when proto says TCP
-    # (with proto 0, Nagle would hold back small frames while an earlier one waits for its ACK)
+    # explicitly, because plain asyncio sets TCP_NODELAY on accepted sockets only when proto says TCP
+    # (uvloop, the default with uvicorn[standard], sets it either way)
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

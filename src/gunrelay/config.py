@@ -45,7 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("system_node", str, "_whisperz_system", "legacy system node where reset/config are published for existing apps"),
     Setting("legacy_nodes", str, "on", "publish the legacy system node on resets: on or off"),
     Setting("instance", str, "default", "instance name published in the legacy config node"),
-    Setting("max_subscriptions", int, 50_000, "souls one connection may follow; a get for one more is refused with an error"),
+    Setting("max_subscriptions", int, 50_000, "souls and keys one connection may follow (each counts one); a get for more is refused with an error"),
     Setting("clock_settle_s", float, 600.0, "after a jump of the wall clock, resets, rotations and TTL purges wait this long"),
     Setting("ttl_sweep_s", float, 60.0, "seconds between sweeps that delete fields expired by TTL rules"),
     Setting("max_connections", int, 10_000, "most websocket connections open at once (0: no limit); more are refused at the upgrade"),

@@ -43,7 +43,7 @@ def test_one_bad_node_refuses_the_whole_put():
 def test_values():
     for good in (None, "", "s", True, False, 0, -1.5, {"#": "soul"}):
         assert check_value(good) is None
-    for bad in (float("nan"), float("inf"), [], {"#": 1}, {"#": "a", "b": 1}, object()):
+    for bad in (float("nan"), float("inf"), [], {"#": 1}, {"#": "a", "b": 1}, {"#": "x\ud800"}, object()):
         assert check_value(bad) is not None
 
 

@@ -67,6 +67,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gunrelay.core.subscriptions import MAX_FOLLOWED_TEXT  # a get subscribes; longer souls and keys are not followed
+
 import websockets
 
 try:
@@ -1339,6 +1341,8 @@ class Generator:
         if put:
             model.present[(soul, "k")] = filler
             return Frame("multibyte", text, [Msg(msg_id, ACK, kind="multibyte")])
+        if len(soul + filler) > MAX_FOLLOWED_TEXT:  # a get subscribes: a soul this long is not followed
+            return Frame("multibyte", text, [Msg(msg_id, ERR, marker="Too long to follow", kind="multibyte")])
         return Frame("multibyte", text, [Msg(msg_id, ANSWER, check=lambda r: "put" in r and "data for a soul never written" or None, kind="multibyte")])
 
 

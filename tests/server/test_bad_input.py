@@ -278,20 +278,18 @@ async def test_lone_surrogates_in_values_and_ids_are_kept_and_answered(peers):
     await b.served()
 
 
-async def test_lone_surrogate_in_a_soul_or_key_changes_nothing_when_the_put_is_refused(peers):
+async def test_lone_surrogate_in_a_soul_key_or_link_refuses_the_whole_put(peers):
+    # the store holds UTF-8: such a put is refused at validation, before anything of it is written
     a = await peers()
-    graph = {**node("sur/partial", a="written anyway"), **node("\ud800", k="x")}
-    reply = await a.ask({"#": "sur-partial-1", "put": graph}, "sur-partial-1")
+    graph = {**node("sur/partial", a="written anyway?"), **node("\ud800", k="x")}
     key_graph = {"sur/partial-key": {"_": {"#": "sur/partial-key", ">": {"a": STATE, "\udc00": STATE}}, "a": "A", "\udc00": "B"}}
-    reply_key = await a.ask({"#": "sur-partial-2", "put": key_graph}, "sur-partial-2")
-    if "err" in reply:  # refused: then nothing of it may have been written
-        assert await a.read("sur/partial") is None
-    else:  # or stored whole (as GunJS would)
-        assert (await a.read("\ud800"))["k"] == "x"
-    if "err" in reply_key:
-        assert await a.read("sur/partial-key") is None
-    else:
-        assert (await a.read("sur/partial-key"))["\udc00"] == "B"
+    link_graph = node("sur/link", a="A", l={"#": "x\ud800"})
+    replies = [await a.ask({"#": f"sur-partial-{i}", "put": g}, f"sur-partial-{i}") for i, g in enumerate((graph, key_graph, link_graph))]
+    assert ["valid Unicode text" in r.get("err", "") for r in replies] == [True, True, True], replies
+    for soul in ("sur/partial", "sur/partial-key", "sur/link"):
+        assert await a.read(soul) is None
+    assert await a.read("\ud800") is None  # a get for such a soul: simply nothing there
+    await a.served()
 
 
 async def test_lone_surrogate_in_a_get_id_is_answered_when_there_is_data(peers):

@@ -70,4 +70,8 @@ async def test_a_subscription_flood_is_refused_past_the_limit_and_counted(live_r
         by_id = {a["@"]: a for a in answers if "@" in a}
         assert all("err" not in by_id[f"g{i}"] for i in (0, 1, 2)) and "err" not in by_id["g4"]  # soul0 again: followed
         assert "Too many subscriptions" in by_id["g3"]["err"]
-    assert await refused_count(live_relay, "subscriptions") == 1
+        await asyncio.sleep(1.1)  # the message budget is back
+        await ws.send(json.dumps({"#": "long", "get": {"#": "soul0", ".": "k" * 5000}}))
+        long = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert "Too long to follow" in long["err"]
+    assert await refused_count(live_relay, "subscriptions") == 2

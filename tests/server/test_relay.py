@@ -181,3 +181,15 @@ async def test_a_peer_that_stops_reading_is_closed_and_others_carry_on(relay):
     assert slow.closed and closed == [(1008, "too slow: send queue full")]
     assert acks == 40  # the fast peer got every ack
     stuck.set()
+
+
+async def test_a_reply_too_deep_to_forward_is_dropped_and_counted_without_a_traceback(relay, caplog):
+    asker, replier = Socket(relay), Socket(relay)
+    asker.send({"#": "ask-1", "get": {"#": "nothing"}})
+    await settle()
+    deep = "[" * 990 + "1" + "]" * 990  # parses; too deep for orjson to write, and for the fallback
+    relay.receive(replier.peer, '{"#":"r1","@":"ask-1","ok":' + deep + "}")  # names the asker's get
+    await settle()
+    assert relay.stats.errors.get("unforwardable_reply") == 1 and "internal" not in relay.stats.errors
+    assert not [r for r in caplog.records if r.exc_info]
+    assert [m for m in asker.messages() if m.get("@") == "ask-1" and "ok" in m] == []

@@ -2,9 +2,12 @@
 
 import asyncio
 
+from gunrelay.core.fence import Protected
 from gunrelay.core.graph import Field
 from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.sqlite import SQLiteStore
+
+PROTECTED = Protected(("~relay", "_system"))
 
 
 async def test_acknowledged_writes_survive_reopen_including_tombstones(tmp_path):
@@ -65,3 +68,28 @@ async def test_a_failing_job_fails_alone(tmp_path):
     results = await asyncio.gather(bad, good, return_exceptions=True)
     assert isinstance(results[0], Exception) and results[1] == [Field("s", "k", 1, 1)]
     await store.close()
+
+
+async def test_health_clears_only_on_a_commit_that_wrote(tmp_path):
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    try:
+        await store.merge([Field("s", "k", "new", 10)])
+        store.health.failed("the relay's disk is full", 0.0)  # as a refused commit leaves it
+        assert await store.merge([Field("s", "k", "stale", 5)]) == []  # loses to the stored value: writes nothing
+        assert not store.health.ok  # a commit that changed no page says nothing about the disk
+        await store.merge([Field("s", "k", "newer", 20)])
+        assert store.health.ok and store.health.failed_commits == 1
+    finally:
+        await store.close()
+
+
+async def test_a_stored_link_to_a_soul_no_query_can_name_is_a_dead_end(tmp_path):
+    # refused at validation now; a store written before that may still hold one
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    try:
+        await store.merge([Field("chat/a", "l", {"#": "x\ud800"}, 1), Field("chat/a", "m", {"#": "kept"}, 1)])
+        assert await store.reachable_souls("chat", PROTECTED, 100) == {"kept"}
+    finally:
+        await store.close()

@@ -60,6 +60,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         if dry_run:
             return JSONResponse(await control.issue(scope=scope, reason=reason, message=message, keep=tuple(keep), dry_run=True))
         control.check_scope(scope)  # before a snapshot is taken for nothing
+        control.check_clock()
         taken = await snapshots.create("before-reset") if snapshot else None
         result = await control.issue(scope=scope, reason=reason, message=message, keep=tuple(keep))
         if taken is not None:

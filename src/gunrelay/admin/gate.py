@@ -119,9 +119,8 @@ class Gate:
                 status = response.status_code
                 return response
             finally:
-                detail = {**getattr(request.state, "body", {}), **request.path_params}  # the body cannot mask the path
-                if request.query_params:
-                    detail.update(request.query_params)
+                # the path says what was acted on: neither the body nor the query may mask it
+                detail = {**getattr(request.state, "body", {}), **request.query_params, **request.path_params}
                 await self.audit.record(caller(request).who, address, action or path, detail, status)
 
         return Route(path, guarded, methods=[method])

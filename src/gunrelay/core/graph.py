@@ -72,7 +72,7 @@ def check_value(value: Any) -> str | None:
         if len(value) == 1:
             link = value.get("#")
             if type(link) is str and link:
-                return None
+                return None if well_formed(link) else "a relation must name a soul of valid Unicode text"
         return "objects must be relations {'#': soul} (nested objects become their own nodes)"
     if kind is list:
         return "arrays are not GUN values"

@@ -128,7 +128,9 @@ class ResetControl:
         )
 
     def check_clock(self) -> None:
-        """Refuse an action whose watermark is "now" while the wall clock has just jumped (``core.clock``)."""
+        """Refuse an action whose watermark is "now" while the wall clock has just jumped (``core.clock``);
+        looks at the clocks first, so a step since the monitor's last round counts too."""
+        self.relay.check_clock()
         why = self.relay.clock_watch.held_because(self.relay.monotonic())
         if why is not None:
             raise ResetError(why)
@@ -137,9 +139,9 @@ class ResetControl:
         self, scope: str = ALL, reason: str = "", message: str = "", keep: tuple[str, ...] = (), dry_run: bool = False
     ) -> dict[str, Any]:
         self.check_scope(scope)
-        if not dry_run:
-            self.check_clock()
         async with self._lock:  # one reset at a time, so epochs and watermarks are ordered
+            if not dry_run:
+                self.check_clock()
             watermark = self.clock_ms()
             record = self.new_record(scope, watermark, reason=reason, message=message, keep=tuple(keep))
             if not dry_run:

@@ -66,10 +66,13 @@ class Monitor:
     async def _sample_forever(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            self.sample()
-            self.relay.check_clock()
-            if not self.store.health.ok:
-                await self._probe_store()
+            try:  # one failure must not end the clock watch and the storage probe for good
+                self.sample()
+                self.relay.check_clock()
+                if not self.store.health.ok:
+                    await self._probe_store()
+            except Exception:
+                log.exception("monitor round failed; next round in %.0f s", self.interval_s)
 
     async def _probe_store(self) -> None:
         """While storage is failing, try a small write each round, so health clears when the fault

@@ -39,9 +39,9 @@ from ..core import lex as lexmod
 from ..core.clock import ClockWatch
 from ..core.dup import DupCache
 from ..core.fence import Fence, FenceRule
-from ..core.graph import Field, InvalidGraph, fields_of_put, well_formed
+from ..core.graph import Field, InvalidGraph, fields_of_put
 from ..core.limits import ConnectionLimits, TokenBucket
-from ..core.subscriptions import Subscriptions
+from ..core.subscriptions import MAX_FOLLOWED_TEXT, Subscriptions
 from ..storage.base import ReadQuery, Row, StorageFailure, Store, decode_value
 from .peer import Peer, random_pid
 
@@ -74,6 +74,16 @@ def _recorder(lookups: list[tuple[str, str]]) -> Callable[[str, str], bool]:
 
 def wall_clock_ms() -> float:
     return time.time() * 1000.0
+
+
+def steady_s() -> float:
+    """Seconds that only go forward and count a suspend (CLOCK_BOOTTIME on Linux), so that a VM or
+    laptop waking up is not taken for a step of the wall clock (``core.clock``)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+if not hasattr(time, "CLOCK_BOOTTIME"):  # not Linux: the monotonic clock (a resume may read as a jump)
+    steady_s = time.monotonic  # noqa: F811
 
 
 @dataclass
@@ -125,7 +135,7 @@ class Relay:
         max_messages_per_s: float = 0.0,
         message_burst: float = 0.0,
         clock_ms: Callable[[], float] = wall_clock_ms,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = steady_s,
         fence: Fence | None = None,
         clock_settle_s: float = 600.0,
         max_subscriptions: int = 0,
@@ -238,7 +248,7 @@ class Relay:
                 self.stats.error("internal")
                 log.exception("failed to handle a message from %s", peer)
                 msg_id = raw.get("#") if type(raw) is dict else None
-                if type(msg_id) is str:
+                if type(msg_id) is str and msg_id:
                     peer.enqueue(wire.error(self.new_id(), msg_id, "Internal relay error; the message was not applied."))
 
     def _refuse_flood(self, peer: Peer, raws: list[Any]) -> None:
@@ -249,7 +259,7 @@ class Relay:
         answered = False
         for raw in raws:
             msg_id = raw.get("#") if type(raw) is dict else None
-            if type(msg_id) is str and "dam" not in raw:
+            if type(msg_id) is str and msg_id and "dam" not in raw:
                 peer.enqueue(wire.error(self.new_id(), msg_id, text))
                 answered = True
         if not answered:
@@ -282,7 +292,7 @@ class Relay:
         if message.kind != "?":
             return  # 'hi', '!' and others need nothing from a relay
         pid = message.pid
-        if type(pid) is str and len(pid) <= 64 and well_formed(pid):  # shown to operators: keep it printable
+        if type(pid) is str and len(pid) <= 64 and pid.isprintable():  # shown to operators and in logs
             peer.pid = pid
         if message.reply_to is None and message.msg_id is not None:
             peer.enqueue(wire.hello_answer(self.new_id(), self.pid, message.msg_id))
@@ -293,25 +303,39 @@ class Relay:
             return
         origin = self.dup.origin(reply_to)
         if origin is not None and origin is not peer and not origin.closed:
-            origin.enqueue(wire.encode(raw))
+            try:
+                text = wire.encode(raw)
+            except (TypeError, ValueError, RecursionError):  # nested past what JSON.stringify would write
+                self.stats.error("unforwardable_reply")
+                return
+            origin.enqueue(text)
 
     # -- get -------------------------------------------------------------------------------
 
     def _on_get(self, peer: Peer, get: wire.Get) -> None:
         self.stats.gets += 1
         if get.soul is not None:
-            limit = self.max_subscriptions
-            if limit and self.subscriptions.count_of(peer) >= limit and not self.subscriptions.follows(peer, get.soul):
+            key = get.key.exact if get.key is not None else None
+            problem = self._cannot_follow(peer, get.soul, key)
+            if problem is not None:
                 self.stats.refuse("subscriptions")
-                text = f"Too many subscriptions: a connection may follow {limit} souls; this get was not served."
                 if get.msg_id is not None:
-                    peer.enqueue(wire.error(self.new_id(), get.msg_id, text))
+                    peer.enqueue(wire.error(self.new_id(), get.msg_id, problem + " This get was not served."))
                 return
-            key = get.key
-            self.subscriptions.subscribe(peer, get.soul, key.exact if key is not None else None)
+            self.subscriptions.subscribe(peer, get.soul, key)
         query = ReadQuery(soul=get.soul, soul_lex=get.soul_lex, key=get.key, budget=get.budget)
         future = self.store.read(query)
         future.add_done_callback(lambda done: self._answer_get(peer, get.msg_id, done))
+
+    def _cannot_follow(self, peer: Peer, soul: str, key: str | None) -> str | None:
+        """Why a get may not subscribe ``peer`` (a get is a subscription), or None."""
+        if len(soul) > MAX_FOLLOWED_TEXT or (key is not None and len(key) > MAX_FOLLOWED_TEXT):
+            return f"Too long to follow: souls and keys a connection follows are at most {MAX_FOLLOWED_TEXT} characters."
+        limit = self.max_subscriptions
+        subscriptions = self.subscriptions
+        if limit and subscriptions.count_of(peer) >= limit and not subscriptions.covers(peer, soul, key):
+            return f"Too many subscriptions: a connection may follow {limit} souls and keys."
+        return None
 
     def _answer_get(self, peer: Peer, msg_id: Any, done: asyncio.Future[dict[str, list[Row]]]) -> None:
         if msg_id is None or peer.closed:
@@ -393,8 +417,10 @@ class Relay:
             self._reply(pending)
 
     def _pass_on(self, peer: Peer, put: wire.Put, passed: list[Field]) -> None:
-        """A put answering another peer's message goes on to that peer, with only the fields that
-        passed every check (never what was refused: the system space, bad signatures, fenced)."""
+        """A put answering another peer's message goes on to that peer at once, with only the fields
+        that passed the checks made on arrival (never the system space, bad signatures, fenced
+        fields). Fields waiting for a certificate's block list are not passed on; fields waiting
+        for their future state go now, as GunJS would pass them."""
         origin = self.dup.origin(str(put.reply_to))
         if origin is None or origin is peer or origin.closed:
             return

@@ -40,6 +40,8 @@ class PeerErrorsAreNotTracebacks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            if not logging.getLogger(record.name).isEnabledFor(logging.INFO):
+                return False
             record.exc_info = None
             record.exc_text = None
             record.levelno, record.levelname = logging.INFO, "INFO"

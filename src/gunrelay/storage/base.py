@@ -25,7 +25,7 @@ import orjson
 from ..core import ham
 from ..core.bans import Ban
 from ..core.fence import FenceRule, Protected, in_prefix
-from ..core.graph import Field, State, Value
+from ..core.graph import Field, State, Value, well_formed
 from ..core.jsjson import stringify
 from ..core.lex import Lex, cost
 from ..core.reset import ResetRecord
@@ -147,7 +147,9 @@ def relation_targets(value_json: str) -> list[str]:
 def reachable_from(
     frontier: list[str], values_of: Callable[[str], list[str]], prefix: str, protected: Protected, limit: int
 ) -> frozenset[str]:
-    """Breadth-first over relations from ``frontier``; the souls found outside ``prefix``."""
+    """Breadth-first over relations from ``frontier``; the souls found outside ``prefix``. A link
+    to a soul with a lone surrogate (refused now, perhaps stored before) leads nowhere: no such
+    soul can be stored."""
     seen = set(frontier)
     found: set[str] = set()
     while frontier and len(found) < limit:
@@ -155,7 +157,7 @@ def reachable_from(
         for soul in frontier:
             for value_json in values_of(soul):
                 for target in relation_targets(value_json):
-                    if target not in seen and not protected.contains(target):
+                    if target not in seen and not protected.contains(target) and well_formed(target):
                         seen.add(target)
                         next_frontier.append(target)
                         if not in_prefix(target, prefix):

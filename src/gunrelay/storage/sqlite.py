@@ -164,17 +164,20 @@ class _Worker:
             if first is _STOP:
                 break
             jobs, stop = self._drain(first)
-            outcomes, failure = self._run_group(jobs)
-            self.loop.call_soon_threadsafe(_resolve, outcomes, self.health, failure)
+            outcomes, failure, wrote = self._run_group(jobs)
+            self.loop.call_soon_threadsafe(_resolve, outcomes, self.health, failure, wrote)
             if stop:
                 break
         self.conn.close()
 
-    def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], StorageFailure | None]:
+    def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], StorageFailure | None, bool]:
+        """Run the jobs in one transaction: their outcomes, the failure that refused them all (or
+        None), and whether the commit wrote anything."""
         # Jobs do whatever can fail on their input before writing, so a job that raises has
         # written nothing and fails alone; a failing commit fails the whole group, unacknowledged.
         conn = self.conn
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        changes = conn.total_changes
         try:
             if self.transactional:
                 conn.execute("BEGIN IMMEDIATE")
@@ -196,8 +199,8 @@ class _Worker:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            return [(future, False, failure) for _, future in jobs], failure
-        return outcomes, None
+            return [(future, False, failure) for _, future in jobs], failure, False
+        return outcomes, None, conn.total_changes != changes
 
     def stop(self) -> None:
         self.queue.put(_STOP)
@@ -205,13 +208,16 @@ class _Worker:
 
 
 def _resolve(
-    outcomes: list[tuple[asyncio.Future[Any], bool, Any]], health: StorageHealth | None, failure: StorageFailure | None
+    outcomes: list[tuple[asyncio.Future[Any], bool, Any]],
+    health: StorageHealth | None,
+    failure: StorageFailure | None,
+    wrote: bool,
 ) -> None:
     if health is not None:
-        if failure is None:
-            health.committed()
-        else:
+        if failure is not None:
             health.failed(str(failure), time.time())
+        elif wrote:  # a commit that changed nothing (every field lost to the stored one) proves nothing about the disk
+            health.committed()
     for future, ok, value in outcomes:
         if future.done():
             continue

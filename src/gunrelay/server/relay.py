@@ -26,6 +26,7 @@ Theory of operation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -76,14 +77,11 @@ def wall_clock_ms() -> float:
     return time.time() * 1000.0
 
 
-def steady_s() -> float:
-    """Seconds that only go forward and count a suspend (CLOCK_BOOTTIME on Linux), so that a VM or
-    laptop waking up is not taken for a step of the wall clock (``core.clock``)."""
-    return time.clock_gettime(time.CLOCK_BOOTTIME)
-
-
-if not hasattr(time, "CLOCK_BOOTTIME"):  # not Linux: the monotonic clock (a resume may read as a jump)
-    steady_s = time.monotonic  # noqa: F811
+# Seconds that only go forward and count a suspend (CLOCK_BOOTTIME, Linux), so that a VM or laptop
+# waking up is not taken for a step of the wall clock (core.clock); elsewhere the monotonic clock.
+steady_s: Callable[[], float] = (
+    functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
+)
 
 
 @dataclass
@@ -149,7 +147,7 @@ class Relay:
         self.max_frame_bytes = max_frame_bytes
         self.max_skew_ms = max_skew_ms
         self.max_queue_bytes = max_queue_bytes
-        self.max_subscriptions = max_subscriptions  # souls one peer may follow (0: no limit)
+        self.max_subscriptions = max_subscriptions  # souls and keys one peer may follow (0: no limit)
         self.limits = ConnectionLimits(max_connections, max_connections_per_address)
         self.max_messages_per_s = max_messages_per_s  # 0: no limit
         self.message_burst = max(message_burst, max_messages_per_s)

@@ -705,6 +705,24 @@ def g(d: dict, *path):
     return d
 
 
+def print_comparison(names: list, views: dict, metrics: list) -> bool:
+    """One row per (label, path, better) metric, a column per relay, and ours/node when both ran;
+    True when both did."""
+    hdr = f"{'metric':32}" + "".join(f"{n:>14}" for n in names)
+    both = names == ["ours", "node"]
+    if both:
+        hdr += f"{'ours/node':>12}  better"
+    print(hdr)
+    print("-" * len(hdr))
+    for label, path, direction in metrics:
+        vals = [g(views[n], *path) for n in names]
+        line = f"{label:32}" + "".join(f"{fmt(v):>14}" for v in vals)
+        if both and direction:
+            line += f"{fmt(ratio(vals[0], vals[1])):>12}  {direction}"
+        print(line)
+    return both
+
+
 METRICS = [
     # (label, path, direction)  direction: "higher" or "lower" is better
     ("put: acks/s", ("put", "acks_per_s"), "higher"),
@@ -816,18 +834,7 @@ def print_report(doc: dict):
         for sc, res in (r.get("scenarios") or {}).items():
             if not res.get("ok"):
                 print(f"{n}: scenario {sc} FAILED: {res.get('error', '')[:300]}")
-    hdr = f"{'metric':32}" + "".join(f"{n:>14}" for n in names)
-    both = names == ["ours", "node"]
-    if both:
-        hdr += f"{'ours/node':>12}  better"
-    print(hdr)
-    print("-" * len(hdr))
-    for label, path, direction in METRICS:
-        vals = [g(views[n], *path) for n in names]
-        line = f"{label:32}" + "".join(f"{fmt(v):>14}" for v in vals)
-        if both and direction:
-            line += f"{fmt(ratio(vals[0], vals[1])):>12}  {direction}"
-        print(line)
+    both = print_comparison(names, views, METRICS)
     if both:
         print()
         print("targets (ours/node):")

@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import (  # noqa: E402  (bench/run.py: relay specs and lifecycle, /proc helpers, histograms)
     RESULTS, CpuWindow, LoadProc, Relay, base_cfg, dir_fingerprint, fmt, loadavg, merge_hists,
-    raise_open_files, ratio, relay_specs, split, stop_all, summarize,
+    g, print_comparison, raise_open_files, ratio, relay_specs, split, stop_all, summarize,
 )
 
 MIB = 1024.0
@@ -380,14 +380,6 @@ METRICS = [
 ]
 
 
-def g(d, *path):
-    for k in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
 def view(r: dict) -> dict:
     v = dict(r)
     for k in ("rss_idle_kb", "rss_after_connect_kb"):
@@ -441,19 +433,7 @@ def print_report(doc: dict):
     for n in names:
         print_intervals(n, relays[n])
     print()
-    hdr = f"{'metric':32}" + "".join(f"{n:>14}" for n in names)
-    both = names == ["ours", "node"]
-    if both:
-        hdr += f"{'ours/node':>12}  better"
-    print(hdr)
-    print("-" * len(hdr))
-    views = {n: view(relays[n]) for n in names}
-    for label, path, direction in METRICS:
-        vals = [g(views[n], *path) for n in names]
-        line = f"{label:32}" + "".join(f"{fmt(v):>14}" for v in vals)
-        if both and direction:
-            line += f"{fmt(ratio(vals[0], vals[1])):>12}  {direction}"
-        print(line)
+    print_comparison(names, {n: view(relays[n]) for n in names}, METRICS)
     print()
     for n in names:
         r = relays[n]

@@ -31,7 +31,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,36 +42,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests" / "server"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import live_fuzz  # noqa: E402  (tests/server/live_fuzz.py: the generator and the checker)
+from run import CLK_TCK, cpu_ticks, free_port, hwm_kb, rss_kb  # noqa: E402  (bench/run.py: /proc helpers)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def memory_kb(pid: int) -> dict[str, int]:
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                if name in ("VmRSS", "VmHWM"):
-                    out[name] = int(value.split()[0])
-    except OSError:
-        pass
-    return out
+def memory_kb(pid: int) -> dict[str, int | None]:
+    return {"VmRSS": rss_kb(pid), "VmHWM": hwm_kb(pid)}
 
 
 def cpu_seconds(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    ticks = cpu_ticks(pid)
+    return None if ticks is None else ticks / CLK_TCK
 
 
 class RelayProcess:

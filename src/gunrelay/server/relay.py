@@ -107,6 +107,17 @@ class RelayStats:
         self.refused[reason] = self.refused.get(reason, 0) + count
 
 
+def _by_soul(fields: list[Field]) -> dict[str, list[Field]]:
+    grouped: dict[str, list[Field]] = {}
+    for item in fields:
+        grouped.setdefault(item.soul, []).append(item)
+    return grouped
+
+
+def _node_of(soul: str, items: list[Field]) -> dict[str, Any]:
+    return wire.node(soul, [(i.key, i.value, i.state) for i in items])
+
+
 class _PendingPut:
     """One put message waiting for its parts (immediate, deferred) to become durable."""
 
@@ -422,10 +433,7 @@ class Relay:
         origin = self.dup.origin(str(put.reply_to))
         if origin is None or origin is peer or origin.closed:
             return
-        by_soul: dict[str, list[tuple[str, Any, Any]]] = {}
-        for item in passed:
-            by_soul.setdefault(item.soul, []).append((item.key, item.value, item.state))
-        graph = {soul: wire.node(soul, items) for soul, items in by_soul.items()}
+        graph = {soul: _node_of(soul, items) for soul, items in _by_soul(passed).items()}
         msg_id = put.msg_id if put.msg_id is not None else self.new_id()
         origin.enqueue(wire.encode({"#": msg_id, "@": put.reply_to, "put": graph}))
 
@@ -541,11 +549,8 @@ class Relay:
     def _fan_out(self, writer: Peer | None, accepted: list[Field]) -> None:
         if not accepted:
             return
-        by_soul: dict[str, list[Field]] = {}
-        for item in accepted:
-            by_soul.setdefault(item.soul, []).append(item)
         now = self.monotonic()
-        for soul, items in by_soul.items():
+        for soul, items in _by_soul(accepted).items():
             whole: str | None = None
             for peer, keys in self.subscriptions.audience(soul, (item.key for item in items)):
                 if peer.closed:
@@ -560,7 +565,7 @@ class Relay:
     def _push_message(self, soul: str, items: list[Field], now: float) -> str:
         msg_id = self.new_id()
         self.dup.track(msg_id, None, now)  # our own: drop it if a peer echoes it back
-        return wire.push(msg_id, {soul: wire.node(soul, [(i.key, i.value, i.state) for i in items])})
+        return wire.push(msg_id, {soul: _node_of(soul, items)})
 
     # -- the relay's own writes ------------------------------------------------------------
 

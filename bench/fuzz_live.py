@@ -69,6 +69,7 @@ class RelayProcess:
             str(ROOT / ".venv" / "bin" / "gunrelay"), "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--data", str(self.data),
             "--max-messages-per-s", "0",
+            "--max-fields-per-s", "0",
             "--max-frame-bytes", str(args.max_frame_bytes),
             "--storage", args.storage,
             "--sqlite-synchronous", args.sqlite_synchronous,

@@ -15,3 +15,44 @@ def test_cli_beats_environment_beats_default():
     config = load_config({"port": 9100}, env)
     assert (config.port, config.data, config.host) == (9100, "/env", "127.0.0.1")
     assert load_config({}, {}).port == 8765
+
+
+def test_a_setting_with_fixed_choices_refuses_anything_else_naming_the_choices():
+    import pytest
+
+    from gunrelay.config import InvalidSetting
+
+    for raw in ("OFF", "FUL", "", "full fsync"):
+        with pytest.raises(InvalidSetting) as refused:
+            load_config({"sqlite_synchronous": raw}, {})
+        assert "FULL, NORMAL" in str(refused.value) and "--sqlite-synchronous" in str(refused.value)
+    with pytest.raises(InvalidSetting) as refused:
+        load_config({}, {"GUNRELAY_STORAGE": "postgress"})
+    assert "GUNRELAY_STORAGE" in str(refused.value) and "sqlite, memory" in str(refused.value)
+    for name, raw in (("legacy_nodes", "yes"), ("privacy", "1"), ("log_level", "verbose")):
+        with pytest.raises(InvalidSetting):
+            load_config({name: raw}, {})
+    assert load_config({"sqlite_synchronous": "normal", "log_level": "DEBUG"}, {}).sqlite_synchronous == "NORMAL"
+
+
+def test_gunrelay_serve_refuses_a_bad_choice_at_start_with_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "gunrelay", "serve", "--data", str(tmp_path), "--port", "0", "--sqlite-synchronous", "OFF"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    assert "--sqlite-synchronous='OFF' is not one of: FULL, NORMAL" in done.stderr
+    assert not (tmp_path / "gunrelay.sqlite3").exists()
+
+
+def test_a_number_setting_refuses_text():
+    import pytest
+
+    from gunrelay.config import InvalidSetting
+
+    with pytest.raises(InvalidSetting) as refused:
+        load_config({}, {"GUNRELAY_PORT": "eighty"})
+    assert "GUNRELAY_PORT='eighty' is not a valid int" in str(refused.value)

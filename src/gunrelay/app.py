@@ -35,7 +35,8 @@ from .server.logbook import LogBook
 from .server.monitor import Monitor
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
-from .server.wsprotocol import PeerErrorsAreNotTracebacks
+from .server.handshake import ConnectionGuard, descriptor_budget
+from .core.limits import ConnectionLimits
 from .storage.base import Store
 from .storage.memory import MemoryStore
 from .storage.sqlite import SQLiteStore
@@ -46,9 +47,7 @@ log = logging.getLogger("gunrelay")
 def make_store(config: Any) -> Store:
     if config.storage == "memory":
         return MemoryStore()
-    if config.storage == "sqlite":
-        return SQLiteStore(Path(config.data) / "gunrelay.sqlite3", synchronous=config.sqlite_synchronous)
-    raise SystemExit(f"unknown storage backend {config.storage!r} (choose sqlite or memory)")
+    return SQLiteStore(Path(config.data) / "gunrelay.sqlite3", synchronous=config.sqlite_synchronous)
 
 
 def build_app(config: Any) -> "GunFirst":
@@ -59,17 +58,15 @@ def build_app(config: Any) -> "GunFirst":
         max_frame_bytes=config.max_frame_bytes,
         max_skew_ms=config.max_skew_ms,
         max_queue_bytes=config.max_send_queue_bytes,
-        max_connections=config.max_connections,
-        max_connections_per_address=config.max_connections_per_address,
         max_messages_per_s=config.max_messages_per_s,
         message_burst=config.message_burst,
+        max_fields_per_s=config.max_fields_per_s,
+        field_burst=config.field_burst,
         clock_settle_s=config.clock_settle_s,
         max_subscriptions=config.max_subscriptions,
     )
     identity = load_or_create_identity(data_dir)
     token, token_file = admin_token(data_dir, config.admin_token)
-    if config.legacy_nodes not in ("on", "off"):
-        raise SystemExit("--legacy-nodes must be on or off")
     control = ResetControl(
         relay, store, identity, system_node=config.system_node, legacy=config.legacy_nodes == "on", instance=config.instance
     )
@@ -78,15 +75,10 @@ def build_app(config: Any) -> "GunFirst":
     snapshots = Snapshots(store, control, data_dir / "snapshots")
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()
-    if config.privacy not in ("on", "off"):
-        raise SystemExit("--privacy must be on or off")
     privacy_key = hashlib.sha256(b"gunrelay privacy labels\0" + identity.private_key.private_numbers().private_value.to_bytes(32, "big"))
     privacy = Privacy(Anonymizer(privacy_key.digest()), enabled=config.privacy == "on")
     logbook = LogBook(privacy)
     logging.getLogger("gunrelay").setLevel(config.log_level.upper())
-    uvicorn_errors = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, PeerErrorsAreNotTracebacks) for f in uvicorn_errors.filters):
-        uvicorn_errors.addFilter(PeerErrorsAreNotTracebacks())
     monitor = Monitor(relay, store)
     auth = ConsoleAuth(
         token,
@@ -196,6 +188,11 @@ def build_app(config: Any) -> "GunFirst":
     app.state.access = access
     app.state.expiry = expiry
     app.state.snapshots = snapshots
+    app.state.connection_guard = ConnectionGuard(
+        ConnectionLimits(descriptor_budget(config.max_connections), config.max_connections_per_address),
+        relay.stats.refuse,
+        deadline_s=config.handshake_timeout_s,
+    )
     return GunFirst(GunSocket(relay, access.refuse), app)
 
 

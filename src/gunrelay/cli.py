@@ -9,23 +9,28 @@ import socket
 import sys
 from typing import Any
 
-from .config import SETTINGS, load_config
+from .config import SETTINGS, InvalidSetting, load_config
 
 
 def _serve_parser(sub: Any) -> None:
     serve = sub.add_parser("serve", help="run the relay")
     for setting in SETTINGS:
+        choices = f"one of {', '.join(setting.choices)}; " if setting.choices else ""
         serve.add_argument(setting.option, dest=setting.name, type=setting.type, default=None,
-                           help=f"{setting.help} (env {setting.env}, default {setting.default!r})")
+                           help=f"{setting.help} ({choices}env {setting.env}, default {setting.default!r})")
 
 
 def uvicorn_config(app: Any, config: Any) -> Any:
     import uvicorn
 
+    from .server.handshake import protocols
+
+    http_protocol, ws_protocol = protocols(app.state.connection_guard)
     return uvicorn.Config(
         app,
         log_level=config.log_level.lower(),
-        ws="gunrelay.server.wsprotocol:LeanWebSocketProtocol",
+        http=http_protocol,
+        ws=ws_protocol,
         # frames up to max_frame_bytes are ours to refuse with an error reply; past twice that the
         # websocket layer closes the connection (1009) before buffering more
         ws_max_size=max(2 * config.max_frame_bytes, 1 << 20),
@@ -41,7 +46,10 @@ def serve(args: argparse.Namespace) -> None:
 
     from .app import build_app
 
-    config = load_config(vars(args))
+    try:
+        config = load_config(vars(args))
+    except InvalidSetting as exc:
+        raise SystemExit(f"gunrelay serve: {exc}") from None
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = build_app(config)
     # bind first so that port 0 resolves and the address we print is the real one; IPPROTO_TCP named

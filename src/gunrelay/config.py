@@ -2,7 +2,8 @@
 
 A setting's environment variable is ``GUNRELAY_<NAME>``; the command line wins over the
 environment, which wins over the default. ``tests/test_config.py`` fails if a setting is missing
-from the README.
+from the README. A setting with a fixed set of values (``choices``) refuses anything else, naming
+the choices: a typo must not quietly become a default.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from dataclasses import dataclass, make_dataclass
 from typing import Any
 
 
+class InvalidSetting(ValueError):
+    """A setting's value cannot be used; the text names the setting and what it accepts."""
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
     type: type
     default: Any
     help: str
+    choices: tuple[str, ...] = ()  # the only values allowed (compared case-insensitively, stored as written here)
 
     @property
     def env(self) -> str:
@@ -33,30 +39,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "address to listen on (0.0.0.0 for every interface)"),
     Setting("port", int, 8765, "TCP port to listen on (0 picks a free one)"),
     Setting("data", str, "./gunrelay-data", "data folder: the SQLite store and the relay's files"),
-    Setting("storage", str, "sqlite", "storage backend: sqlite (durable, default) or memory (lost on exit)"),
-    Setting("sqlite_synchronous", str, "FULL", "SQLite synchronous mode: FULL (fsync every commit) or NORMAL"),
+    Setting("storage", str, "sqlite", "storage backend: sqlite (durable, default) or memory (lost on exit)", ("sqlite", "memory")),
+    Setting("sqlite_synchronous", str, "FULL", "SQLite synchronous mode: FULL (fsync every commit) or NORMAL", ("FULL", "NORMAL")),
     Setting("max_frame_bytes", int, 16 * 1024 * 1024, "largest websocket frame accepted; larger ones get an error"),
     Setting("max_send_queue_bytes", int, 32 * 1024 * 1024, "a peer that stops reading is closed once this much waits for it"),
     Setting("max_skew_ms", int, 120_000, "how far in the future a state may be: later ones wait, further ones are refused"),
     Setting("keepalive_s", float, 20.0, "seconds between '[]' keepalive frames to every peer"),
     Setting("gun_dir", str, "", "folder of the npm gun package served as /gun.js (default: ./node_modules/gun, searched upwards)"),
-    Setting("log_level", str, "info", "logging level: debug, info, warning, error"),
+    Setting("log_level", str, "info", "logging level: debug, info, warning, error", ("debug", "info", "warning", "error")),
     Setting("admin_token", str, "", "the operator's API token (default: generated on first start into DATA/admin-token)"),
     Setting("system_node", str, "_whisperz_system", "legacy system node where reset/config are published for existing apps"),
-    Setting("legacy_nodes", str, "on", "publish the legacy system node on resets: on or off"),
+    Setting("legacy_nodes", str, "on", "publish the legacy system node on resets: on or off", ("on", "off")),
     Setting("instance", str, "default", "instance name published in the legacy config node"),
     Setting("max_subscriptions", int, 50_000, "souls and keys one connection may follow (each counts one); a get for more is refused with an error"),
     Setting("clock_settle_s", float, 600.0, "after a jump of the wall clock, resets, rotations and TTL purges wait this long"),
     Setting("ttl_sweep_s", float, 60.0, "seconds between sweeps that delete fields expired by TTL rules"),
-    Setting("max_connections", int, 10_000, "most websocket connections open at once (0: no limit); more are refused at the upgrade"),
-    Setting("max_connections_per_address", int, 256, "most connections open at once from one address (0: no limit)"),
+    Setting("max_connections", int, 10_000, "most connections open at once, websockets and half-sent requests (0: no limit of its own; never past the descriptor limit); more are refused"),
+    Setting("max_connections_per_address", int, 256, "most connections open at once from one address, websockets and half-sent requests (0: no limit)"),
+    Setting("handshake_timeout_s", float, 10.0, "seconds a connection has to send its request line and headers (and finish a websocket upgrade); then it is closed"),
     Setting("max_messages_per_s", float, 1000.0, "messages a second one connection may send (0: no limit); more are refused with an error"),
     Setting("message_burst", float, 5000.0, "messages a connection may send at once before its rate limit applies"),
+    Setting("max_fields_per_s", float, 20_000.0, "put fields a second one connection may send, a signed (SEA) field counting 26 (0: no limit); a put over it is refused with an error"),
+    Setting("field_burst", float, 50_000.0, "put fields (signed ones counting 26) a connection may send at once before its field rate applies"),
     Setting("admin_allow", str, "", "addresses or networks allowed to use the console and the API, comma-separated (default: any)"),
     Setting("session_ttl_s", float, 8 * 3600.0, "seconds a console login lasts"),
     Setting("login_max_failures", int, 5, "failed logins (per address, and per user) within 5 minutes before a lockout"),
     Setting("login_lockout_s", float, 900.0, "seconds a lockout lasts"),
-    Setting("privacy", str, "off", "privacy mode at start: on anonymises addresses in the console, the API and the logs"),
+    Setting("privacy", str, "off", "privacy mode at start: on anonymises addresses in the console, the API and the logs", ("on", "off")),
 )
 
 
@@ -64,19 +73,30 @@ Config = make_dataclass("Config", [(s.name, s.type, s.default) for s in SETTINGS
 Config.__doc__ = "The relay's settings; build one with ``load_config``."
 
 
+def _checked(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        value = setting.type(raw)
+    except (TypeError, ValueError):
+        raise InvalidSetting(f"{source}={raw!r} is not a valid {setting.type.__name__}") from None
+    if setting.choices:
+        chosen = next((choice for choice in setting.choices if choice.lower() == str(value).strip().lower()), None)
+        if chosen is None:
+            raise InvalidSetting(f"{source}={raw!r} is not one of: {', '.join(setting.choices)}")
+        value = chosen
+    return value
+
+
 def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Any:
-    """Settings from the command line, then the environment, then the defaults (``overrides`` win)."""
+    """Settings from the command line, then the environment, then the defaults (``overrides`` win).
+    Raises ``InvalidSetting`` for a value that cannot be used."""
     env = os.environ if env is None else env
     cli = {**(cli or {}), **overrides}
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         if cli.get(setting.name) is not None:
-            values[setting.name] = setting.type(cli[setting.name])
+            values[setting.name] = _checked(setting, cli[setting.name], setting.option)
         elif setting.env in env:
-            try:
-                values[setting.name] = setting.type(env[setting.env])
-            except ValueError:
-                raise SystemExit(f"{setting.env}={env[setting.env]!r} is not a valid {setting.type.__name__}") from None
+            values[setting.name] = _checked(setting, env[setting.env], setting.env)
         else:
             values[setting.name] = setting.default
     return Config(**values)

@@ -20,10 +20,32 @@ def test_storage_matching():
     assert rng.matches("banana") and rng.matches("b") and rng.matches("c") and not rng.matches("cherry")
     assert parse({">": "b"}).matches("zed") and not parse({">": "b"}).matches("apple")
     assert parse({"<": "b"}).matches("apple") and not parse({"<": "b"}).matches("c")
-    assert parse({"*": ""}).matches("anything") and parse({"-": True}).matches("anything")
+    assert parse({"*": ""}).matches("anything")
     assert parse({"*": "room/", ">": "room/b"}).lower_bound() == "room/b"
     # UTF-16 order: an astral character sorts below U+E000
     assert parse({"<": "\ue000"}).matches("\U0001f600")
+
+
+def test_an_object_naming_no_bound_is_not_a_query():
+    import pytest
+
+    from gunrelay.core.lex import InvalidLex
+
+    for spec in ({}, {"x": 1}, {"=": None}, {"_": {}}, {"-": True}, {"*": None}, {"*": 5}, {"#": "a"}):
+        with pytest.raises(InvalidLex):
+            parse(spec)
+    assert parse({"*": "a", "x": 1}) == Lex(prefix="a")  # unknown names beside a bound are ignored, as GunJS does
+
+
+def test_upper_bounds_for_ordered_scans():
+    assert parse({"*": "room/"}).upper_bound() == "room0"
+    assert parse({"*": "a", "<": "ab"}).upper_bound() == "ab"
+    assert parse({"*": "a\ud7ff"}).upper_bound() == "a\ue000"  # never a lone surrogate
+    assert parse({">": "a"}).upper_bound() is None
+    assert parse({"<": "\ue000"}).upper_bound() is None  # orders differently in UTF-16: no SQL bound
+    assert parse({"*": ""}).upper_bound() is None
+    assert parse({"*": "ap"}).is_query and parse({">": "a"}).is_query
+    assert not parse("k").is_query and not parse({"=": "k"}).is_query
 
 
 def test_client_matching_keeps_gunjs_quirks():

@@ -639,6 +639,41 @@ class Generator:
         self.tracked(msg_id)
         return Part(encode({"#": msg_id, "get": {"#": {"*": prefix}, "%": 2000}}), Msg(msg_id, ANSWER, check=check))
 
+    def m_get_lex_no_budget(self) -> Part:
+        """A lex query with no '%' (a soul prefix or range, a key prefix or range): answered with at
+        most its first match, as RAD does (the relay's default budget), never a scan of the store."""
+        model = self.model
+        soul = self.rng.choice(model.souls)
+        spec = self.rng.choice([
+            {"#": {"*": ""}}, {"#": {"*": f"{self.ns}/"}}, {"#": {">": ""}}, {"#": {"<": "\uffff"}},
+            {"#": {">": "a", "<": "z"}}, {"#": {"*": "", "-": True}},
+            {"#": soul, ".": {"*": ""}}, {"#": soul, ".": {">": ""}}, {"#": soul, ".": {"<": "~"}},
+        ])
+
+        def check(reply: dict[str, Any]) -> str | None:
+            put = reply.get("put")
+            if put is None:
+                return None
+            # a budget of 1 is crossed by the first value that costs anything (an empty string costs
+            # nothing here, 9 in RAD: the relay may answer more, never a scan)
+            costly = sum(1 for node in put.values() for key, value in node.items() if key != "_" and value != "")
+            return None if costly <= 1 else f"a lex query without '%' was answered with {costly} non-empty fields (RAD: 1)"
+
+        msg_id = self.new_id()
+        self.tracked(msg_id)
+        return Part(encode({"#": msg_id, "get": spec}), Msg(msg_id, ANSWER, check=check))
+
+    def f_many_gets(self) -> Frame:
+        """One frame of many gets, budget-less lex queries and malformed lex objects mixed: each is
+        answered (the malformed ones with an error) and the relay keeps serving everyone."""
+        parts = []
+        for _ in range(self.rng.randrange(20, 200)):
+            if self.rng.random() < 0.5:
+                parts.append(self.m_get_lex_no_budget())
+            else:
+                parts.append(self.bad({"get": {"#": self.rng.choice([{}, {"x": 1}, {"=": None}, {"_": {}}, {"-": True}])}}, "Invalid get"))
+        return self.frame_of("many_gets", parts)
+
     def m_get_huge_budget(self) -> Part:
         """'%' past 2**31 (or 1e400, Infinity to JSON.parse) means no budget."""
         part = self.get_node(self.new_id())
@@ -979,6 +1014,8 @@ class Generator:
             {"#": soul, ".": 5}, {"#": soul, ".": True}, {"#": soul, ".": []}, {"#": soul, ".": {"*": 5}},
             {"#": soul, ".": {">": []}}, {"#": {"*": 5}}, {"#": {"=": None, "<": 1}},
             {"#": soul, "%": "many"}, {"#": soul, "%": True}, {"#": soul, "%": []}, {"#": soul, "%": {}},
+            # lex objects that name no bound are not queries (a scan of everything, before)
+            {"#": {}}, {"#": {"x": 1}}, {"#": {"=": None}}, {"#": {"_": {}}}, {"#": {"-": True}}, {"#": soul, ".": {}},
         ])
         return self.bad({"get": spec}, "Invalid get")
 
@@ -1353,7 +1390,7 @@ KINDS: list[tuple[str, float]] = [
     ("put_empty_node", 0.5), ("put_huge_number_value", 0.5), ("put_surrogate_id", 0.3),
     ("put_deferred", 0.1),
     ("get_node", 8), ("get_key", 5), ("get_missing", 3), ("get_lex", 2),
-    ("get_soul_lex", 0.5), ("get_numeric_id", 0.5), ("get_huge_budget", 0.3),
+    ("get_soul_lex", 0.5), ("get_numeric_id", 0.5), ("get_huge_budget", 0.3), ("get_lex_no_budget", 0.5), ("many_gets", 0.05),
     ("dam_hello", 1), ("reset_ack_unknown", 0.3), ("dam_hello_odd_pid", 0.2),
     ("dam_other", 1), ("other_message", 0.5), ("reply_unknown", 0.5), ("get_no_id", 0.5),
     ("put_no_id", 0.5), ("keepalive", 0.3),

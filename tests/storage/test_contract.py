@@ -192,3 +192,61 @@ async def test_the_audit_log_pages_newest_first_and_keeps_everything(store):
     last, _ = await store.audit_page(6, 3)
     assert [e.action for e in last] == ["act0"] and last[0].who == "admin" and last[0].status == 200
     assert (await store.audit_page(7, 3)) == ([], 7)
+
+
+async def _all_pages(store, query):
+    """Read page by page as the relay does, carrying the budget over; (pages, rows in order)."""
+    from dataclasses import replace
+
+    pages, rows = 0, []
+    for _ in range(10_000):  # bounded
+        page = await store.read_page(query)
+        pages += 1
+        rows += [(soul, row[0]) for soul, soul_rows in page.souls.items() for row in soul_rows]
+        if page.resume is None:
+            return pages, rows
+        budget = None if query.budget is None else query.budget - page.spent
+        if budget is not None and budget <= 0:
+            return pages, rows
+        query = replace(query, after=page.resume, budget=budget, max_fields=query.max_fields - page.fields)
+    raise AssertionError("the read never ended")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+async def test_pages_together_give_exactly_the_whole_answer(store, reverse):
+    souls = [f"room/{i:03d}" for i in range(40)] + ["other/1", "roomy"]
+    await store.merge([Field(soul, f"k{j:02d}", "x" * 50, 1) for soul in souls for j in range(12)])
+    whole_query = ReadQuery(soul=None, soul_lex=parse({"*": "room/", "-": reverse}), key=parse({"*": "k", "-": reverse}))
+    whole = await store.read(whole_query)
+    expected = [(soul, row[0]) for soul, rows in whole.items() for row in rows]
+    assert len(expected) == 40 * 12 and len(set(expected)) == len(expected)
+    assert [s for s, _ in expected][0] == ("room/039" if reverse else "room/000")
+    for page_bytes, scan_limit in ((1, None), (700, None), (None, 5), (2000, 37)):
+        pages, rows = await _all_pages(store, replace_query(whole_query, page_bytes=page_bytes, scan_limit=scan_limit))
+        assert rows == expected, (page_bytes, scan_limit)
+        assert pages > 1
+
+
+async def test_one_big_node_in_pages_with_the_budget_carried_over(store):
+    await store.merge([Field("big", f"{i:05d}", "v" * 100, 1) for i in range(2000)])
+    pages, rows = await _all_pages(store, ReadQuery(soul="big", page_bytes=16 * 1024))
+    assert [k for _, k in rows] == [f"{i:05d}" for i in range(2000)] and 10 < pages < 30
+    # a budget of 1,000 is crossed by the tenth value of 100: ten fields, across pages of about two
+    pages, rows = await _all_pages(store, ReadQuery(soul="big", budget=1000, page_bytes=250))
+    assert [k for _, k in rows] == [f"{i:05d}" for i in range(10)] and pages >= 5
+    pages, rows = await _all_pages(store, ReadQuery(soul="big", max_fields=7, page_bytes=250))
+    assert len(rows) == 7
+
+
+async def test_a_page_looks_at_a_bounded_number_of_rows_even_when_none_match(store):
+    await store.merge([Field(f"s{i:04d}", "k", 1, 1) for i in range(300)])
+    page = await store.read_page(ReadQuery(soul=None, soul_lex=parse({">": "s"}), key=parse("absent"), scan_limit=50))
+    assert page.souls == {} and page.resume is not None
+    pages, rows = await _all_pages(store, ReadQuery(soul=None, soul_lex=parse({">": "s"}), key=parse("absent"), scan_limit=50))
+    assert rows == [] and pages >= 6
+
+
+def replace_query(query, **changes):
+    from dataclasses import replace
+
+    return replace(query, **changes)

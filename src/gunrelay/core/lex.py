@@ -2,7 +2,8 @@
 
 A lex is a plain string (exact), ``{"=": s}`` (exact), ``{"*": prefix}``, or a range
 ``{">": from, "<": to}`` (inclusive; either bound may be missing), with ``"-": true`` for reverse
-order. Storage answers them as RAD does (``Lex.matches``); clients filter what they receive with
+order. An object with none of ``=``, ``*``, ``>``, ``<`` (``{}``, ``{"x": 1}``, ``{"_": {}}``), or
+with one of them not a string (``{"=": null}``), is not a query at all and is refused. Storage answers them as RAD does (``Lex.matches``); clients filter what they receive with
 ``String.match`` (``jsloose.string_match``, quirks and all), so answering more than asked is harmless.
 
 The budget ``%`` limits a reply by size: each value counts its string length (9 for anything
@@ -51,6 +52,29 @@ class Lex:
             return False
         return self.end is None or key <= utf16_key(self.end)
 
+    @property
+    def is_query(self) -> bool:
+        """A prefix or a range (what RAD budgets), not one exact name."""
+        return self.exact is None and self.eq is None
+
+    def upper_bound(self) -> str | None:
+        """The largest string that can match, or a string above them all (for ordered scans;
+        compare with ``<=``), or None for no bound. Only bounds that order the same in code points
+        (SQL) as in UTF-16 (JavaScript) are given."""
+        if self.exact is not None:
+            return self.exact
+        if self.eq is not None:
+            return self.eq
+        upper = None
+        if self.prefix and self.prefix[-1] < "\U0010ffff":
+            # every string starting with the prefix sorts below the prefix with its last character
+            # raised (past the surrogates, which no stored string holds alone)
+            raised = ord(self.prefix[-1]) + 1
+            upper = self.prefix[:-1] + chr(0xE000 if 0xD800 <= raised <= 0xDFFF else raised)
+        if self.end is not None and (not self.end or max(self.end) < "\ud800"):
+            upper = self.end if upper is None else min(upper, self.end)
+        return upper
+
     def lower_bound(self) -> str | None:
         """The smallest string that can match (for ordered scans), or None for no bound."""
         if self.exact is not None:
@@ -66,9 +90,9 @@ class Lex:
 
 
 def _string(obj: dict[str, Any], name: str) -> str | None:
-    value = obj.get(name)
-    if value is None:
+    if name not in obj:
         return None
+    value = obj[name]
     if type(value) is not str:
         raise InvalidLex(f"lex '{name}' must be a string")
     return value
@@ -81,9 +105,12 @@ def parse(spec: Any, reverse: bool = False) -> Lex:
     if type(spec) is not dict:
         raise InvalidLex("a lex must be a string or an object")
     reverse = reverse or spec.get("-") is True
-    return Lex(
+    lex = Lex(
         eq=_string(spec, "="), prefix=_string(spec, "*"), start=_string(spec, ">"), end=_string(spec, "<"), reverse=reverse
     )
+    if lex.eq is None and lex.prefix is None and lex.start is None and lex.end is None:
+        raise InvalidLex("a lex object needs '=', '*', '>' or '<' (a string)")
+    return lex
 
 
 def cost(value: Any) -> int:

@@ -25,9 +25,6 @@ class GunSocket:
             relay.stats.refuse("banned")
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403 at the upgrade
             return
-        if relay.admit(address) is not None:  # over a connection limit (counted by the relay)
-            await send({"type": "websocket.close", "code": 1008})
-            return
         await send({"type": "websocket.accept"})
         scope["headers"] = ()  # not needed after the upgrade; the server holds the scope for the socket's life
 

@@ -48,6 +48,8 @@ class Peer:
         "max_queue_bytes",
         "stats",
         "bucket",
+        "field_bucket",
+        "_drained",
     )
 
     def __init__(self, send: SendText, address: str, close: Close | None = None, max_queue_bytes: int = 32 << 20):
@@ -66,7 +68,24 @@ class Peer:
         self.max_queue_bytes = max_queue_bytes
         self.stats: Any = None  # the relay's running totals (messages and bytes out), set on connect
         self.bucket: TokenBucket | None = None  # the message rate limit, set on connect
+        self.field_bucket: TokenBucket | None = None  # the put fields' rate limit, set on connect
+        self._drained: list[Callable[[], None]] | None = None  # run once the outbox is empty
         self._loop = asyncio.get_running_loop()
+
+    @property
+    def queued_bytes(self) -> int:
+        """Characters waiting to be sent."""
+        return self._queued
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once everything queued now has been handed to the socket (never, if
+        the peer closes first)."""
+        if not self._outbox:
+            callback()
+        elif self._drained is None:
+            self._drained = [callback]
+        else:
+            self._drained.append(callback)
 
     def enqueue(self, encoded: str) -> None:
         if self.closed:
@@ -99,6 +118,11 @@ class Peer:
             self.closed = True  # the socket is gone; the receive loop will see it and clean up
         finally:
             self._flushing = False
+        drained = self._drained
+        if drained is not None and not self.closed and not self._outbox:
+            self._drained = None
+            for callback in drained:
+                callback()
 
     def close(self, code: int = 1008, reason: str = "") -> None:
         """Close the socket (after what is already queued); the receive loop then disconnects it."""

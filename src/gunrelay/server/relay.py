@@ -4,9 +4,12 @@ Theory of operation.
 
 - A frame is parsed (``core.wire``); every message is deduplicated by id (``core.dup``), which also
   remembers the peer each id came from.
-- A get is answered from storage, only to the peer that asked (one reply, with ``put`` when there
-  is data and without it when there is none, so ``once()`` always completes), and it subscribes
-  that peer to the soul or key (``core.subscriptions``).
+- A get subscribes the peer to the soul or key (``core.subscriptions``) and is answered from
+  storage, only to the peer that asked: a reply with ``put`` for each page of data (a big node
+  comes in several), or one reply without ``put`` when there is none, so ``once()`` always
+  completes. What a read may cost, and whose read goes next, is ``core.reads``: lex queries
+  without ``%`` get RAD's budget, pages are bounded, connections take turns, and a connection
+  that goes away takes its queued reads with it.
 - A put is validated as a whole (``core.graph``); then each field is checked on its own: states
   too far in the future are refused, near-future ones wait until their state is reached (HAM's
   defer), SEA rules are checked (``core.sea``). The rest goes to ``store.merge``, which applies HAM
@@ -32,22 +35,27 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..core import ham, sea, wire
+from ..core import ham, reads, sea, wire
 from ..core import lex as lexmod
 from ..core.clock import ClockWatch
 from ..core.dup import DupCache
 from ..core.fence import Fence, FenceRule
 from ..core.graph import Field, InvalidGraph, fields_of_put
-from ..core.limits import ConnectionLimits, TokenBucket
+from ..core.limits import TokenBucket
+from ..core.reads import FairQueue
 from ..core.subscriptions import MAX_FOLLOWED_TEXT, Subscriptions
-from ..storage.base import ReadQuery, Row, StorageFailure, Store, decode_value
+from ..storage.base import ReadPage, ReadQuery, Row, StorageFailure, Store, decode_value
 from .peer import Peer, random_pid
 
 log = logging.getLogger("gunrelay.relay")
 
+
+# What a field in user space ('~' souls: a SEA signature to verify, about 130 us) costs against a
+# connection's field budget beyond the 1 every field costs (about 5 us of validation and checks).
+SEA_FIELD_COST = 25
 
 RESET_ACK = "reset-ack"  # {"dam": "reset-ack", "reset": <reset_id>}: a client says it has cleared itself
 
@@ -118,6 +126,18 @@ def _node_of(soul: str, items: list[Field]) -> dict[str, Any]:
     return wire.node(soul, [(i.key, i.value, i.state) for i in items])
 
 
+class _GetRead:
+    """One get being answered, a page at a time."""
+
+    __slots__ = ("peer", "msg_id", "query", "answered")
+
+    def __init__(self, peer: Peer, msg_id: Any, query: ReadQuery):
+        self.peer = peer
+        self.msg_id = msg_id
+        self.query = query
+        self.answered = False  # a page with data was sent
+
+
 class _PendingPut:
     """One put message waiting for its parts (immediate, deferred) to become durable."""
 
@@ -139,10 +159,10 @@ class Relay:
         max_frame_bytes: int = 16 * 1024 * 1024,
         max_skew_ms: float = 120_000,
         max_queue_bytes: int = 32 << 20,
-        max_connections: int = 0,
-        max_connections_per_address: int = 0,
         max_messages_per_s: float = 0.0,
         message_burst: float = 0.0,
+        max_fields_per_s: float = 0.0,
+        field_burst: float = 0.0,
         clock_ms: Callable[[], float] = wall_clock_ms,
         monotonic: Callable[[], float] = steady_s,
         fence: Fence | None = None,
@@ -159,15 +179,17 @@ class Relay:
         self.max_skew_ms = max_skew_ms
         self.max_queue_bytes = max_queue_bytes
         self.max_subscriptions = max_subscriptions  # souls and keys one peer may follow (0: no limit)
-        self.limits = ConnectionLimits(max_connections, max_connections_per_address)
         self.max_messages_per_s = max_messages_per_s  # 0: no limit
         self.message_burst = max(message_burst, max_messages_per_s)
+        self.max_fields_per_s = max_fields_per_s  # 0: no limit (a field with a SEA check counts SEA_FIELD_COST)
+        self.field_burst = max(field_burst, max_fields_per_s)
         self.clock_ms = clock_ms
         self.monotonic = monotonic
         self.clock_watch = ClockWatch(clock_ms(), monotonic(), settle_s=clock_settle_s)
         self.peers: dict[str, Peer] = {}
         self.dup: DupCache[Peer] = DupCache(ttl=9.0, now=monotonic())
         self.subscriptions: Subscriptions[Peer] = Subscriptions()
+        self.reads: FairQueue[Peer, _GetRead] = FairQueue()
         self.stats = RelayStats()
         self.fenced_writes = 0
         self._pending_writes: set[asyncio.Future[Any]] = set()
@@ -175,16 +197,8 @@ class Relay:
 
     # -- connections -------------------------------------------------------------------------
 
-    def admit(self, address: str) -> str | None:
-        """Why a new connection from ``address`` is refused by a limit (counted), or None."""
-        reason = self.limits.refuse(address)
-        if reason is not None:
-            self.stats.refuse(reason)
-        return reason
-
     def connect(self, peer: Peer) -> None:
         self.peers[peer.id] = peer
-        self.limits.opened(peer.address)
         stats = self.stats
         stats.connections += 1
         if len(self.peers) > stats.peak_connections:
@@ -192,13 +206,15 @@ class Relay:
         peer.stats = stats
         if self.max_messages_per_s > 0:
             peer.bucket = TokenBucket(self.max_messages_per_s, self.message_burst, self.monotonic())
+        if self.max_fields_per_s > 0:
+            peer.field_bucket = TokenBucket(self.max_fields_per_s, self.field_burst, self.monotonic())
         peer.enqueue(wire.hello(self.new_id(), self.pid))
 
     def disconnect(self, peer: Peer) -> None:
         peer.closed = True
-        if self.peers.pop(peer.id, None) is not None:
-            self.limits.closed(peer.address)
+        self.peers.pop(peer.id, None)
         self.subscriptions.drop_peer(peer)
+        self.reads.drop(peer)  # its queued reads go with it
 
     def subscription_count(self, peer: Peer) -> int:
         return self.subscriptions.count_of(peer)
@@ -332,9 +348,74 @@ class Relay:
                     peer.enqueue(wire.error(self.new_id(), get.msg_id, problem + " This get was not served."))
                 return
             self.subscriptions.subscribe(peer, get.soul, key)
-        query = ReadQuery(soul=get.soul, soul_lex=get.soul_lex, key=get.key, budget=get.budget)
-        future = self.store.read(query)
-        future.add_done_callback(lambda done: self._answer_get(peer, get.msg_id, done))
+        if get.msg_id is None:
+            return  # nobody to answer: the subscription was all it asked for
+        budget = get.budget
+        if budget is None and (get.soul_lex is not None or (get.key is not None and get.key.is_query)):
+            budget = reads.DEFAULT_LEX_BUDGET
+        query = ReadQuery(
+            soul=get.soul, soul_lex=get.soul_lex, key=get.key, budget=budget,
+            max_fields=reads.MAX_FIELDS, page_bytes=reads.PAGE_BYTES, scan_limit=reads.PAGE_SCAN,
+        )
+        started = self.reads.add(peer, _GetRead(peer, get.msg_id, query))
+        if started is None:
+            self.stats.refuse("reads")
+            peer.enqueue(wire.error(self.new_id(), get.msg_id, f"Too many reads waiting: a connection may queue {self.reads.max_queued}."))
+            return
+        self._start_reads(started)
+
+    def _start_reads(self, started: list[tuple[Peer, _GetRead]]) -> None:
+        read_page = self.store.read_page
+        for _, read in started:
+            read_page(read.query).add_done_callback(functools.partial(self._page_read, read))
+
+    def _page_read(self, read: _GetRead, done: asyncio.Future[ReadPage]) -> None:
+        try:
+            self._answer_page(read, done)
+        except Exception:  # a bug must cost one get, never the reads queued behind it
+            self.stats.error("internal")
+            log.exception("failed to answer a get from %s", read.peer)
+        finally:
+            self._start_reads(self.reads.finished())
+
+    def _answer_page(self, read: _GetRead, done: asyncio.Future[ReadPage]) -> None:
+        peer = read.peer
+        if peer.closed:
+            return
+        if done.exception() is not None:
+            self.stats.error("storage_read")
+            peer.enqueue(wire.error(self.new_id(), read.msg_id, "Storage read failed; try again."))
+            return
+        page = done.result()
+        found = page.souls
+        if found and self.fence:
+            found = self._served_through_fence(found)
+        if found:
+            read.answered = True
+            graph = {
+                soul: wire.node(soul, [(key, wire.Fragment(value), state) for key, value, state in rows])
+                for soul, rows in found.items()
+            }
+            peer.enqueue(wire.data_reply(self.new_id(), read.msg_id, graph))
+        query = read.query
+        if page.resume is not None:
+            budget = None if query.budget is None else query.budget - page.spent
+            max_fields = query.max_fields - page.fields
+            if (budget is None or budget > 0) and max_fields > 0:
+                read.query = replace(query, after=page.resume, budget=budget, max_fields=max_fields)
+                # the next page once the asker has taken most of this one in (a slow reader
+                # makes its own answer wait, not the relay's memory grow)
+                if peer.queued_bytes < reads.OUTBOX_ROOM:
+                    self._next_page(read)
+                else:
+                    peer.when_drained(functools.partial(self._next_page, read))
+                return
+        if not read.answered:
+            peer.enqueue(wire.not_found(self.new_id(), read.msg_id))
+
+    def _next_page(self, read: _GetRead) -> None:
+        if not read.peer.closed:
+            self._start_reads(self.reads.add(read.peer, read, first=True) or [])
 
     def _cannot_follow(self, peer: Peer, soul: str, key: str | None) -> str | None:
         """Why a get may not subscribe ``peer`` (a get is a subscription), or None."""
@@ -345,25 +426,6 @@ class Relay:
         if limit and subscriptions.count_of(peer) >= limit and not subscriptions.covers(peer, soul, key):
             return f"Too many subscriptions: a connection may follow {limit} souls and keys."
         return None
-
-    def _answer_get(self, peer: Peer, msg_id: Any, done: asyncio.Future[dict[str, list[Row]]]) -> None:
-        if msg_id is None or peer.closed:
-            return
-        if done.exception() is not None:
-            self.stats.error("storage_read")
-            peer.enqueue(wire.error(self.new_id(), msg_id, "Storage read failed; try again."))
-            return
-        found = done.result()
-        if found and self.fence:
-            found = self._served_through_fence(found)
-        if not found:
-            peer.enqueue(wire.not_found(self.new_id(), msg_id))
-            return
-        graph = {
-            soul: wire.node(soul, [(key, wire.Fragment(value), state) for key, value, state in rows])
-            for soul, rows in found.items()
-        }
-        peer.enqueue(wire.data_reply(self.new_id(), msg_id, graph))
 
     def _served_through_fence(self, found: dict[str, list[Row]]) -> dict[str, list[Row]]:
         """What a get may serve: nothing fenced, even while a purge is still deleting it."""
@@ -381,6 +443,16 @@ class Relay:
         except InvalidGraph as exc:
             self.stats.error("invalid_put")
             raise wire.MessageError(str(exc), put.msg_id) from None
+        bucket = peer.field_bucket
+        if bucket is not None:
+            cost = len(fields) + SEA_FIELD_COST * sum(1 for item in fields if "~" in item.soul)
+            if not bucket.take(cost, self.monotonic()):
+                self.stats.refuse("put_fields", len(fields))
+                raise wire.MessageError(
+                    f"Too much to check: this put counts {cost} (a field 1, a signed field {SEA_FIELD_COST + 1}); a connection may "
+                    f"put {self.max_fields_per_s:g} a second, {self.field_burst:g} at once. Nothing of it was applied.",
+                    put.msg_id,
+                )
         pending = _PendingPut(peer, put.msg_id)
         now = self.clock_ms()
         ready: list[Field] = []

@@ -6,8 +6,11 @@ A store holds fields (soul, key, value as JSON text, state). Two operations carr
   and write the winners, durably. The returned awaitable resolves only once the winners are
   durable, with the list of fields that changed the store (the ones to push to subscribers).
   Fields of one call are applied in order, so a later field in the same call sees an earlier one.
-- ``read(query)``: the stored fields matching a get, grouped by soul, in key order (reversed when
-  the lex asks), cut by the ``%`` budget.
+- ``read_page(query)``: the stored fields matching a get, grouped by soul, in key order (reversed
+  when the lex asks), cut by the ``%`` budget, one page at a time: a page stops after about
+  ``page_bytes`` of fields or ``scan_limit`` rows looked at, and says where the next one resumes
+  (``ReadPage.resume``, passed back as ``ReadQuery.after``). ``read(query)`` reads it all at once
+  (the relay's own small lookups).
 
 Both return awaitables without blocking the event loop; a backend may batch calls together.
 """
@@ -18,7 +21,7 @@ import abc
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -41,6 +44,17 @@ class ReadQuery:
     key: Lex | None = None  # None: every key
     budget: int | None = None  # '%' in bytes, None: unlimited
     max_fields: int = 100_000  # hard cap per reply set, whatever the budget
+    after: tuple[str, str | None] | None = None  # resume after this (soul, key; None: the whole soul), in the scan's order
+    page_bytes: int | None = None  # end the page once its fields' text passes this (None: no pages)
+    scan_limit: int | None = None  # end the page after looking at this many stored rows
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPage:
+    souls: dict[str, list[Row]]
+    resume: tuple[str, str | None] | None  # where the next page starts (None: the read is complete)
+    spent: int  # what the page's fields counted against the budget
+    fields: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +226,12 @@ class Store(abc.ABC):
     def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]: ...
 
     @abc.abstractmethod
-    def read(self, query: ReadQuery) -> asyncio.Future[dict[str, list[Row]]]: ...
+    def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]: ...
+
+    async def read(self, query: ReadQuery) -> dict[str, list[Row]]:
+        """Everything the query matches, in one page."""
+        page = await self.read_page(replace(query, page_bytes=None, scan_limit=None))
+        return page.souls
 
     async def probe(self) -> None:
         """Try one small durable write (while degraded, to notice when the fault has ended)."""

@@ -14,6 +14,7 @@ from ..core.graph import Field, State
 from ..core.reset import ResetRecord
 from .base import (
     AuditEntry,
+    ReadPage,
     ReadQuery,
     ResetAck,
     Row,
@@ -59,16 +60,26 @@ class MemoryStore(Store):
                 accepted.append(field)
         return self._done(accepted)
 
-    def read(self, query: ReadQuery) -> asyncio.Future[dict[str, list[Row]]]:
+    def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]:
+        after = query.after
         if query.soul is not None:
-            souls = [query.soul] if query.soul in self._souls else []
+            souls = [query.soul] if query.soul in self._souls and not (after is not None and after[1] is None) else []
         else:
             assert query.soul_lex is not None
-            souls = sorted((s for s in self._souls if query.soul_lex.matches(s)), reverse=query.soul_lex.reverse)
+            descending = query.soul_lex.reverse
+            souls = sorted((s for s in self._souls if query.soul_lex.matches(s)), reverse=descending)
+            if after is not None:
+                past = (lambda s: s < after[0]) if descending else (lambda s: s > after[0])
+                souls = [s for s in souls if past(s) or (s == after[0] and after[1] is not None)]
+        key_descending = query.key is not None and query.key.reverse
 
         def rows_of(soul: str) -> list[Row]:
             node = self._souls[soul]
-            return [(key, node[key][0], node[key][1]) for key in sorted(node)]
+            keys = sorted(node, reverse=key_descending)
+            if after is not None and soul == after[0] and after[1] is not None:
+                resume = after[1]
+                keys = [k for k in keys if (k < resume if key_descending else k > resume)]
+            return [(key, node[key][0], node[key][1]) for key in keys]
 
         return self._done(select_rows(((soul, rows_of(soul)) for soul in souls), query))
 

@@ -30,8 +30,10 @@ from typing import Any
 from ..core.bans import Ban
 from ..core.fence import ALL, FenceRule, Protected
 from ..core.graph import Field
+from ..core.lex import Lex
 from ..core.reset import ResetRecord
 from .base import (
+    ReadPage,
     ReadQuery,
     ResetAck,
     Row,
@@ -254,9 +256,9 @@ class SQLiteStore(Store):
         assert self._writer is not None, "store is not open"
         return self._writer.submit(lambda conn: _merge(conn, fields))
 
-    def read(self, query: ReadQuery) -> asyncio.Future[dict[str, list[Row]]]:
+    def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]:
         assert self._reader is not None, "store is not open"
-        return self._reader.submit(lambda conn: _read(conn, query))
+        return self._reader.submit(lambda conn: _read_page(conn, query))
 
     async def probe(self) -> None:
         await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (time.time(),)))
@@ -482,45 +484,72 @@ def _merge(conn: sqlite3.Connection, fields: list[Field]) -> list[Field]:
     return [field for field, row in zip(fields, rows) if execute(_UPSERT, row).fetchone() is not None]
 
 
-def _rows(cursor: sqlite3.Cursor) -> list[Row]:
-    return [(key, value, as_state(state)) for key, value, state in cursor]
-
-
-def _read(conn: sqlite3.Connection, query: ReadQuery) -> dict[str, list[Row]]:
+def _read_page(conn: sqlite3.Connection, query: ReadQuery) -> ReadPage:
     try:
-        return _select(conn, query)
+        return select_rows(_scan(conn, query), query)
     except UnicodeEncodeError:  # a soul or key with a lone surrogate: nothing stored can match it
-        return {}
+        return ReadPage({}, None, 0, 0)
 
 
-def _select(conn: sqlite3.Connection, query: ReadQuery) -> dict[str, list[Row]]:
-    key = query.key
-    if query.soul is not None:
-        soul = query.soul
-        if key is not None and key.exact is not None:
-            cursor = conn.execute("SELECT key, value, state FROM fields WHERE soul=? AND key=?", (soul, key.exact))
-        elif key is not None and key.lower_bound() is not None:
-            cursor = conn.execute(
-                "SELECT key, value, state FROM fields WHERE soul=? AND key>=? ORDER BY key", (soul, key.lower_bound())
-            )
+def _key_rows(conn: sqlite3.Connection, soul: str, key: Lex | None, after_key: str | None) -> Iterator[Row]:
+    """One soul's rows within the key lex's bounds, in the scan's order, after ``after_key``."""
+    clauses = ["soul=?"]
+    params: list[Any] = [soul]
+    descending = key is not None and key.reverse
+    if key is not None:
+        if key.exact is not None:
+            clauses.append("key=?")
+            params.append(key.exact)
         else:
-            cursor = conn.execute("SELECT key, value, state FROM fields WHERE soul=? ORDER BY key", (soul,))
-        rows = _rows(cursor)
-        return select_rows([(soul, rows)] if rows else [], query)
-    return select_rows(_souls_matching(conn, query), query)
+            lower, upper = key.lower_bound(), key.upper_bound()
+            if lower is not None:
+                clauses.append("key>=?")
+                params.append(lower)
+            if upper is not None:
+                clauses.append("key<=?")
+                params.append(upper)
+    if after_key is not None:
+        clauses.append("key<?" if descending else "key>?")
+        params.append(after_key)
+    order = "DESC" if descending else "ASC"
+    for row_key, value, state in conn.execute(f"SELECT key, value, state FROM fields WHERE {' AND '.join(clauses)} ORDER BY key {order}", params):
+        yield row_key, value, as_state(state)
 
 
-def _souls_matching(conn: sqlite3.Connection, query: ReadQuery) -> Iterator[tuple[str, list[Row]]]:
+def _scan(conn: sqlite3.Connection, query: ReadQuery) -> Iterator[tuple[str, Iterator[Row] | tuple[()]]]:
+    """(soul, its rows) from the resume point on, lazily: a page stops reading when it is full."""
+    after = query.after
+    if query.soul is not None:
+        if after is not None and after[1] is None:
+            return  # the soul is done
+        yield query.soul, _key_rows(conn, query.soul, query.key, after[1] if after is not None else None)
+        return
     soul_lex = query.soul_lex
     assert soul_lex is not None
-    lower = soul_lex.lower_bound() or ""
-    order = "DESC" if soul_lex.reverse else "ASC"
-    cursor = conn.execute(f"SELECT DISTINCT soul FROM fields WHERE soul>=? ORDER BY soul {order}", (lower,))
-    for (soul,) in cursor:
-        if soul_lex.prefix is not None and not soul.startswith(soul_lex.prefix) and not soul_lex.reverse:
-            break
-        if soul_lex.matches(soul):
-            yield soul, _rows(conn.execute("SELECT key, value, state FROM fields WHERE soul=? ORDER BY key", (soul,)))
+    descending = soul_lex.reverse
+    clauses: list[str] = []
+    params: list[Any] = []
+    lower, upper = soul_lex.lower_bound(), soul_lex.upper_bound()
+    if lower:
+        clauses.append("soul>=?")
+        params.append(lower)
+    if upper is not None:
+        clauses.append("soul<=?")
+        params.append(upper)
+    if after is not None:
+        if after[1] is None:
+            clauses.append("soul<?" if descending else "soul>?")
+        else:
+            clauses.append("soul<=?" if descending else "soul>=?")
+        params.append(after[0])
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    souls = conn.execute(f"SELECT DISTINCT soul FROM fields {where} ORDER BY soul {'DESC' if descending else 'ASC'}", params)
+    for (soul,) in souls:
+        if not soul_lex.matches(soul):
+            yield soul, ()  # looked at (it counts against the page's scan), nothing to send
+            continue
+        resume_key = after[1] if after is not None and soul == after[0] else None
+        yield soul, _key_rows(conn, soul, query.key, resume_key)
 
 
 def _stats(conn: sqlite3.Connection) -> StoreStats:

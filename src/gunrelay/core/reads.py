@@ -7,7 +7,7 @@ is bounded three ways:
   ``%`` budget gets ``DEFAULT_LEX_BUDGET``, as GunJS's RAD does (it answers such a query with its
   first match); a whole node or one key is not a query and has none. Every read is also capped at
   ``MAX_FIELDS`` fields, whatever its budget.
-- **By pages.** Storage answers a read a page at a time: at most ``PAGE_BYTES`` of fields and
+- **By pages.** Storage answers a read a page at a time: about ``PAGE_BYTES`` of fields and
   ``PAGE_SCAN`` rows looked at (``storage.base.ReadQuery``). Each page is sent as its own reply
   to the get (GunJS merges every reply to one get, as it merges RAD's chunks), so nothing is held
   whole, and the next page is read only once the asker's outbox has room (a slow reader cannot
@@ -15,7 +15,10 @@ is bounded three ways:
 - **By its turn.** ``FairQueue`` gives each connection its own queue of reads and starts them
   round-robin, at most ``in_flight`` at once across all connections; a connection with nothing
   queued goes to the front. A connection that queues thousands of reads waits for its own; a
-  newcomer's read waits for at most the ``in_flight`` pages already being read.
+  newcomer's read waits for at most the ``in_flight`` pages already being read. ``IN_FLIGHT``
+  trades that wait against throughput: the store's reader thread takes every started read in one
+  wake, so a small bound costs a thread hop per few gets (8: 11,300 gets/s and 21 ms for a
+  newcomer under attack; 128 pages of 64 KiB: 24,000 gets/s and 85 ms; docs/hardening.md).
   A connection that goes away takes its queued reads with it (``drop``).
 """
 
@@ -27,9 +30,9 @@ from typing import Generic, TypeVar
 
 DEFAULT_LEX_BUDGET = 1  # RAD's: a lex query without '%' is answered with its first match
 MAX_FIELDS = 100_000  # fields one get may be answered with, in all its pages
-PAGE_BYTES = 256 * 1024  # fields' text (soul, key, value) in one page, about
+PAGE_BYTES = 64 * 1024  # fields' text (soul, key, value) in one page, about
 PAGE_SCAN = 20_000  # stored rows one page may look at
-IN_FLIGHT = 8  # pages being read at once, across all connections
+IN_FLIGHT = 128  # pages being read at once, across all connections
 MAX_QUEUED = 10_000  # reads one connection may have waiting; more are refused with an error
 OUTBOX_ROOM = 4 * PAGE_BYTES  # the next page is read only while less than this waits to be sent
 

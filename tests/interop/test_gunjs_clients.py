@@ -277,6 +277,23 @@ def test_64k_string_and_500_key_node_round_trip(relay: Relay, clients, soul: str
     assert once_value(r2[0]) == wide
 
 
+def test_a_node_answered_in_several_pages_reaches_once_and_on_whole(relay: Relay, clients, soul: str) -> None:
+    """The relay answers a get in pages of about 64 KiB, each its own reply (core/reads.py); a
+    stock GunJS client must merge them: once() and on() see the whole node, not its first page."""
+    wide = {f"key{i:04d}": f"{i:04d} " + "v" * 120 for i in range(2500)}  # about 330 KB: five pages and more
+    w = clients.run(relay, [{"op": "put", "path": [soul], "value": wide, "timeout": 15000}], deadline_ms=25000)
+    assert_acked(w[0])
+    r = clients.run(relay, [{"op": "once", "path": [soul], "timeout": 15000}], deadline_ms=25000)
+    assert r.error is None, r
+    got = once_value(r[0])
+    assert isinstance(got, dict) and len(got) == len(wide), f"once() saw {len(got or {})} of {len(wide)} keys"
+    assert got == wide
+    r2 = clients.run(relay, [{"op": "on", "path": [soul], "until": {"keys": len(wide)}, "timeout": 15000, "brief": True}],
+                     deadline_ms=25000)
+    assert r2[0]["matched"], f"a fresh on() saw only part of the node: {len(r2[0]['events'][-1]['value'] or {})} keys"
+    assert r2[0]["events"][-1]["value"] == wide
+
+
 def test_data_survives_relay_restart(fresh_relay: Relay, clients, soul: str) -> None:
     w = clients.run(fresh_relay, [
         {"op": "put", "path": [soul, "k"], "value": "persisted"},

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from typing import Any
+from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -65,9 +65,9 @@ def descriptor_budget(wanted: int) -> int:
 class ConnectionGuard:
     """The connection limits and the handshake deadline, shared by every protocol instance."""
 
-    def __init__(self, limits: ConnectionLimits, refused: Any, deadline_s: float = 10.0):
+    def __init__(self, limits: ConnectionLimits, refused: Callable[[str], None], deadline_s: float = 10.0):
         self.limits = limits
-        self.refused = refused  # refused(reason): counts a refusal (the relay's stats)
+        self.refused = refused  # counts a refusal by its reason (the relay's stats)
         self.deadline_s = deadline_s
         self.lingering = 0
 

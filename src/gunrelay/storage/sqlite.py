@@ -491,23 +491,24 @@ def _read_page(conn: sqlite3.Connection, query: ReadQuery) -> ReadPage:
         return ReadPage({}, None, 0, 0)
 
 
+def _within(column: str, lex: Lex, clauses: list[str], params: list[Any]) -> None:
+    """Narrow ``column`` to the lex's index range (an exact name is its own lower and upper bound)."""
+    lower, upper = lex.lower_bound(), lex.upper_bound()
+    if lower:
+        clauses.append(f"{column}>=?")
+        params.append(lower)
+    if upper is not None:
+        clauses.append(f"{column}<=?")
+        params.append(upper)
+
+
 def _key_rows(conn: sqlite3.Connection, soul: str, key: Lex | None, after_key: str | None) -> Iterator[Row]:
     """One soul's rows within the key lex's bounds, in the scan's order, after ``after_key``."""
     clauses = ["soul=?"]
     params: list[Any] = [soul]
     descending = key is not None and key.reverse
     if key is not None:
-        if key.exact is not None:
-            clauses.append("key=?")
-            params.append(key.exact)
-        else:
-            lower, upper = key.lower_bound(), key.upper_bound()
-            if lower is not None:
-                clauses.append("key>=?")
-                params.append(lower)
-            if upper is not None:
-                clauses.append("key<=?")
-                params.append(upper)
+        _within("key", key, clauses, params)
     if after_key is not None:
         clauses.append("key<?" if descending else "key>?")
         params.append(after_key)
@@ -529,13 +530,7 @@ def _scan(conn: sqlite3.Connection, query: ReadQuery) -> Iterator[tuple[str, Ite
     descending = soul_lex.reverse
     clauses: list[str] = []
     params: list[Any] = []
-    lower, upper = soul_lex.lower_bound(), soul_lex.upper_bound()
-    if lower:
-        clauses.append("soul>=?")
-        params.append(lower)
-    if upper is not None:
-        clauses.append("soul<=?")
-        params.append(upper)
+    _within("soul", soul_lex, clauses, params)
     if after is not None:
         if after[1] is None:
             clauses.append("soul<?" if descending else "soul>?")

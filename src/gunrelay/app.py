@@ -22,6 +22,7 @@ from .admin.audit import Audit
 from .admin.auth import ConsoleAuth
 from .admin.gate import Gate
 from .admin.metrics import Metrics, RelayCollector
+from .core.engine import Limits
 from .core.lockout import LoginThrottle
 from .core.privacy import Anonymizer, Privacy
 from .server.access import Access
@@ -53,25 +54,25 @@ def make_store(config: Any) -> Store:
 def build_app(config: Any) -> "GunFirst":
     data_dir = Path(config.data)
     store = make_store(config)
-    relay = Relay(
-        store,
+    identity = load_or_create_identity(data_dir)
+    token, token_file = admin_token(data_dir, config.admin_token)
+    control = ResetControl(store, identity, system_node=config.system_node, legacy=config.legacy_nodes == "on", instance=config.instance)
+    limits = Limits(
         max_frame_bytes=config.max_frame_bytes,
         max_skew_ms=config.max_skew_ms,
-        max_queue_bytes=config.max_send_queue_bytes,
         max_messages_per_s=config.max_messages_per_s,
         message_burst=config.message_burst,
         max_fields_per_s=config.max_fields_per_s,
         field_burst=config.field_burst,
-        clock_settle_s=config.clock_settle_s,
         max_subscriptions=config.max_subscriptions,
     )
-    identity = load_or_create_identity(data_dir)
-    token, token_file = admin_token(data_dir, config.admin_token)
-    control = ResetControl(
-        relay, store, identity, system_node=config.system_node, legacy=config.legacy_nodes == "on", instance=config.instance
+    relay = Relay(
+        store, fence=control.fence, acknowledge=control.acknowledge, limits=limits,
+        max_queue_bytes=config.max_send_queue_bytes, clock_settle_s=config.clock_settle_s,
     )
+    control.connect_relay(relay)
     access = Access(relay, store)
-    expiry = Expiry(relay, store, sweep_s=config.ttl_sweep_s)
+    expiry = Expiry(control, store, sweep_s=config.ttl_sweep_s)
     snapshots = Snapshots(store, control, data_dir / "snapshots")
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()

@@ -3,7 +3,6 @@
 import asyncio
 import json
 
-from gunrelay.server.peer import Peer
 from gunrelay.server.relay import Relay
 
 NOW = 1_700_000_000_000.0
@@ -17,9 +16,8 @@ class Socket:
         async def send(text: str) -> None:
             self.frames.append(text)
 
-        self.peer = Peer(send, address)
         self.relay = relay
-        relay.connect(self.peer)
+        self.peer = relay.open_connection(send, address)
 
     def send(self, *messages) -> None:
         self.relay.receive(self.peer, json.dumps(messages[0] if len(messages) == 1 else list(messages)))

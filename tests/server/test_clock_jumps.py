@@ -40,11 +40,12 @@ class Clocks:
 async def world():
     clocks = Clocks()
     store = MemoryStore()
-    relay = Relay(store, clock_ms=clocks.wall, monotonic=lambda: clocks.mono, clock_settle_s=600)
     key = ec.generate_private_key(ec.SECP256R1())
-    control = ResetControl(relay, store, Identity(pub=sea.pub_of(key), epub=sea.pub_of(key), private_key=key))
+    control = ResetControl(store, Identity(pub=sea.pub_of(key), epub=sea.pub_of(key), private_key=key), clock_ms=clocks.wall)
+    relay = Relay(store, fence=control.fence, acknowledge=control.acknowledge, clock_ms=clocks.wall, monotonic=lambda: clocks.mono, clock_settle_s=600)
+    control.connect_relay(relay)
     await control.start()
-    expiry = Expiry(relay, store, sweep_s=3600)
+    expiry = Expiry(control, store, sweep_s=3600)
     await expiry.start()
     yield clocks, relay, control, expiry, store
     await expiry.stop()

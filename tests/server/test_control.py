@@ -31,9 +31,10 @@ class World:
     def __init__(self, store, identity=None):
         self.now = T0
         self.store = store
-        self.relay = Relay(store, clock_ms=lambda: self.now)
         self.identity = identity or make_identity()
-        self.control = ResetControl(self.relay, store, self.identity, clock_ms=lambda: self.now)
+        self.control = ResetControl(store, self.identity, clock_ms=lambda: self.now)
+        self.relay = Relay(store, fence=self.control.fence, acknowledge=self.control.acknowledge, clock_ms=lambda: self.now)
+        self.control.connect_relay(self.relay)
 
     async def finish(self) -> None:
         for _ in range(100):
@@ -90,7 +91,7 @@ async def test_stale_writes_are_refused_served_never_and_new_ones_pass(world):
 
 async def test_fenced_fields_are_not_served_even_before_the_purge(world):
     await world.store.merge([Field("a", "k", "old", T0 - 10), Field("a", "j", "new", T0 + 10)])
-    world.control.relay.fence.add(FenceRule("manual", "*", T0))  # as issue() does, before any purge
+    world.control._fence.add(FenceRule("manual", "*", T0))  # as issue() does, before any purge (the control owns the fence)
     reader = Socket(world.relay)
     reader.send({"#": "g1", "get": {"#": "a"}})
     reply = await reply_to(reader, "g1")
@@ -251,7 +252,7 @@ async def test_ttl_refuses_and_hides_expired_fields_and_the_sweeper_deletes_them
     store = MemoryStore()
     w = World(store)
     w.now = time.time() * 1000
-    expiry = Expiry(w.relay, store, sweep_s=3600)
+    expiry = Expiry(w.control, store, sweep_s=3600)
     await expiry.start()
     await store.merge([Field("tmp/a", "old", 1, w.now - 120_000), Field("tmp/a", "fresh", 2, w.now - 1000)])
     await expiry.set("tmp", 60)

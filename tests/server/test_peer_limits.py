@@ -3,6 +3,7 @@
 import pytest
 from fakes import Socket, put, settle
 
+from gunrelay.core.engine import Limits
 from gunrelay.server.relay import Relay
 from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.memory import MemoryStore
@@ -19,7 +20,7 @@ async def store():
 
 async def test_a_flooding_peer_gets_errors_and_nothing_it_sent_is_applied(store):
     tick = {"t": 0.0}
-    relay = Relay(store, clock_ms=lambda: NOW, monotonic=lambda: tick["t"], max_messages_per_s=10, message_burst=20)
+    relay = Relay(store, clock_ms=lambda: NOW, monotonic=lambda: tick["t"], limits=Limits(max_messages_per_s=10, message_burst=20))
     flood, other = Socket(relay), Socket(relay)
     flood.send(*[put(f"ok{i}", "ok", n=i) for i in range(20)])  # the burst: all applied
     await settle()

@@ -9,7 +9,8 @@ from fakes import Socket, put, settle
 
 from gunrelay.core.graph import Field
 from gunrelay.core.lex import Lex
-from gunrelay.server.peer import Peer
+from gunrelay.core.engine import Limits
+from gunrelay.server.connection import Connection
 from gunrelay.server.relay import Relay
 from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.memory import MemoryStore
@@ -22,7 +23,7 @@ async def relay():
     clock = {"now": NOW}
     store = MemoryStore()
     await store.open()
-    r = Relay(store, max_skew_ms=1000, clock_ms=lambda: clock["now"])
+    r = Relay(store, limits=Limits(max_skew_ms=1000), clock_ms=lambda: clock["now"])
     r.clock = clock  # type: ignore[attr-defined]
     yield r
 
@@ -81,7 +82,7 @@ async def test_duplicate_ids_are_dropped(relay):
 async def test_invalid_input_gets_an_error_and_changes_nothing(relay):
     a = Socket(relay)
     relay.receive(a.peer, "{not json")
-    relay.receive(a.peer, "x" * (relay.max_frame_bytes + 1))
+    relay.receive(a.peer, "x" * (relay.engine.limits.max_frame_bytes + 1))
     a.send({"#": "bad", "put": {"s": {"_": {"#": "s", ">": {}}, "k": 1}}})
     a.send([1, 2])
     await settle()
@@ -124,7 +125,7 @@ async def test_disconnected_peers_are_forgotten(relay):
     relay.disconnect(a.peer)
     b.send(put("p", "s", k=1))
     await settle()
-    assert a.peer.id not in relay.peers and len(relay.subscriptions) == 0
+    assert a.peer.id not in relay.peers and len(relay.engine.subscriptions) == 0
 
 
 SEA_VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "sea.json").read_text())
@@ -164,7 +165,7 @@ async def test_a_peer_that_stops_reading_is_closed_and_others_carry_on(relay):
     async def close(code: int, reason: str) -> None:
         closed.append((code, reason))
 
-    slow = Peer(never, "10.0.0.9", close, max_queue_bytes=50_000)
+    slow = Connection(never, "10.0.0.9", close, max_queue_bytes=50_000)
     relay.connect(slow)
     relay.receive(slow, json.dumps({"#": "sub", "get": {"#": "feed"}}))
     fast = Socket(relay)

@@ -44,6 +44,11 @@ class FenceRule:
         return self.watermark
 
 
+def ttl_rule(prefix: str, ttl_ms: float) -> FenceRule:
+    """A TTL rule: fields under ``prefix`` older than ``ttl_ms`` are neither accepted nor served."""
+    return FenceRule(f"ttl:{prefix}", prefix, ttl_ms=ttl_ms)
+
+
 def in_prefix(soul: str, prefix: str) -> bool:
     return soul == prefix or soul.startswith(prefix + "/")
 
@@ -60,17 +65,56 @@ class Protected:
         return any(in_prefix(soul, p) for p in self.prefixes)
 
 
-class Fence:
-    """The live rules. ``blocks`` is on the per-field hot path: with no rules it costs one check."""
+class FenceView:
+    """The fence as every hop reads it: ``blocks`` is on the per-field hot path (with no rules it
+    costs one check). Only the fence's owner (the reset control) holds it as a ``Fence`` and may
+    change it; everyone else is given it typed as this view."""
 
     __slots__ = ("_rules", "protected", "version", "_fixed_ceiling", "_shortest_ttl")
 
-    def __init__(self, rules: Iterable[FenceRule] = (), protected: Protected = Protected()):
+    def __init__(self, protected: Protected = Protected()):
         self._rules: dict[str, FenceRule] = {}
         self.protected = protected
         self.version = 0  # changes whenever a rule is added or removed
         self._fixed_ceiling = -math.inf
         self._shortest_ttl: float | None = None
+
+    def ceiling(self, now: float) -> float:
+        """No rule refuses a state above this: the hot path's shortcut past every rule."""
+        if self._shortest_ttl is None:
+            return self._fixed_ceiling
+        return max(self._fixed_ceiling, now - self._shortest_ttl)
+
+    @property
+    def rules(self) -> list[FenceRule]:
+        return list(self._rules.values())
+
+    def rule(self, rule_id: str) -> FenceRule | None:
+        return self._rules.get(rule_id)
+
+    def blocks(self, soul: str, state: float, now: float, serving: bool = False) -> FenceRule | None:
+        """The rule that refuses a field (soul, state) -- on its way in, or out when ``serving`` --
+        or None if it may pass."""
+        if not self._rules:
+            return None
+        for rule in self._rules.values():
+            if serving and rule.serves:
+                continue
+            if state <= rule.watermark_at(now) and rule.covers(soul, self.protected):
+                return rule
+        return None
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+
+class Fence(FenceView):
+    """The live rules, as their owner changes them."""
+
+    __slots__ = ()
+
+    def __init__(self, rules: Iterable[FenceRule] = (), protected: Protected = Protected()):
+        super().__init__(protected)
         for rule in rules:
             self.add(rule)
 
@@ -88,28 +132,3 @@ class Fence:
         ttls = [r.ttl_ms for r in self._rules.values() if r.ttl_ms is not None]
         self._fixed_ceiling = max(fixed, default=-math.inf)
         self._shortest_ttl = min(ttls, default=None)
-
-    def ceiling(self, now: float) -> float:
-        """No rule refuses a state above this: the hot path's shortcut past every rule."""
-        if self._shortest_ttl is None:
-            return self._fixed_ceiling
-        return max(self._fixed_ceiling, now - self._shortest_ttl)
-
-    @property
-    def rules(self) -> list[FenceRule]:
-        return list(self._rules.values())
-
-    def blocks(self, soul: str, state: float, now: float, serving: bool = False) -> FenceRule | None:
-        """The rule that refuses a field (soul, state) -- on its way in, or out when ``serving`` --
-        or None if it may pass."""
-        if not self._rules:
-            return None
-        for rule in self._rules.values():
-            if serving and rule.serves:
-                continue
-            if state <= rule.watermark_at(now) and rule.covers(soul, self.protected):
-                return rule
-        return None
-
-    def __bool__(self) -> bool:
-        return bool(self._rules)

@@ -26,7 +26,11 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from .graph import State
+from .lex import Lex
 
 DEFAULT_LEX_BUDGET = 1  # RAD's: a lex query without '%' is answered with its first match
 MAX_FIELDS = 100_000  # fields one get may be answered with, in all its pages
@@ -35,6 +39,29 @@ PAGE_SCAN = 20_000  # stored rows one page may look at
 IN_FLIGHT = 128  # pages being read at once, across all connections
 MAX_QUEUED = 10_000  # reads one connection may have waiting; more are refused with an error
 OUTBOX_ROOM = 4 * PAGE_BYTES  # the next page is read only while less than this waits to be sent
+
+
+Row = tuple[str, str, State]  # (key, value as JSON text, state)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadQuery:
+    soul: str | None  # exact soul
+    soul_lex: Lex | None = None  # or a query over souls
+    key: Lex | None = None  # None: every key
+    budget: int | None = None  # '%' in bytes, None: unlimited
+    max_fields: int = 100_000  # hard cap per reply set, whatever the budget
+    after: tuple[str, str | None] | None = None  # resume after this (soul, key; None: the whole soul), in the scan's order
+    page_bytes: int | None = None  # end the page once its fields' text passes this (None: no pages)
+    scan_limit: int | None = None  # end the page after looking at this many stored rows
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPage:
+    souls: dict[str, list[Row]]
+    resume: tuple[str, str | None] | None  # where the next page starts (None: the read is complete)
+    spent: int  # what the page's fields counted against the budget
+    fields: int
 
 
 Owner = TypeVar("Owner", bound=Hashable)

@@ -22,7 +22,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .fence import FenceRule
 from .graph import Field, Value
+
 
 @dataclass(frozen=True)
 class ResetRecord:
@@ -66,6 +68,17 @@ class ResetRecord:
             "kind": self.kind,
             "purge_after": self.purge_after,
         }
+
+
+def fence_rule(record: ResetRecord, souls: frozenset[str] = frozenset(), purge_done: bool = False) -> FenceRule:
+    """The fence a record puts up, on the relay that issued it and on every peer that obeys it.
+
+    A reset refuses and hides everything in scope at or below W. A rotation (W = +inf) refuses
+    every write into the old scope but lets its data be read until the purge after its grace
+    period; a restore refuses writes at or below its W but serves what it restored (older than W).
+    ``souls`` are the souls reachable from a prefix scope when it was reset."""
+    serves = (record.kind == "rotation" and not purge_done) or record.kind == "restore"
+    return FenceRule(record.reset_id, record.scope, record.watermark, souls=souls, serves=serves)
 
 
 def signed_space_fields(record: ResetRecord, space: str, state: float) -> list[Field]:

@@ -114,6 +114,17 @@ def message_id(raw: dict[str, Any]) -> Any:
     raise MessageError("Message id '#' must be a string.")
 
 
+def id_of(raw: Any) -> str | None:
+    """The id of a raw message, if it has one that can be answered (a non-empty string)."""
+    msg_id = raw.get("#") if type(raw) is dict else None
+    return msg_id if type(msg_id) is str and msg_id else None
+
+
+def is_dam(raw: Any) -> bool:
+    """A per-link control message (answered by the link itself, never acknowledged)."""
+    return type(raw) is dict and "dam" in raw
+
+
 def decode(raw: Any) -> Message:
     """Classify one raw message; raise MessageError for shapes GunJS would not understand."""
     if type(raw) is not dict:

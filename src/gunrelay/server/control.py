@@ -12,6 +12,13 @@ Theory of operation (the guarantees are in shared/design/reset-protocol.md):
    system node, both written as the relay's own durable writes and pushed to subscribers.
 4. Cooperating clients acknowledge with ``{"dam": "reset-ack", "reset": id}``; each is kept
    (peer id, address, pid, time) durably, so the operator sees who has and who has not.
+
+The control owns the fence and the reset state: it builds the ``Fence``, the relay is given it
+read-only (``fence``, a ``FenceView``) at construction, and resets, rotations, restores
+(``restore``) and TTL rules (``set_ttl_rule``) change it only through the control. Wiring, in
+this order: ``control = ResetControl(...)``; ``relay = Relay(..., fence=control.fence,
+acknowledge=control.acknowledge)``; ``control.connect_relay(relay)`` (where records are
+published and who is connected).
 """
 
 from __future__ import annotations
@@ -21,18 +28,18 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 from ..core import sea
-from ..core.fence import ALL, FenceRule, Protected, in_prefix
+from ..core.fence import ALL, Fence, FenceRule, FenceView, Protected, in_prefix, ttl_rule
 from ..core.graph import Field
+from ..core.link import Link
 from ..core.reset import ResetRecord, legacy_fields, signed_space_fields
 from ..storage.base import ResetAck, Store, StoredReset
 from .identity import Identity
-from .peer import Peer
-from .relay import Relay
+from .relay import Relay, wall_clock_ms
 
 log = logging.getLogger("gunrelay.reset")
 
@@ -47,25 +54,23 @@ class ResetError(ValueError):
 class ResetControl:
     def __init__(
         self,
-        relay: Relay,
         store: Store,
         identity: Identity,
         *,
         system_node: str = "_whisperz_system",
         legacy: bool = True,
         instance: str = "default",
-        clock_ms: Callable[[], float] | None = None,
+        clock_ms: Callable[[], float] = wall_clock_ms,
     ):
-        self.relay = relay
         self.store = store
         self.identity = identity
         self.system_node = system_node
         self.legacy = legacy
         self.instance = instance
-        self.clock_ms = clock_ms or relay.clock_ms
+        self.clock_ms = clock_ms
         self.protected = Protected((identity.space, system_node))
-        relay.fence.protected = self.protected
-        relay.on_reset_ack = self._acknowledge
+        self._fence = Fence(protected=self.protected)
+        self._relay: Relay | None = None
         self.resets: dict[str, StoredReset] = {}
         self.purged: dict[str, int] = {}
         self.purge_seconds: dict[str, float] = {}  # how long each purge took (this run)
@@ -73,6 +78,21 @@ class ResetControl:
         self.acks: dict[str, dict[str, ResetAck]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+
+    @property
+    def fence(self) -> FenceView:
+        """The live fence, read-only: what the relay and everyone else are given."""
+        return self._fence
+
+    def connect_relay(self, relay: Relay) -> None:
+        """The relay whose subscribers see published records and whose connections owe acknowledgements."""
+        self._relay = relay
+
+    @property
+    def relay(self) -> Relay:
+        if self._relay is None:
+            raise RuntimeError("the reset control has no relay: call connect_relay first")
+        return self._relay
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -82,7 +102,7 @@ class ResetControl:
             self.resets[held.record.reset_id] = held
             if held.superseded_by is not None:
                 continue  # undone by a restore: no fence, nothing left to purge
-            self.relay.fence.add(held.rule)
+            self._fence.add(held.rule)
             self.purged[held.record.reset_id] = held.purged
             self.acks[held.record.reset_id] = {a.peer_id: a for a in await self.store.acks(held.record.reset_id)}
             if held.record.kind == "rotation":
@@ -127,11 +147,14 @@ class ResetControl:
             **details,
         )
 
+    def clock_hold(self, look_first: bool = True) -> str | None:
+        """Why actions whose watermark is "now" must wait (the wall clock just jumped), or None."""
+        return self.relay.clock_hold(look_first)
+
     def check_clock(self) -> None:
         """Refuse an action whose watermark is "now" while the wall clock has just jumped (``core.clock``);
         looks at the clocks first, so a step since the monitor's last round counts too."""
-        self.relay.check_clock()
-        why = self.relay.clock_watch.held_because(self.relay.monotonic())
+        why = self.clock_hold()
         if why is not None:
             raise ResetError(why)
 
@@ -146,11 +169,11 @@ class ResetControl:
             record = self.new_record(scope, watermark, reason=reason, message=message, keep=tuple(keep))
             if not dry_run:
                 # live at once on the scope itself, before any scan; the closure joins it below
-                self.relay.fence.add(FenceRule(record.reset_id, scope, watermark))
+                self._fence.add(FenceRule(record.reset_id, scope, watermark))
             try:
                 souls = frozenset() if scope == ALL else await self.store.reachable_souls(scope, self.protected, CLOSURE_LIMIT)
             except Exception:
-                self.relay.fence.remove(record.reset_id)
+                self._fence.remove(record.reset_id)
                 raise
             rule = FenceRule(record.reset_id, scope, watermark, souls=souls)
             if dry_run:
@@ -162,11 +185,11 @@ class ResetControl:
                     "reachable_souls_fenced": len(souls),
                     "peers_to_notify": len(self.relay.peers),
                 }
-            self.relay.fence.add(rule)
+            self._fence.add(rule)
             try:
                 await self.store.install_reset(record, souls)
             except Exception:
-                self.relay.fence.remove(record.reset_id)
+                self._fence.remove(record.reset_id)
                 raise
             held = StoredReset(record, souls, purge_done=False, purged=0)
             self.resets[record.reset_id] = held
@@ -193,11 +216,11 @@ class ResetControl:
                 purge_after=time.time() * 1000 + grace_s * 1000,
             )
             held = StoredReset(record, souls, purge_done=False, purged=0)
-            self.relay.fence.add(held.rule)  # read-only now: every write into the old scope is refused
+            self._fence.add(held.rule)  # read-only now: every write into the old scope is refused
             try:
                 await self.store.install_reset(record, souls)
             except Exception:
-                self.relay.fence.remove(record.reset_id)
+                self._fence.remove(record.reset_id)
                 raise
             self.resets[record.reset_id] = held
             self.purged[record.reset_id] = 0
@@ -233,7 +256,7 @@ class ResetControl:
         self.purge_seconds[reset_id] = time.monotonic() - started
         done = StoredReset(held.record, held.souls, purge_done=True, purged=total)
         self.resets[reset_id] = done
-        self.relay.fence.add(done.rule)  # a rotated scope stops serving once its data is gone
+        self._fence.add(done.rule)  # a rotated scope stops serving once its data is gone
         log.warning("%s %s: purge finished, %d fields removed", held.record.kind, reset_id, total)
 
     async def publish(self, record: ResetRecord) -> None:
@@ -248,9 +271,42 @@ class ResetControl:
         await self.store.mark_published(record.reset_id)
         self.published.add(record.reset_id)
 
+    # -- the fence's other changes: TTL rules and restores ----------------------------------------
+
+    def set_ttl_rule(self, prefix: str, ttl_ms: float) -> None:
+        self._fence.add(ttl_rule(prefix, ttl_ms))
+
+    def drop_ttl_rule(self, prefix: str) -> None:
+        self._fence.remove(ttl_rule(prefix, 0).rule_id)
+
+    async def restore(
+        self, created_ms: float, restore_fields: Callable[[], Awaitable[Any]], reason: str, message: str = ""
+    ) -> tuple[ResetRecord, Any, list[str]]:
+        """Put back a snapshot taken at ``created_ms`` (``restore_fields`` writes its fields): the
+        resets issued since then are undone (their fences lifted), and a restore record fences
+        writes at or below now, so peers' stale copies do not come back over the restored data.
+        Returns the record, what ``restore_fields`` returned, and the ids of the resets undone."""
+        self.check_clock()
+        async with self._lock:
+            record = self.new_record(ALL, self.clock_ms(), reason=reason, message=message, kind="restore")
+            restored = await restore_fields()
+            undone = await self.store.supersede_resets(created_ms, by=record.reset_id)
+            for reset_id in undone:
+                self._fence.remove(reset_id)
+                self.resets[reset_id] = replace(self.resets[reset_id], superseded_by=record.reset_id)
+            await self.store.install_reset(record, frozenset())
+            await self.store.finish_purge(record.reset_id, 0)
+            held = StoredReset(record, frozenset(), purge_done=True, purged=0)
+            self.resets[record.reset_id] = held
+            self.acks[record.reset_id] = {}
+            self._fence.add(held.rule)
+        await self.publish(record)
+        return record, restored, undone
+
     # -- acknowledgements --------------------------------------------------------------------
 
-    def _acknowledge(self, peer: Peer, reset_id: Any) -> str | None:
+    def acknowledge(self, peer: Link, reset_id: Any) -> str | None:
+        """A connection says it has cleared itself for ``reset_id``: why that is refused, or None."""
         if not isinstance(reset_id, str) or reset_id not in self.resets:
             return "Unknown reset id."
         acks = self.acks.setdefault(reset_id, {})
@@ -261,7 +317,7 @@ class ResetControl:
         return None
 
     @staticmethod
-    def _has_acknowledged(peer: Peer, acks: dict[str, ResetAck]) -> bool:
+    def _has_acknowledged(peer: Link, acks: dict[str, ResetAck]) -> bool:
         """This connection acknowledged, or the same GUN peer (its pid survives reconnects) did."""
         if peer.id in acks:
             return True
@@ -307,7 +363,7 @@ class ResetControl:
             if held.record.kind == "rotation"
         ]
 
-    def latest_acks(self) -> Callable[[Peer], dict[str, Any] | None]:
+    def latest_acks(self) -> Callable[[Link], dict[str, Any] | None]:
         """A look-up: the latest reset a peer (this connection, or the same GUN peer by pid) acknowledged."""
         by_peer: dict[str, ResetAck] = {}
         by_pid: dict[str, ResetAck] = {}
@@ -318,7 +374,7 @@ class ResetControl:
                 if ack.pid is not None and (ack.pid not in by_pid or ack.at > by_pid[ack.pid].at):
                     by_pid[ack.pid] = ack
 
-        def latest(peer: Peer) -> dict[str, Any] | None:
+        def latest(peer: Link) -> dict[str, Any] | None:
             found = [a for a in (by_peer.get(peer.id), by_pid.get(peer.pid) if peer.pid else None) if a is not None]
             if not found:
                 return None

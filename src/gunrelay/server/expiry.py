@@ -6,21 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..core.fence import ALL, FenceRule
+from ..core.fence import ALL, ttl_rule
 from ..storage.base import Store
-from .control import PURGE_BATCH, ResetError
-from .relay import Relay
+from .control import PURGE_BATCH, ResetControl, ResetError
 
 log = logging.getLogger("gunrelay.ttl")
 
 
-def _rule(prefix: str, ttl_ms: float) -> FenceRule:
-    return FenceRule(f"ttl:{prefix}", prefix, ttl_ms=ttl_ms)
-
-
 class Expiry:
-    def __init__(self, relay: Relay, store: Store, sweep_s: float = 60.0):
-        self.relay = relay
+    def __init__(self, control: ResetControl, store: Store, sweep_s: float = 60.0):
+        self.control = control  # the fence's owner
         self.store = store
         self.sweep_s = sweep_s
         self.rules: dict[str, float] = {}
@@ -30,7 +25,7 @@ class Expiry:
     async def start(self) -> None:
         self.rules = await self.store.load_ttls()
         for prefix, ttl_ms in self.rules.items():
-            self.relay.fence.add(_rule(prefix, ttl_ms))
+            self.control.set_ttl_rule(prefix, ttl_ms)
         self._task = asyncio.get_running_loop().create_task(self._sweeper())
 
     async def stop(self) -> None:
@@ -41,31 +36,31 @@ class Expiry:
     async def set(self, prefix: str, ttl_s: float) -> None:
         if not isinstance(prefix, str) or not prefix or prefix == ALL or prefix.endswith("/"):
             raise ResetError("a TTL needs a soul prefix (not '*')")
-        if self.relay.fence.protected.contains(prefix):
+        if self.control.protected.contains(prefix):
             raise ResetError(f"{prefix!r} is the relay's system space")
         ttl_ms = ttl_s * 1000
         await self.store.save_ttl(prefix, ttl_ms)
         self.rules[prefix] = ttl_ms
-        self.relay.fence.add(_rule(prefix, ttl_ms))
+        self.control.set_ttl_rule(prefix, ttl_ms)
 
     async def remove(self, prefix: str) -> bool:
         if prefix not in self.rules:
             return False
         await self.store.delete_ttl(prefix)
         del self.rules[prefix]
-        self.relay.fence.remove(f"ttl:{prefix}")
+        self.control.drop_ttl_rule(prefix)
         return True
 
     async def sweep(self) -> int:
         """Delete every expired field now; the count deleted (none while the wall clock has just
         jumped: expired fields are then hidden by the fence, not deleted, see ``core.clock``)."""
-        why = self.relay.clock_watch.held_because(self.relay.monotonic())
+        why = self.control.clock_hold(look_first=False)  # the monitor looks every few seconds
         if why is not None:
             log.warning("TTL sweep held: %s", why)
             return 0
         total = 0
         for prefix, ttl_ms in list(self.rules.items()):
-            total += await self.store.purge(_rule(prefix, ttl_ms), self.relay.fence.protected, PURGE_BATCH)
+            total += await self.store.purge(ttl_rule(prefix, ttl_ms), self.control.protected, PURGE_BATCH)
         self.expired += total
         return total
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .peer import Peer
 from .relay import Relay
 
 
@@ -37,8 +36,7 @@ class GunSocket:
             except Exception:
                 pass  # already gone
 
-        peer = Peer(send_text, address, close, max_queue_bytes=relay.max_queue_bytes)
-        relay.connect(peer)
+        connection = relay.open_connection(send_text, address, close)
         try:
             while True:
                 event = await receive()
@@ -46,9 +44,9 @@ class GunSocket:
                 if kind == "websocket.receive":
                     text = event.get("text")
                     if text is not None:
-                        relay.receive(peer, text)
+                        relay.receive(connection, text)
                     else:
-                        relay.receive_binary(peer, len(event.get("bytes") or b""))
+                        relay.receive_binary(connection, len(event.get("bytes") or b""))
                 elif kind == "websocket.disconnect":
                     code = event.get("code")
                     if code == 1009:  # the websocket layer closed it: a frame over twice the limit
@@ -57,4 +55,4 @@ class GunSocket:
                         relay.stats.error("invalid_utf8")
                     break
         finally:
-            relay.disconnect(peer)
+            relay.disconnect(connection)

@@ -16,12 +16,11 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.fence import ALL
-from ..storage.base import Store, StoredReset
+from ..storage.base import Store
 from .control import ResetControl, ResetError, record_json
 
 NAME = re.compile(r"^[0-9]{8}T[0-9]{6}Z(?:-[A-Za-z0-9_.-]{1,48})?$")
@@ -106,24 +105,9 @@ class Snapshots:
         if not path.exists():
             raise KeyError(name)
         created_ms = _meta(self.folder / f"{name}.json").get("created", path.stat().st_mtime) * 1000
-        control = self.control
-        control.check_clock()
-        async with control._lock:
-            record = control.new_record(
-                ALL, control.clock_ms(), reason=reason or f"restore of snapshot {name}", message=message, kind="restore"
-            )
-            stats = await self.store.restore_fields_from(path)
-            undone = await self.store.supersede_resets(created_ms, by=record.reset_id)
-            for reset_id in undone:
-                control.relay.fence.remove(reset_id)
-                control.resets[reset_id] = replace(control.resets[reset_id], superseded_by=record.reset_id)
-            await self.store.install_reset(record, frozenset())
-            await self.store.finish_purge(record.reset_id, 0)
-            held = StoredReset(record, frozenset(), purge_done=True, purged=0)
-            control.resets[record.reset_id] = held
-            control.acks[record.reset_id] = {}
-            control.relay.fence.add(held.rule)
-        await control.publish(record)
+        record, stats, undone = await self.control.restore(
+            created_ms, lambda: self.store.restore_fields_from(path), reason or f"restore of snapshot {name}", message
+        )
         return {"record": record_json(record), "restored_fields": stats.fields, "resets_undone": undone}
 
 

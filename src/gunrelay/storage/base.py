@@ -31,31 +31,9 @@ from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State, Value, well_formed
 from ..core.jsjson import stringify
 from ..core.lex import Lex, cost
-from ..core.reset import ResetRecord
+from ..core.reads import ReadPage, ReadQuery, Row
+from ..core.reset import ResetRecord, fence_rule
 from ..core.wire import loads
-
-Row = tuple[str, str, State]  # (key, value as JSON text, state)
-
-
-@dataclass(frozen=True, slots=True)
-class ReadQuery:
-    soul: str | None  # exact soul
-    soul_lex: Lex | None = None  # or a query over souls
-    key: Lex | None = None  # None: every key
-    budget: int | None = None  # '%' in bytes, None: unlimited
-    max_fields: int = 100_000  # hard cap per reply set, whatever the budget
-    after: tuple[str, str | None] | None = None  # resume after this (soul, key; None: the whole soul), in the scan's order
-    page_bytes: int | None = None  # end the page once its fields' text passes this (None: no pages)
-    scan_limit: int | None = None  # end the page after looking at this many stored rows
-
-
-@dataclass(frozen=True, slots=True)
-class ReadPage:
-    souls: dict[str, list[Row]]
-    resume: tuple[str, str | None] | None  # where the next page starts (None: the read is complete)
-    spent: int  # what the page's fields counted against the budget
-    fields: int
-
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
@@ -114,10 +92,7 @@ class StoredReset:
 
     @property
     def rule(self) -> FenceRule:
-        # a rotation's old scope stays readable until purged; a restore fences writes only (the
-        # restored fields are older than its W and must be served)
-        serves = (self.record.kind == "rotation" and not self.purge_done) or self.record.kind == "restore"
-        return FenceRule(self.record.reset_id, self.record.scope, self.record.watermark, souls=self.souls, serves=serves)
+        return fence_rule(self.record, self.souls, self.purge_done)
 
 
 @dataclass(frozen=True, slots=True)

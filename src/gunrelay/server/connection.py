@@ -1,4 +1,4 @@
-"""One connected peer: its identity and an outbox that batches what we send it.
+"""One websocket connection: the engine's ``Link`` plus an outbox that batches what we send it.
 
 Messages produced for a peer during one turn of the event loop leave as one frame (a JSON array
 when there are several), as GunJS's ``mesh.say`` batches. A single flusher task per peer writes
@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ..core import wire
-from ..core.limits import TokenBucket
+from ..core.engine import RelayStats
+from ..core.link import Link
 
 _ALPHABET = string.digits + string.ascii_letters
 
@@ -30,45 +31,21 @@ SendText = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Coroutine[Any, Any, None]]
 
 
-class Peer:
-    __slots__ = (
-        "id",
-        "address",
-        "pid",
-        "connected_at",
-        "messages_in",
-        "messages_out",
-        "closed",
-        "_send",
-        "_close",
-        "_outbox",
-        "_queued",
-        "_flushing",
-        "_loop",
-        "max_queue_bytes",
-        "stats",
-        "bucket",
-        "field_bucket",
-        "_drained",
-    )
+class Connection(Link):
+    __slots__ = ("messages_out", "_send", "_close", "_outbox", "_queued", "_flushing", "_loop", "max_queue_bytes", "stats", "_drained")
 
-    def __init__(self, send: SendText, address: str, close: Close | None = None, max_queue_bytes: int = 32 << 20):
-        self.id = random_pid()
-        self.address = address
-        self.pid: str | None = None  # the peer's own id, from the dam '?' exchange
-        self.connected_at = time.time()
-        self.messages_in = 0
+    def __init__(
+        self, send: SendText, address: str, close: Close | None = None, max_queue_bytes: int = 32 << 20, stats: RelayStats | None = None
+    ):
+        super().__init__(random_pid(), address, time.time())
         self.messages_out = 0
-        self.closed = False
         self._send = send
         self._close = close
         self._outbox: list[str] = []
         self._queued = 0  # characters waiting in the outbox
         self._flushing = False
         self.max_queue_bytes = max_queue_bytes
-        self.stats: Any = None  # the relay's running totals (messages and bytes out), set on connect
-        self.bucket: TokenBucket | None = None  # the message rate limit, set on connect
-        self.field_bucket: TokenBucket | None = None  # the put fields' rate limit, set on connect
+        self.stats = stats  # the relay's running totals (messages and bytes out)
         self._drained: list[Callable[[], None]] | None = None  # run once the outbox is empty
         self._loop = asyncio.get_running_loop()
 
@@ -131,6 +108,3 @@ class Peer:
         self.closed = True
         if self._close is not None:
             self._loop.create_task(self._close(code, reason))
-
-    def __repr__(self) -> str:
-        return f"<Peer {self.id} {self.address}>"

@@ -95,6 +95,22 @@ def loads(text: str | bytes) -> Any:
         raise FrameError(f"DAM JSON parse error: {str(exc)[:120]}") from None
 
 
+def relation_targets(value_json: str) -> list[str]:
+    """Souls a stored value (its JSON text) points to: a relation ``{"#": soul}``, or a relation
+    inside a SEA-signed string ``{":": {"#": soul}, "~": signature}``."""
+    if value_json[:5] == '{"#":':
+        target = loads(value_json)
+        return [target["#"]] if type(target) is dict and type(target.get("#")) is str else []
+    if value_json[:1] == '"' and '\\"#\\"' in value_json:
+        try:
+            inner = loads(loads(value_json))
+        except (FrameError, TypeError):
+            return []
+        if type(inner) is dict and type(inner.get(":")) is dict and type(inner[":"].get("#")) is str:
+            return [inner[":"]["#"]]
+    return []
+
+
 def parse_frame(text: str | bytes) -> list[Any]:
     """The raw messages of a frame (each should be a dict; the caller checks)."""
     data = loads(text)

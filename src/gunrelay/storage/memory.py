@@ -1,4 +1,12 @@
-"""An in-memory store: the reference implementation of the contract, for tests and ephemeral relays."""
+"""In-memory stores: the reference implementations of the contract, for tests, ephemeral relays and peers.
+
+Theory of operation. ``MemoryGraph`` keeps the graph as ``{soul: {key: (value JSON, state)}}``
+and answers every call at once (its futures are born resolved); it is what a Python peer keeps
+when its copy need not outlive it. ``MemoryStore`` is the relay's: the same graph (inherited, so
+merge and reads are the very same code) plus the control log in plain dicts and a list. The two
+meet in two hooks of the purge: a reset's closure is the one installed with it
+(``_closure_of``), and each batch adds to the reset's ``purged`` count (``_purge_counted``).
+"""
 
 from __future__ import annotations
 
@@ -12,16 +20,15 @@ from ..core.bans import Ban
 from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State
 from ..core.reset import ResetRecord
-from .base import (
-    AuditEntry,
+from .base import Store
+from .control import AuditEntry, ResetAck, StoredReset
+from .graph import (
+    GraphStore,
     ReadPage,
     ReadQuery,
-    ResetAck,
     Row,
-    Store,
-    StoredReset,
-    StoreStats,
     StorageHealth,
+    StoreStats,
     encode_value,
     ham_wins,
     reachable_from,
@@ -30,15 +37,12 @@ from .base import (
 from .query import select_rows
 
 
-class MemoryStore(Store):
+class MemoryGraph(GraphStore):
+    """A graph in memory, nothing else."""
+
     def __init__(self) -> None:
         self.health = StorageHealth()  # memory never fails a write
         self._souls: dict[str, dict[str, tuple[str, State]]] = {}
-        self._resets: dict[str, StoredReset] = {}
-        self._acks: dict[tuple[str, str], ResetAck] = {}
-        self._bans: dict[str, Ban] = {}
-        self._ttls: dict[str, float] = {}
-        self._audit: list[AuditEntry] = []
 
     async def open(self) -> None:
         return None
@@ -88,19 +92,20 @@ class MemoryStore(Store):
         size = sum(len(k) + len(v) for node in self._souls.values() for k, (v, _) in node.items())
         return StoreStats(souls=len(self._souls), fields=fields, bytes=size)
 
+    # -- purges --------------------------------------------------------------------------------
 
-    # -- the reset control plane ------------------------------------------------------------
+    def _closure_of(self, rule: FenceRule) -> frozenset[str]:
+        """The souls beyond its prefix that ``rule`` covers."""
+        return rule.souls
 
-    async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
-        self._resets[record.reset_id] = StoredReset(record, souls, purge_done=False, purged=0)
-
-    async def load_resets(self) -> list[StoredReset]:
-        return list(self._resets.values())
+    def _purge_counted(self, rule_id: str, deleted: int) -> None:
+        """Called after each purge batch (a graph keeps no count)."""
 
     def _fenced(self, rule: FenceRule, protected: Protected) -> list[tuple[str, str]]:
         now = time.time() * 1000
-        installed = self._resets.get(rule.rule_id)  # as SQLite: the closure is what was installed
-        rule = replace(rule, souls=installed.souls if installed else frozenset())
+        closure = self._closure_of(rule)
+        if closure is not rule.souls:
+            rule = replace(rule, souls=closure)
         return [
             (soul, key)
             for soul, node in self._souls.items()
@@ -116,16 +121,8 @@ class MemoryStore(Store):
             del node[key]
             if not node:
                 del self._souls[soul]
-        held = self._resets.get(rule.rule_id)
-        if held is not None:
-            self._resets[rule.rule_id] = replace(held, purged=held.purged + len(doomed))
+        self._purge_counted(rule.rule_id, len(doomed))
         return len(doomed)
-
-    async def finish_purge(self, reset_id: str, purged: int) -> None:
-        self._resets[reset_id] = replace(self._resets[reset_id], purge_done=True, purged=purged)
-
-    async def mark_published(self, reset_id: str) -> None:
-        self._resets[reset_id] = replace(self._resets[reset_id], published=True)
 
     async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
         doomed = self._fenced(rule, protected)
@@ -136,30 +133,7 @@ class MemoryStore(Store):
         frontier = [soul for soul in self._souls if in_prefix(soul, prefix)]
         return reachable_from(frontier, lambda soul: [v for v, _ in self._souls.get(soul, {}).values()], prefix, protected, limit)
 
-    async def record_ack(self, ack: ResetAck) -> None:
-        self._acks.setdefault((ack.reset_id, ack.peer_id), ack)
-
-    async def acks(self, reset_id: str) -> list[ResetAck]:
-        return [ack for (rid, _), ack in self._acks.items() if rid == reset_id]
-
-
-    async def append_audit(self, entry: AuditEntry) -> int:
-        stored = replace(entry, id=len(self._audit) + 1)
-        self._audit.append(stored)
-        return stored.id
-
-    async def audit_page(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
-        newest_first = self._audit[::-1]
-        return newest_first[offset : offset + limit], len(self._audit)
-
-    async def save_ban(self, ban: Ban) -> None:
-        self._bans[ban.address] = ban
-
-    async def delete_ban(self, address: str) -> None:
-        self._bans.pop(address, None)
-
-    async def load_bans(self) -> list[Ban]:
-        return list(self._bans.values())
+    # -- whole-graph copies ----------------------------------------------------------------------
 
     async def snapshot_to(self, path: Path) -> StoreStats:
         rows = [[soul, key, value, state] for soul, node in self._souls.items() for key, (value, state) in node.items()]
@@ -173,11 +147,65 @@ class MemoryStore(Store):
             self._souls.setdefault(soul, {})[key] = (value, state)
         return await self.stats()
 
+
+class MemoryStore(MemoryGraph, Store):
+    """The relay's store in memory: the graph and the control log (lost on exit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._resets: dict[str, StoredReset] = {}
+        self._acks: dict[tuple[str, str], ResetAck] = {}
+        self._bans: dict[str, Ban] = {}
+        self._ttls: dict[str, float] = {}
+        self._audit: list[AuditEntry] = []
+
+    # -- where the graph's purge meets the control log ---------------------------------------------
+
+    def _closure_of(self, rule: FenceRule) -> frozenset[str]:
+        installed = self._resets.get(rule.rule_id)  # as SQLite: an installed reset's closure is what was installed
+        return installed.souls if installed is not None else rule.souls
+
+    def _purge_counted(self, rule_id: str, deleted: int) -> None:
+        held = self._resets.get(rule_id)
+        if held is not None:
+            self._resets[rule_id] = replace(held, purged=held.purged + deleted)
+
+    # -- resets ----------------------------------------------------------------------------------
+
+    async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
+        self._resets[record.reset_id] = StoredReset(record, souls, purge_done=False, purged=0)
+
+    async def load_resets(self) -> list[StoredReset]:
+        return list(self._resets.values())
+
+    async def finish_purge(self, reset_id: str, purged: int) -> None:
+        self._resets[reset_id] = replace(self._resets[reset_id], purge_done=True, purged=purged)
+
+    async def mark_published(self, reset_id: str) -> None:
+        self._resets[reset_id] = replace(self._resets[reset_id], published=True)
+
     async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
         ids = [i for i, h in self._resets.items() if h.superseded_by is None and h.record.issued_at > issued_after and i != by]
         for i in ids:
             self._resets[i] = replace(self._resets[i], superseded_by=by)
         return ids
+
+    # -- acks, bans, TTL rules, audit --------------------------------------------------------------
+
+    async def record_ack(self, ack: ResetAck) -> None:
+        self._acks.setdefault((ack.reset_id, ack.peer_id), ack)
+
+    async def acks(self, reset_id: str) -> list[ResetAck]:
+        return [ack for (rid, _), ack in self._acks.items() if rid == reset_id]
+
+    async def save_ban(self, ban: Ban) -> None:
+        self._bans[ban.address] = ban
+
+    async def delete_ban(self, address: str) -> None:
+        self._bans.pop(address, None)
+
+    async def load_bans(self) -> list[Ban]:
+        return list(self._bans.values())
 
     async def save_ttl(self, prefix: str, ttl_ms: float) -> None:
         self._ttls[prefix] = ttl_ms
@@ -188,5 +216,14 @@ class MemoryStore(Store):
     async def load_ttls(self) -> dict[str, float]:
         return dict(self._ttls)
 
+    async def append_audit(self, entry: AuditEntry) -> int:
+        stored = replace(entry, id=len(self._audit) + 1)
+        self._audit.append(stored)
+        return stored.id
 
-__all__ = ["MemoryStore", "value_cost"]
+    async def audit_page(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        newest_first = self._audit[::-1]
+        return newest_first[offset : offset + limit], len(self._audit)
+
+
+__all__ = ["MemoryGraph", "MemoryStore", "value_cost"]

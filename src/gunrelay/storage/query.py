@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..core.lex import Budget
-from .base import ReadPage, ReadQuery, Row, value_cost
+from .graph import ReadPage, ReadQuery, Row, value_cost
 
 ROW_OVERHEAD = 24  # what a field costs in a reply beyond its soul, key and value text
 

@@ -12,6 +12,16 @@ it sees only committed rows, so a client never reads a write that could still be
 Rows: ``fields(soul, key, value, state)`` with ``value`` the JSON text of the GUN value (so
 replies embed it without re-parsing) and ``state`` a REAL (an IEEE double, exactly JavaScript's
 number), primary key (soul, key), WITHOUT ROWID so a node's fields are stored together in key order.
+
+Two classes share all of that. ``SQLiteGraph`` creates the graph's tables only (``fields``, and
+``probe``, the one row the health check rewrites): a Python peer's durable copy. ``SQLiteStore``,
+the relay's, is the same class (so merge and reads are the very same code) plus the control
+log's tables (``GRAPH_SCHEMA`` + ``CONTROL_SCHEMA`` = ``SCHEMA``, unchanged since before the
+split, so existing data folders open as they are) on the same two connections: control writes
+go through the writer, in order with merges. They differ in two hooks of the purge: where a
+prefix rule's closure comes from (``rule.souls``, which SQL asks about through the function
+``in_rule_closure``; the relay's store uses the ``fence_souls`` installed with the reset), and
+the reset's ``purged`` count, which the relay's store grows in the same transaction as each batch.
 """
 
 from __future__ import annotations
@@ -32,17 +42,16 @@ from ..core.fence import ALL, FenceRule, Protected
 from ..core.graph import Field
 from ..core.lex import Lex
 from ..core.reset import ResetRecord
-from .base import (
+from .base import Store
+from .control import AuditEntry, ResetAck, StoredReset
+from .graph import (
+    GraphStore,
     ReadPage,
     ReadQuery,
-    ResetAck,
     Row,
-    Store,
-    StoredReset,
-    StoreStats,
     StorageFailure,
     StorageHealth,
-    AuditEntry,
+    StoreStats,
     as_state,
     encode_value,
     ham_tie_wins,
@@ -52,7 +61,7 @@ from .query import select_rows
 
 log = logging.getLogger("gunrelay.storage")
 
-SCHEMA = """
+GRAPH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS fields (
     soul  TEXT NOT NULL,
     key   TEXT NOT NULL,
@@ -60,6 +69,13 @@ CREATE TABLE IF NOT EXISTS fields (
     state REAL NOT NULL,
     PRIMARY KEY (soul, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL
+);
+"""
+
+CONTROL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS resets (
     reset_id   TEXT PRIMARY KEY,
     record     TEXT NOT NULL,
@@ -95,16 +111,14 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL,
     status  INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS probe (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    at REAL NOT NULL
-);
 CREATE TABLE IF NOT EXISTS bans (
     address TEXT PRIMARY KEY,
     until   REAL NOT NULL,
     reason  TEXT NOT NULL
 );
 """
+
+SCHEMA = GRAPH_SCHEMA + CONTROL_SCHEMA  # the relay's store
 
 _STOP = object()
 Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
@@ -229,21 +243,42 @@ def _resolve(
             future.set_exception(value if isinstance(value, BaseException) else RuntimeError(str(value)))
 
 
-class SQLiteStore(Store):
+class _RuleClosure:
+    """Answers ``in_rule_closure(soul)`` in SQL on one connection: is the soul among the closure
+    souls of the rule a job there is purging or sizing? The job sets ``souls`` before its query
+    (it runs alone on the connection). Exact for any text, for any number of souls, and it writes
+    nothing."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.souls: frozenset[str] = frozenset()
+        conn.create_function("in_rule_closure", 1, self.holds)
+
+    def holds(self, soul: str) -> bool:
+        return soul in self.souls
+
+
+class SQLiteGraph(GraphStore):
+    """A graph in one SQLite file (WAL), nothing else in it."""
+
+    schema = GRAPH_SCHEMA  # the tables ``open`` creates when missing
+
     def __init__(self, path: str | os.PathLike[str], synchronous: str = "FULL"):
         self.path = Path(path)
         self.synchronous = synchronous
         self.health = StorageHealth()
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
+        self._closures: dict[sqlite3.Connection, _RuleClosure] = {}
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer_conn = _connect(self.path, self.synchronous)
-        writer_conn.executescript(SCHEMA)
+        writer_conn.executescript(self.schema)
         writer_conn.create_function("ham_tie_wins", 2, ham_tie_wins, deterministic=True)
+        reader_conn = _connect(self.path, self.synchronous)
+        self._closures = {conn: _RuleClosure(conn) for conn in (writer_conn, reader_conn)}
         self._writer = _Worker("gunrelay-sqlite-writer", writer_conn, transactional=True, health=self.health)
-        self._reader = _Worker("gunrelay-sqlite-reader", _connect(self.path, self.synchronous), transactional=False)
+        self._reader = _Worker("gunrelay-sqlite-reader", reader_conn, transactional=False)
 
     async def close(self) -> None:
         # the queues are FIFO: every job submitted before close() runs (and commits) first
@@ -251,6 +286,7 @@ class SQLiteStore(Store):
             if worker is not None:
                 await asyncio.to_thread(worker.stop)
         self._writer = self._reader = None
+        self._closures = {}
 
     def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]:
         assert self._writer is not None, "store is not open"
@@ -267,61 +303,70 @@ class SQLiteStore(Store):
         assert self._reader is not None, "store is not open"
         return await self._reader.submit(_stats)  # type: ignore[no-any-return]
 
-    # -- the reset control plane (writes on the writer thread, so they order with merges) ----
-
     def _write(self, job: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        """Run ``job`` on the writer thread, in the next group commit (ordered with merges)."""
         assert self._writer is not None, "store is not open"
         return self._writer.submit(job)
 
     def _query(self, job: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        """Run ``job`` on the reader thread (it sees committed rows only)."""
         assert self._reader is not None, "store is not open"
         return self._reader.submit(job)
 
-    async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT INTO resets (reset_id, record) VALUES (?, ?)", (record.reset_id, record.to_json()))
-            conn.executemany(
-                "INSERT OR IGNORE INTO fence_souls (reset_id, soul) VALUES (?, ?)", [(record.reset_id, s) for s in souls]
-            )
+    # -- purges --------------------------------------------------------------------------------
 
-        await self._write(job)
+    def _in_closure_sql(self, conn: sqlite3.Connection, rule: FenceRule) -> tuple[str, tuple[Any, ...]] | None:
+        """A condition on ``soul`` true for the souls beyond its prefix that ``rule`` covers, with
+        its parameters (None: there are none). Called in the job, on the connection that runs it."""
+        if not rule.souls:
+            return None
+        self._closures[conn].souls = rule.souls
+        return "in_rule_closure(soul)", ()
 
-    async def load_resets(self) -> list[StoredReset]:
-        def job(conn: sqlite3.Connection) -> list[StoredReset]:
-            out = []
-            rows = conn.execute("SELECT reset_id, record, purge_done, purged, superseded_by, published FROM resets").fetchall()
-            for reset_id, record, done, purged, superseded_by, published in rows:
-                souls = frozenset(s for (s,) in conn.execute("SELECT soul FROM fence_souls WHERE reset_id=?", (reset_id,)))
-                out.append(StoredReset(ResetRecord.from_json(record), souls, bool(done), purged, superseded_by, bool(published)))
-            return out
+    def _purge_counted(self, conn: sqlite3.Connection, rule_id: str, deleted: int) -> None:
+        """Called in each purge batch's transaction (a graph keeps no count)."""
 
-        return await self._query(job)  # type: ignore[no-any-return]
+    def _fenced_sql(self, conn: sqlite3.Connection, rule: FenceRule, protected: Protected) -> tuple[str, tuple[Any, ...]]:
+        """A WHERE clause selecting the stored fields ``rule`` fences (evaluated now, for TTL rules)."""
+        watermark = rule.watermark_at(time.time() * 1000)
+        if rule.scope == ALL:
+            clauses: list[str] = ["state <= ?"]
+            params: list[Any] = [watermark]
+            for prefix in protected.prefixes:
+                low, high = _prefix_bounds(prefix)
+                clauses.append("NOT (soul = ? OR (soul >= ? AND soul < ?))")
+                params += [prefix, low, high]
+            return " AND ".join(clauses), tuple(params)
+        low, high = _prefix_bounds(rule.scope)
+        in_closure = self._in_closure_sql(conn, rule)
+        if in_closure is None:
+            return "state <= ? AND (soul = ? OR (soul >= ? AND soul < ?))", (watermark, rule.scope, low, high)
+        condition, closure_params = in_closure
+        return (
+            f"state <= ? AND (soul = ? OR (soul >= ? AND soul < ?) OR {condition})",
+            (watermark, rule.scope, low, high, *closure_params),
+        )
 
     async def purge_batch(self, rule: FenceRule, protected: Protected, limit: int) -> int:
-        where, params = _scope_sql(rule, protected)
-        sql = f"DELETE FROM fields WHERE (soul, key) IN (SELECT soul, key FROM fields WHERE {where} LIMIT ?)"
-
         def job(conn: sqlite3.Connection) -> int:
+            where, params = self._fenced_sql(conn, rule, protected)
+            sql = f"DELETE FROM fields WHERE (soul, key) IN (SELECT soul, key FROM fields WHERE {where} LIMIT ?)"
             deleted: int = conn.execute(sql, (*params, limit)).rowcount
-            # the running count commits with the batch, so it survives a crash mid-purge
-            conn.execute("UPDATE resets SET purged = purged + ? WHERE reset_id = ?", (deleted, rule.rule_id))
+            self._purge_counted(conn, rule.rule_id, deleted)
             return deleted
 
         return await self._write(job)  # type: ignore[no-any-return]
 
-    async def finish_purge(self, reset_id: str, purged: int) -> None:
-        await self._write(
-            lambda conn: conn.execute("UPDATE resets SET purge_done=1, purged=? WHERE reset_id=?", (purged, reset_id))
-        )
-
-    async def mark_published(self, reset_id: str) -> None:
-        await self._write(lambda conn: conn.execute("UPDATE resets SET published=1 WHERE reset_id=?", (reset_id,)))
-
     async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
-        where, params = _scope_sql(rule, protected)
-        sql = f"SELECT count(DISTINCT soul), count(*), coalesce(sum(length(soul)+length(key)+length(value)), 0) FROM fields WHERE {where}"
-        souls, count, size = await self._query(lambda conn: conn.execute(sql, params).fetchone())
-        return StoreStats(souls=souls, fields=count, bytes=size)
+        def job(conn: sqlite3.Connection) -> StoreStats:
+            where, params = self._fenced_sql(conn, rule, protected)
+            souls, count, size = conn.execute(
+                f"SELECT count(DISTINCT soul), count(*), coalesce(sum(length(soul)+length(key)+length(value)), 0) FROM fields WHERE {where}",
+                params,
+            ).fetchone()
+            return StoreStats(souls=souls, fields=count, bytes=size)
+
+        return await self._query(job)  # type: ignore[no-any-return]
 
     async def reachable_souls(self, prefix: str, protected: Protected, limit: int) -> frozenset[str]:
         def job(conn: sqlite3.Connection) -> frozenset[str]:
@@ -335,58 +380,7 @@ class SQLiteStore(Store):
 
         return await self._query(job)  # type: ignore[no-any-return]
 
-    async def record_ack(self, ack: ResetAck) -> None:
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT OR IGNORE INTO reset_acks (reset_id, peer_id, address, pid, at) VALUES (?, ?, ?, ?, ?)",
-                (ack.reset_id, ack.peer_id, ack.address, ack.pid, ack.at),
-            )
-        )
-
-    async def acks(self, reset_id: str) -> list[ResetAck]:
-        rows = await self._query(
-            lambda conn: conn.execute(
-                "SELECT reset_id, peer_id, address, pid, at FROM reset_acks WHERE reset_id=? ORDER BY at", (reset_id,)
-            ).fetchall()
-        )
-        return [ResetAck(*row) for row in rows]
-
-
-    async def save_ban(self, ban: Ban) -> None:
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO bans (address, until, reason) VALUES (?, ?, ?)", (ban.address, ban.until, ban.reason)
-            )
-        )
-
-    async def delete_ban(self, address: str) -> None:
-        await self._write(lambda conn: conn.execute("DELETE FROM bans WHERE address=?", (address,)))
-
-    async def load_bans(self) -> list[Ban]:
-        rows = await self._query(lambda conn: conn.execute("SELECT address, until, reason FROM bans").fetchall())
-        return [Ban(*row) for row in rows]
-
-    async def append_audit(self, entry: AuditEntry) -> int:
-        def job(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "INSERT INTO audit (at, who, address, action, detail, outcome, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (entry.at, entry.who, entry.address, entry.action, entry.detail, entry.outcome, entry.status),
-            )
-            return int(cursor.lastrowid or 0)
-
-        return int(await self._write(job))
-
-    async def audit_page(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
-        def job(conn: sqlite3.Connection) -> tuple[list[AuditEntry], int]:
-            rows = conn.execute(
-                "SELECT at, who, address, action, detail, outcome, status, id FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
-                (limit, offset),
-            ).fetchall()
-            (total,) = conn.execute("SELECT count(*) FROM audit").fetchone()
-            return [AuditEntry(*row) for row in rows], int(total)
-
-        result: tuple[list[AuditEntry], int] = await self._query(job)
-        return result
+    # -- whole-graph copies ----------------------------------------------------------------------
 
     async def snapshot_to(self, path: Path) -> StoreStats:
         def job(conn: sqlite3.Connection) -> StoreStats:
@@ -423,6 +417,54 @@ class SQLiteStore(Store):
 
         return await self._write(job)  # type: ignore[no-any-return]
 
+
+class SQLiteStore(SQLiteGraph, Store):
+    """The relay's store: the graph and the control log in one SQLite file."""
+
+    schema = SCHEMA
+
+    # -- where the graph's purge meets the control log (writes on the writer thread, so they
+    # -- order with merges) ------------------------------------------------------------------------
+
+    def _in_closure_sql(self, conn: sqlite3.Connection, rule: FenceRule) -> tuple[str, tuple[Any, ...]] | None:
+        if conn.execute("SELECT 1 FROM resets WHERE reset_id=?", (rule.rule_id,)).fetchone() is not None:
+            return "soul IN (SELECT soul FROM fence_souls WHERE reset_id = ?)", (rule.rule_id,)  # the closure installed with it
+        return super()._in_closure_sql(conn, rule)
+
+    def _purge_counted(self, conn: sqlite3.Connection, rule_id: str, deleted: int) -> None:
+        # the running count commits with the batch, so it survives a crash mid-purge
+        conn.execute("UPDATE resets SET purged = purged + ? WHERE reset_id = ?", (deleted, rule_id))
+
+    # -- resets ----------------------------------------------------------------------------------
+
+    async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO resets (reset_id, record) VALUES (?, ?)", (record.reset_id, record.to_json()))
+            conn.executemany(
+                "INSERT OR IGNORE INTO fence_souls (reset_id, soul) VALUES (?, ?)", [(record.reset_id, s) for s in souls]
+            )
+
+        await self._write(job)
+
+    async def load_resets(self) -> list[StoredReset]:
+        def job(conn: sqlite3.Connection) -> list[StoredReset]:
+            out = []
+            rows = conn.execute("SELECT reset_id, record, purge_done, purged, superseded_by, published FROM resets").fetchall()
+            for reset_id, record, done, purged, superseded_by, published in rows:
+                souls = frozenset(s for (s,) in conn.execute("SELECT soul FROM fence_souls WHERE reset_id=?", (reset_id,)))
+                out.append(StoredReset(ResetRecord.from_json(record), souls, bool(done), purged, superseded_by, bool(published)))
+            return out
+
+        return await self._query(job)  # type: ignore[no-any-return]
+
+    async def finish_purge(self, reset_id: str, purged: int) -> None:
+        await self._write(
+            lambda conn: conn.execute("UPDATE resets SET purge_done=1, purged=? WHERE reset_id=?", (purged, reset_id))
+        )
+
+    async def mark_published(self, reset_id: str) -> None:
+        await self._write(lambda conn: conn.execute("UPDATE resets SET published=1 WHERE reset_id=?", (reset_id,)))
+
     async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
         def job(conn: sqlite3.Connection) -> list[str]:
             ids = []
@@ -434,6 +476,38 @@ class SQLiteStore(Store):
 
         return await self._write(job)  # type: ignore[no-any-return]
 
+    # -- acks, bans, TTL rules, audit --------------------------------------------------------------
+
+    async def record_ack(self, ack: ResetAck) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO reset_acks (reset_id, peer_id, address, pid, at) VALUES (?, ?, ?, ?, ?)",
+                (ack.reset_id, ack.peer_id, ack.address, ack.pid, ack.at),
+            )
+        )
+
+    async def acks(self, reset_id: str) -> list[ResetAck]:
+        rows = await self._query(
+            lambda conn: conn.execute(
+                "SELECT reset_id, peer_id, address, pid, at FROM reset_acks WHERE reset_id=? ORDER BY at", (reset_id,)
+            ).fetchall()
+        )
+        return [ResetAck(*row) for row in rows]
+
+    async def save_ban(self, ban: Ban) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO bans (address, until, reason) VALUES (?, ?, ?)", (ban.address, ban.until, ban.reason)
+            )
+        )
+
+    async def delete_ban(self, address: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM bans WHERE address=?", (address,)))
+
+    async def load_bans(self) -> list[Ban]:
+        rows = await self._query(lambda conn: conn.execute("SELECT address, until, reason FROM bans").fetchall())
+        return [Ban(*row) for row in rows]
+
     async def save_ttl(self, prefix: str, ttl_ms: float) -> None:
         await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO ttl_rules (prefix, ttl_ms) VALUES (?, ?)", (prefix, ttl_ms)))
 
@@ -443,28 +517,32 @@ class SQLiteStore(Store):
     async def load_ttls(self) -> dict[str, float]:
         return dict(await self._query(lambda conn: conn.execute("SELECT prefix, ttl_ms FROM ttl_rules").fetchall()))
 
+    async def append_audit(self, entry: AuditEntry) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO audit (at, who, address, action, detail, outcome, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.at, entry.who, entry.address, entry.action, entry.detail, entry.outcome, entry.status),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return int(await self._write(job))
+
+    async def audit_page(self, offset: int, limit: int) -> tuple[list[AuditEntry], int]:
+        def job(conn: sqlite3.Connection) -> tuple[list[AuditEntry], int]:
+            rows = conn.execute(
+                "SELECT at, who, address, action, detail, outcome, status, id FROM audit ORDER BY id DESC LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+            (total,) = conn.execute("SELECT count(*) FROM audit").fetchone()
+            return [AuditEntry(*row) for row in rows], int(total)
+
+        result: tuple[list[AuditEntry], int] = await self._query(job)
+        return result
+
 
 def _prefix_bounds(prefix: str) -> tuple[str, str]:
     """Souls under ``prefix/`` sort from ``prefix/`` (inclusive) to ``prefix0`` ('0' follows '/')."""
     return prefix + "/", prefix + "0"
-
-
-def _scope_sql(rule: FenceRule, protected: Protected) -> tuple[str, tuple[Any, ...]]:
-    """A WHERE clause selecting the stored fields ``rule`` fences (evaluated now, for TTL rules)."""
-    watermark = rule.watermark_at(time.time() * 1000)
-    if rule.scope == ALL:
-        clauses: list[str] = ["state <= ?"]
-        params: list[Any] = [watermark]
-        for prefix in protected.prefixes:
-            low, high = _prefix_bounds(prefix)
-            clauses.append("NOT (soul = ? OR (soul >= ? AND soul < ?))")
-            params += [prefix, low, high]
-        return " AND ".join(clauses), tuple(params)
-    low, high = _prefix_bounds(rule.scope)
-    return (
-        "state <= ? AND (soul = ? OR (soul >= ? AND soul < ?) OR soul IN (SELECT soul FROM fence_souls WHERE reset_id = ?))",
-        (watermark, rule.scope, low, high, rule.rule_id),
-    )
 
 
 # HAM in one statement: insert, or replace when the incoming state is newer, or equal with a

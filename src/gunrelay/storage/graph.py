@@ -1,0 +1,218 @@
+"""The graph contract: what every holder of a GUN graph meets, the relay's store and a peer's copy alike.
+
+Theory of operation. A graph store holds fields (soul, key, value as JSON text, state) and
+nothing else: no record of resets, acks, bans or operators (that is ``control.ControlLog``, the
+relay's alone). Two operations carry the relay and the Python peer:
+
+- ``merge(fields)``: apply HAM (``core.ham.compare``) against the *stored* state of each field
+  and write the winners, durably. The returned awaitable resolves only once the winners are
+  durable, with the list of fields that changed the store (the ones to push to subscribers).
+  Fields of one call are applied in order, so a later field in the same call sees an earlier one.
+- ``read_page(query)``: the stored fields matching a get, grouped by soul, in key order (reversed
+  when the lex asks), cut by the ``%`` budget, one page at a time: a page stops after about
+  ``page_bytes`` of fields or ``scan_limit`` rows looked at, and says where the next one resumes
+  (``ReadPage.resume``, passed back as ``ReadQuery.after``). ``read(query)`` reads it all at once
+  (the relay's own small lookups).
+
+Both return awaitables without blocking the event loop; a backend may batch calls together.
+Around them: deleting what a fence rule covers (``purge_batch``/``purge``, with the dry run
+``scope_report``), the closure of a prefix over relations (``reachable_souls``), sizes
+(``stats``), and whole-graph copies (``snapshot_to``/``restore_fields_from``). A rule's extra
+souls (the closure fenced with a prefix) travel in ``FenceRule.souls``: a graph store knows no
+installed resets.
+
+Where the change stream will go. The mesh of relays and the fleet will need a durable, ordered
+stream of the changes ``merge`` accepted, so that a relay can be replayed everything after a
+cursor. It belongs here, in ``GraphStore``, because it is a property of the graph's writes, not of
+the control log: each merge would append its accepted fields under increasing sequence numbers in
+the same durable step as the fields themselves (SQLite: a ``changes`` table written by the same
+group commit; memory: a list), and a paged ``changes_since(cursor, limit)`` would read them back.
+It is not built yet; nothing here depends on it.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import orjson
+
+from ..core import ham
+from ..core.fence import FenceRule, Protected, in_prefix
+from ..core.graph import Field, State, Value, well_formed
+from ..core.jsjson import stringify
+from ..core.lex import Lex, cost
+from ..core.reads import ReadPage, ReadQuery, Row
+from ..core.wire import loads, relation_targets
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    souls: int
+    fields: int
+    bytes: int
+
+
+def encode_value(value: Value) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # lone surrogates: escape them as JSON.stringify does
+        return stringify(value)
+
+
+def decode_value(value_json: str) -> Value:
+    return loads(value_json)  # type: ignore[no-any-return]
+
+
+def value_cost(value_json: str) -> int:
+    if value_json[:1] == '"':
+        return cost(decode_value(value_json))
+    return cost(None)
+
+
+def ham_tie_wins(incoming_json: str, current_json: str) -> bool:
+    """At equal states: does the incoming value (JSON text) beat the current one by HAM's tie rule?"""
+    return ham.compare(0, decode_value(incoming_json), 0, decode_value(current_json)) is ham.Verdict.INCOMING
+
+
+def ham_wins(field: Field, current: tuple[str, State] | None) -> bool:
+    """True when ``field`` should replace ``current`` (value JSON, state) by HAM."""
+    if current is None:
+        return True
+    value_json, state = current
+    if field.state != state:
+        return field.state > state
+    return ham.compare(field.state, field.value, state, decode_value(value_json)) is ham.Verdict.INCOMING
+
+
+def as_state(number: float) -> State:
+    """States come back from storage as floats; integral ones go on the wire as integers."""
+    if number.is_integer() and -(2**53) <= number <= 2**53:
+        return int(number)
+    return number
+
+
+def reachable_from(
+    frontier: list[str], values_of: Callable[[str], list[str]], prefix: str, protected: Protected, limit: int
+) -> frozenset[str]:
+    """Breadth-first over relations from ``frontier``; the souls found outside ``prefix``. A link
+    to a soul with a lone surrogate (refused now, perhaps stored before) leads nowhere: no such
+    soul can be stored."""
+    seen = set(frontier)
+    found: set[str] = set()
+    while frontier and len(found) < limit:
+        next_frontier = []
+        for soul in frontier:
+            for value_json in values_of(soul):
+                for target in relation_targets(value_json):
+                    if target not in seen and not protected.contains(target) and well_formed(target):
+                        seen.add(target)
+                        next_frontier.append(target)
+                        if not in_prefix(target, prefix):
+                            found.add(target)
+        frontier = next_frontier
+    return frozenset(found)
+
+
+class StorageFailure(Exception):
+    """The store could not make a write durable (disk full, read-only, I/O error); its text says
+    which, in words a peer or an operator can act on."""
+
+
+@dataclass
+class StorageHealth:
+    """Whether writes are reaching the disk: set by the store after each commit it attempts.
+    A failure starts a degraded spell that lasts until a commit succeeds again."""
+
+    failing_since: float | None = None  # seconds since the epoch
+    error: str | None = None
+    failed_commits: int = 0  # since start
+
+    @property
+    def ok(self) -> bool:
+        return self.failing_since is None
+
+    def failed(self, error: str, now: float) -> None:
+        self.failed_commits += 1
+        self.error = error
+        if self.failing_since is None:
+            self.failing_since = now
+
+    def committed(self) -> None:
+        self.failing_since = None
+        self.error = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"ok": self.ok, "error": self.error, "failing_since": self.failing_since, "failed_commits": self.failed_commits}
+
+
+class GraphStore(abc.ABC):
+    """A GUN graph, durable or not: fields merged by HAM, read in pages, purged by fence rules."""
+
+    health: StorageHealth  # set by each backend's constructor
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes, then release resources."""
+
+    @abc.abstractmethod
+    def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]: ...
+
+    @abc.abstractmethod
+    def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]: ...
+
+    async def read(self, query: ReadQuery) -> dict[str, list[Row]]:
+        """Everything the query matches, in one page."""
+        page = await self.read_page(replace(query, page_bytes=None, scan_limit=None))
+        return page.souls
+
+    async def probe(self) -> None:
+        """Try one small durable write (while degraded, to notice when the fault has ended)."""
+
+    @abc.abstractmethod
+    async def stats(self) -> StoreStats: ...
+
+    # -- deleting what a fence rule covers ------------------------------------------------------
+    # A rule covers the whole graph but the protected souls (scope ``*``), or a prefix and the
+    # souls in ``rule.souls``; of those, the fields at or below the rule's watermark (now, for a
+    # TTL rule). A store that also keeps a control log may take a reset's closure from what was
+    # installed with it instead (the same souls) and counts the purge's progress there.
+
+    @abc.abstractmethod
+    async def purge_batch(self, rule: FenceRule, protected: Protected, limit: int) -> int:
+        """Delete up to ``limit`` fields the rule fences; the count deleted (0: nothing left)."""
+
+    async def purge(
+        self, rule: FenceRule, protected: Protected, batch: int = 20_000, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Delete everything ``rule`` fences, in batches (so merges interleave); the count deleted.
+        ``progress`` hears the running total after each batch."""
+        total = 0
+        while (deleted := await self.purge_batch(rule, protected, batch)) > 0:
+            total += deleted
+            if progress is not None:
+                progress(total)
+        return total
+
+    @abc.abstractmethod
+    async def scope_report(self, rule: FenceRule, protected: Protected) -> StoreStats:
+        """What a purge under ``rule`` would remove (the dry run)."""
+
+    @abc.abstractmethod
+    async def reachable_souls(self, prefix: str, protected: Protected, limit: int) -> frozenset[str]:
+        """Souls outside ``prefix`` reached by relations from souls inside it (transitively)."""
+
+    # -- whole-graph copies (a snapshot's data; its name and date are kept beside it) ---------------
+
+    @abc.abstractmethod
+    async def snapshot_to(self, path: Path) -> StoreStats:
+        """Write a consistent copy of the store to ``path`` (complete when this returns)."""
+
+    @abc.abstractmethod
+    async def restore_fields_from(self, path: Path) -> StoreStats:
+        """Replace every field with the snapshot's, in one durable step."""

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from gunrelay.client.clock import StateClock
+from gunrelay.client.connection import ws_url
 from gunrelay.client.nodes import graph_of, random_soul
 from gunrelay.client.outbox import MemoryOutbox, SQLiteOutbox, drop_fenced
-from gunrelay.client.peer import GunPeer, _ws_url
+from gunrelay.client.peer import GunPeer
+from gunrelay.client.state_clock import StateClock
 from gunrelay.core.fence import FenceRule, Protected
 from gunrelay.core.graph import fields_of_put
 
@@ -60,11 +61,11 @@ def test_set_souls_look_like_gunjs_ones() -> None:
 
 
 def test_relay_urls() -> None:
-    assert _ws_url("http://127.0.0.1:8765/gun") == "ws://127.0.0.1:8765/gun"
-    assert _ws_url("https://relay.example") == "wss://relay.example/gun"
-    assert _ws_url("ws://h:1/gun?x=1") == "ws://h:1/gun?x=1"
+    assert ws_url("http://127.0.0.1:8765/gun") == "ws://127.0.0.1:8765/gun"
+    assert ws_url("https://relay.example") == "wss://relay.example/gun"
+    assert ws_url("ws://h:1/gun?x=1") == "ws://h:1/gun?x=1"
     with pytest.raises(ValueError):
-        _ws_url("ftp://h/gun")
+        ws_url("ftp://h/gun")
 
 
 def test_drop_fenced_keeps_what_is_outside_the_scope_or_newer() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from client_support import eventually
 from fake_relay import FakeRelay
 
-from gunrelay.client.peer import new_id
+from gunrelay.client.protocol import new_id
 
 
 @pytest.fixture
@@ -129,3 +130,17 @@ async def test_the_local_copy_answers_when_the_relay_does_not(peers: Any) -> Non
         assert await peer.get("missing", "x") is None
     finally:
         await silent.stop()
+
+
+async def test_a_state_a_little_ahead_waits_until_it_is_reached(fake: FakeRelay, peers: Any) -> None:
+    peer = peers(watch_resets=False)
+    assert await peer.connect(fake.url)
+    seen: list[Any] = []
+    peer.on("soon", lambda value, _key: seen.append(value), key="k")
+    ahead = time.time() * 1000 + 1500
+    await fake.push(put_frame("soon1x", "soon", "k", "later", ahead))
+    await fake.push(put_frame("soon2x", "soon", "n", "now", 1000))
+    assert await eventually(lambda: peer.local("soon", "n"))
+    assert await peer.local("soon", "k") is None  # as GunJS defers it: not before its state
+    assert await eventually(lambda: peer.local("soon", "k")) == "later"
+    assert time.time() * 1000 >= ahead and seen == ["later"]

@@ -13,9 +13,11 @@ import pytest
 from client_support import eventually, new_key, now_ms, record, record_graph
 from fake_relay import FakeRelay
 
-from gunrelay.client.resets import record_of, reset_soul
+from gunrelay.client.outbox import MemoryOutbox
+from gunrelay.client.resets import ResetKeeper, record_of, reset_soul
 from gunrelay.core.graph import Field
-from gunrelay.core.reset import ResetRecord
+from gunrelay.core.reset import ResetRecord, fence_rule
+from gunrelay.storage.memory import MemoryStore
 
 
 @pytest.fixture
@@ -187,3 +189,38 @@ def test_record_of_needs_one_publication() -> None:
     half = [(k, (second if k == "reset_id" else first)[k], (second if k == "reset_id" else first)["_"][">"][k]) for k in first if k != "_"]
     assert record_of(soul, half, pub, now_ms()) is None  # the rest of the newer record is still on its way
     assert record_of(soul + "x", rows, pub, now_ms()) is None
+
+
+async def test_a_deferred_field_that_a_reset_fences_meanwhile_never_lands(fake: FakeRelay, peers: Any) -> None:
+    key, pub = new_key()
+    applied: list[ResetRecord] = []
+    peer = peers(relay_pub=pub, on_reset=applied.append)
+    await fake.start()
+    assert await peer.connect(fake.url)
+    soon = now_ms() + 1000
+    await fake.push(field("late1x", "room", "stale", "old", soon))  # waits for its state...
+    await fake.push(field("late2x", "room", "fresh", "new", soon + 1000))
+    rec = record("r1", "room", 1, soon + 500)  # ...and a reset fences it meanwhile
+    await fake.push({"#": "recx", "put": record_graph(key, reset_soul(pub), rec, now_ms() - 1)})
+    assert await eventually(lambda: applied)
+    assert await eventually(lambda: peer.local("room", "fresh")) == "new"
+    assert await peer.local("room") == {"fresh": "new"}
+
+
+async def test_the_client_fence_holds_the_relays_rule_for_each_record() -> None:
+    store, outbox = MemoryStore(), MemoryOutbox()
+    await store.open()
+    keeper = ResetKeeper(store, outbox)
+    rotation = record("rot", "chat/v1", 1, math.inf, kind="rotation", replacement="chat/v2")
+    reset = record("r", "room", 1, now_ms())
+    for rec in (rotation, reset):
+        assert await keeper.apply(rec, now_ms())
+    # a peer purges a rotated scope at once: its rule no longer serves (the relay's once purged)
+    assert keeper.fence.rule("rot") == fence_rule(rotation, frozenset(), purge_done=True)
+    assert keeper.fence.rule("r") == fence_rule(reset, frozenset(), purge_done=True)
+    again = ResetKeeper(store, MemoryOutbox())
+    await again.load()
+    assert {r.rule_id: r for r in again.fence.rules} == {r.rule_id: r for r in keeper.fence.rules}
+    restore = record("back", "*", 1, now_ms(), kind="restore")
+    assert await keeper.apply(restore, now_ms())
+    assert not keeper.fence  # a restore lifts the fences before it and puts up none on a peer

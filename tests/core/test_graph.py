@@ -1,6 +1,17 @@
 import pytest
 
-from gunrelay.core.graph import Field, InvalidGraph, check_value, fields_of_put
+from gunrelay.core import wire
+from gunrelay.core.graph import (
+    NODE_META,
+    Field,
+    InvalidGraph,
+    check_value,
+    fields_of_put,
+    is_relation,
+    node_states,
+    relation,
+    relation_target,
+)
 
 
 def node(soul, states, **values):
@@ -51,3 +62,12 @@ def test_integers_beyond_2_53_become_the_double_javascript_would_hold():
     [field] = fields_of_put({"a": node("a", {"x": 2**60 + 1}, x=2**60 + 1)})
     assert field.state == float(2**60) and type(field.state) is float
     assert type(field.value) is float
+
+
+def test_relations_and_node_states():
+    assert relation("a/b") == {"#": "a/b"} and is_relation(relation("a/b")) and relation_target(relation("a/b")) == "a/b"
+    for value in ({"#": ""}, {"#": "a", "x": 1}, {"#": 1}, "a", None, {}):
+        assert not is_relation(value)
+    node = wire.node("s", [("k", relation("t"), 7), ("n", None, 8)])
+    assert node_states(node) == {"k": 7, "n": 8} and NODE_META in node
+    assert [(f.key, f.value, f.state) for f in fields_of_put({"s": node})] == [("k", {"#": "t"}, 7), ("n", None, 8)]

@@ -58,3 +58,30 @@ def test_ids_are_unique_and_batches_are_arrays():
     made = [ids() for _ in range(1000)]
     assert len(set(made)) == 1000 and all(i.startswith("ab") and i[-1] == "z" for i in made)
     assert wire.batch(["{}"]) == "{}" and wire.batch(["{}", "{}"]) == "[{},{}]"
+
+
+# -- a peer's half: its requests decode as the relay decodes them, and it reads the answers ----
+
+
+def test_a_peers_requests_are_what_the_relay_decodes():
+    assert wire.decode(json.loads(wire.get_request("g1", "room"))) == wire.Get("g1", "room", None, None, None)
+    assert wire.decode(json.loads(wire.get_request("g2", "room", "topic"))) == wire.Get("g2", "room", None, Lex(exact="topic"), None)
+    graph = {"room": wire.node("room", [("topic", "hi", 5)])}
+    assert wire.decode(json.loads(wire.put_request("p1", graph))) == wire.Put("p1", None, graph)
+    assert wire.decode(json.loads(wire.hi("h1"))) == wire.Dam("h1", wire.HI, None, None)
+    assert wire.decode(json.loads(wire.reset_ack_request("a1", "r-7"))) == wire.Dam("a1", wire.RESET_ACK, None, None, "r-7")
+    answer = wire.decode(json.loads(wire.hello_answer("h2", "mypid", "hello1")))
+    assert answer == wire.Dam("h2", wire.HELLO, "mypid", "hello1")
+
+
+def test_a_peer_reads_answers():
+    ack = wire.answer_of(json.loads(wire.ack("x", "p1")))
+    assert ack == wire.Answer(reply_to="p1", settled=True, ok=True, err=None, more=False)
+    refused = wire.answer_of(json.loads(wire.error("x", "p1", "no")))
+    assert refused.settled and not refused.ok and refused.err == "no"
+    data = wire.answer_of(json.loads(wire.data_reply("x", "g1", {})))
+    assert data.reply_to == "g1" and not data.settled and not data.more
+    assert wire.answer_of({"@": "g1", "put": {}, "%": 1}).more
+    assert not wire.answer_of(json.loads(wire.not_found("x", "g1"))).settled
+    assert wire.answer_of(json.loads(wire.dam_reply("x", wire.RESET_ACK, "a1", None))).ok
+    assert wire.answer_of(json.loads(wire.push("x", {}))).reply_to is None

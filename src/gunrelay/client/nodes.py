@@ -4,10 +4,11 @@ Writing: ``put(soul, {"a": 1, "link": {"x": 2}})`` becomes one wire graph in whi
 carries the same state, as ``gun.get(soul).put(...)`` sends it: the nested object is its own node
 and the parent holds a relation to it. Its soul is the one the parent already links to at that
 key (so a second nested put updates the same child, as GunJS's chain does), else GunJS's
-convention ``<parent soul>/<key>``. A dict ``{"#": soul}`` is a relation, written as is.
+convention ``<parent soul>/<key>``. A relation (``core.graph.relation``) is written as is.
+Nodes are built by ``core.wire.node`` and relations by ``core.graph``, as the relay builds its own.
 
-Reading: stored rows become ``{key: value}`` dicts; relations stay ``{"#": soul}`` unless a
-caller asks ``load`` to follow them.
+Reading: stored rows become ``{key: value}`` dicts; relations stay relations unless a caller
+asks ``load`` to follow them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import string
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..core.graph import State, Value, check_value, normalize_number, relation_target
+from ..core import wire
+from ..core.graph import NODE_META, State, Value, check_value, is_relation, normalize_number, relation, relation_target
 
 LinkLookup = Callable[[str, str], Awaitable[Value]]
 
@@ -41,10 +43,6 @@ def random_soul(state: State) -> str:
     return digits + random_text(12)
 
 
-def is_relation(value: Any) -> bool:
-    return type(value) is dict and len(value) == 1 and type(value.get("#")) is str and bool(value["#"])
-
-
 async def graph_of(soul: str, data: dict[str, Any], state: State, link_of: LinkLookup) -> dict[str, Any]:
     """The wire graph ``{soul: node, child soul: node, ...}`` for one ``put``; raises ValueError."""
     if not isinstance(soul, str) or not soul:
@@ -61,25 +59,21 @@ async def _add_node(graph: dict[str, Any], soul: str, data: dict[str, Any], stat
         raise ValueError("nested too deep (a cycle?)")
     if soul in graph:
         raise ValueError(f"soul {soul!r} appears twice in one put")
-    states: dict[str, State] = {}
-    node: dict[str, Any] = {"_": {"#": soul, ">": states}}
-    graph[soul] = node
+    graph[soul] = {}  # its place: a parent comes before its children
+    items: list[tuple[str, Value, State]] = []
     for key, value in data.items():
-        if not isinstance(key, str) or key == "_":
-            raise ValueError(f"bad key {key!r}: keys are strings other than '_'")
+        if not isinstance(key, str) or key == NODE_META:
+            raise ValueError(f"bad key {key!r}: keys are strings other than {NODE_META!r}")
         if type(value) is dict and not is_relation(value):
             existing = relation_target(await link_of(soul, key))
             child = existing or f"{soul}/{key}"
             await _add_node(graph, child, value, state, link_of, depth + 1)
-            value = {"#": child}
+            value = relation(child)
         problem = check_value(value)
         if problem is not None:
             raise ValueError(f"bad value for {key!r}: {problem}")
         if type(value) is int:
             value = normalize_number(value)  # JavaScript has doubles only
-        states[key] = state
-        node[key] = value
+        items.append((key, value, state))
+    graph[soul] = wire.node(soul, items)
 
-
-def node_of(rows: list[tuple[str, Value, State]]) -> dict[str, Value]:
-    return {key: value for key, value, _ in rows}

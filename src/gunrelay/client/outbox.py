@@ -26,6 +26,7 @@ from typing import Any
 
 from ..core import wire
 from ..core.fence import FenceRule, Protected
+from ..core.graph import node_states
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,11 @@ def drop_fenced(graph: dict[str, Any], rule: FenceRule, protected: Protected, no
         if not rule.covers(soul, protected):
             kept[soul] = node
             continue
-        states = node["_"][">"]
-        stay = {key: state for key, state in states.items() if not state <= watermark}
+        states = node_states(node)
+        stay = [(key, node[key], state) for key, state in states.items() if not state <= watermark]
         removed += len(states) - len(stay)
         if stay:
-            kept[soul] = {"_": {"#": soul, ">": stay}, **{key: node[key] for key in stay}}
+            kept[soul] = wire.node(soul, stay)
     return kept, removed
 
 

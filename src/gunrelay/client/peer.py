@@ -6,83 +6,64 @@ The peer keeps its own copy of the graph in a ``Store`` (``MemoryStore`` by defa
 ``SQLiteStore`` for a copy that survives restarts). Everything goes through it:
 
 - ``put`` turns the data into a wire graph (``nodes.graph_of``: nested dicts become child nodes
-  and relations, one state for the whole write from the GunJS-like ``StateClock``), checks it as
-  a relay would (graph validation, SEA, the client fence), merges it into the local store by
-  HAM, queues it in the ``Outbox`` and sends it when connected. The outbox keeps it until the
-  relay answers, so a write made offline, or lost with a dropped connection, is sent again after
-  the next connect with its original states.
-- Every field that arrives (get replies, pushes) is checked the same way -- graph validation,
-  the client fence, SEA signatures, a bound on future states -- and merged by HAM; what changed
-  the store is handed to ``on`` subscribers, in order, from one callback task (so a callback may
-  itself await the peer).
+  and relations, one state for the whole write from the GunJS-like ``StateClock``), judges it as
+  the relay would (``core.graph.fields_of_put`` and ``core.admission.admit``: the client fence,
+  SEA), merges it into the local store by HAM, queues it in the ``Outbox`` and sends it when
+  connected. The outbox keeps it until the relay answers, so a write made offline, or lost with
+  a dropped connection, is sent again after the next connect with its original states.
+- Every graph that arrives (get replies, pushes) is judged by the same functions, as the relay
+  judges a put: the client fence, HAM's timing, SEA. A field whose state is a little ahead of our
+  clock waits until then, as GunJS defers it (one far ahead is dropped); the rest is merged by
+  HAM at once. What changed the store is handed to ``on`` subscribers (``callbacks``), in
+  order, from one callback task (so a callback may itself await the peer).
 - ``get`` asks the relay (bounded by a timeout) and then answers from the local store, so it
   answers offline too, and reflects local writes not yet acknowledged.
 
-The connection task dials ``ws://HOST:PORT/gun``, answers the relay's ``{"dam": "?"}`` with our
-pid, says ``{"dam": "hi"}``, then (re)subscribes: the reset record first, so that a reset issued
-while we were away is applied before the outbox is flushed, then every ``on`` subscription, then
-the outbox. When the socket drops it redials with a bounded exponential backoff. Incoming
-messages are deduplicated by ``#``; message ids are random and end with a letter, so no id is
-another id followed by digits (GunJS's internal ``<id><n>`` ids, protocol notes 2.2). A get
-that a relay passes on (the Node relay does) is answered from the local copy, as GunJS peers do.
+The parts: ``protocol.PeerProtocol`` is the conversation's state without I/O (message ids,
+dedup, encoding and decoding through ``core.wire``, requests waiting for answers, admission,
+what to send on connect); ``connection.Connection`` dials, greets, receives, sends and redials;
+``resets.ResetKeeper`` owns the client fence and applies reset records to the local store; this
+module is the public API and carries out what the protocol reads.
 
-Resets (``resets.ResetKeeper``): the peer subscribes to ``~<relay pub>/reset`` (the latest
-record) and ``~<relay pub>/resets`` (the index of all of them); the pub is given, or read once
-from ``http://HOST:PORT/-/identity``. It verifies every signature, applies each new epoch once
-(records it missed while away in the order they were issued), acknowledges with
-``{"dam": "reset-ack", "reset": id}`` (the latest per scope again on every connection), and then
-calls ``on_reset(record)``.
+Resets: the peer subscribes to ``~<relay pub>/reset`` (the latest record) and
+``~<relay pub>/resets`` (the index of all of them); the pub is given, or read once from
+``http://HOST:PORT/-/identity``. On every connection, before subscriptions and queued writes go
+out, it reads both; it verifies every signature, applies each new epoch once (records it missed
+while away in the order they were issued), acknowledges with ``{"dam": "reset-ack"}`` (the
+latest per scope again on every connection), and then calls ``on_reset(record)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import inspect
-import json
 import logging
-import secrets
-import string
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-
-from ..core import sea, wire
-from ..core.dup import DupCache
-from ..core.graph import Field, InvalidGraph, State, Value, fields_of_put
+from ..core import admission, sea, wire
+from ..core.admission import Admission, Lookup
+from ..core.graph import Field, InvalidGraph, State, Value, fields_of_put, is_relation, relation, relation_target
 from ..core.lex import Lex
 from ..core.reset import ResetRecord
 from ..storage.base import ReadQuery, Store, decode_value
 from ..storage.memory import MemoryStore
 from ..storage.sqlite import SQLiteStore
-from .clock import StateClock
-from .nodes import graph_of, is_relation, random_soul, random_text
+from .callbacks import Callbacks
+from .connection import Connection, Session, relay_identity
+from .nodes import graph_of, random_soul
 from .outbox import MemoryOutbox, OutboxEntry, SQLiteOutbox
-from .resets import (
-    LEGACY_NODE,
-    ResetKeeper,
-    index_entries,
-    index_soul,
-    record_of,
-    reset_soul,
-)
+from .protocol import Answered, Forwarded, Graph, PeerProtocol, Send, Settled
+from .resets import LEGACY_NODE, ResetKeeper, index_entries, index_soul, record_of, reset_soul
+from .state_clock import StateClock
 
 log = logging.getLogger("gunrelay.client")
 
 Callback = Callable[[Any, str], Any]  # (value or node, key or soul); may return an awaitable
 ResetCallback = Callable[[ResetRecord], Any]
-
-
-def new_id() -> str:
-    """A random message id that ends with a letter (never ``<another id><digits>``)."""
-    return random_text(8) + secrets.choice(string.ascii_letters)
 
 
 @dataclass(frozen=True)
@@ -109,15 +90,7 @@ class Subscription:
 
     def off(self) -> None:
         """Stop calling back (GUN has no unsubscribe message; the relay may keep pushing)."""
-        if self in self.peer._subs:
-            self.peer._subs.remove(self)
-
-
-@dataclass
-class _Sent:
-    entry_id: int
-    connection: int
-    waiter: asyncio.Future[dict[str, Any] | None] | None = None
+        self.peer._unsubscribe(self)
 
 
 class GunPeer:
@@ -148,35 +121,21 @@ class GunPeer:
         self.ack_timeout = ack_timeout
         self.get_timeout = get_timeout
         self.get_settle = get_settle
-        self.reconnect_min = reconnect_min
-        self.reconnect_max = reconnect_max
-        self.max_retries = max_retries
-        self.max_skew_ms = max_skew_ms
-        self.answer_gets = answer_gets
         self.wall_ms: Callable[[], float] = wall_ms or (lambda: time.time() * 1000)
         self.clock = StateClock(self.wall_ms)
-        self.pid = random_text(9)
-        self.relay_pid: str | None = None
-        self.url: str | None = None
         self.resets = ResetKeeper(self.store, self.outbox, legacy_node)
-        self.acknowledged: set[str] = set()  # reset ids the relay confirmed on some connection
-        self.connections = 0  # how many times a connection was established
-        self._ws: ClientConnection | None = None
-        self._connected = asyncio.Event()
-        self._ready = asyncio.Event()  # connected, and the reset record checked
+        self.protocol = PeerProtocol(self.resets.fence, steady=time.monotonic, max_skew_ms=max_skew_ms, answer_gets=answer_gets)
+        self.connection = Connection(
+            self.protocol,
+            Session(receive=self._receive, catch_up=self._catch_up, flush=self._flush, lost=self._lost),
+            reconnect_min=reconnect_min,
+            reconnect_max=reconnect_max,
+            max_retries=max_retries,
+        )
+        self.callbacks = Callbacks(self._rows)
         self._opened = False
-        self._closing = False
-        self._runner: asyncio.Task[None] | None = None
-        self._setup: asyncio.Task[None] | None = None
-        self._dup: DupCache[None] = DupCache(ttl=9.0, now=time.monotonic())
-        self._sent: dict[str, _Sent] = {}
-        self._asked: dict[str, asyncio.Future[bool]] = {}  # get message id -> answered
-        self._acking: dict[str, str] = {}  # reset-ack message id -> reset id
-        self._acked_here: builtins.set[str] = builtins.set()  # reset ids acknowledged on this connection
-        self._subs: list[Subscription] = []
-        self._events: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._deferred: dict[asyncio.Task[Any], frozenset[str]] = {}  # fields waiting for their state -> their souls
         self._catching = asyncio.Lock()
 
     @classmethod
@@ -184,6 +143,34 @@ class GunPeer:
         """A peer whose local copy, outbox and applied resets live in SQLite files at ``path``."""
         path = Path(path)
         return cls(SQLiteStore(path), outbox=SQLiteOutbox(path.with_name(path.name + "-outbox")), **options)
+
+    # -- who we are and who we talk to ------------------------------------------------------
+
+    @property
+    def pid(self) -> str:
+        return self.protocol.pid
+
+    @property
+    def relay_pid(self) -> str | None:
+        return self.protocol.relay_pid
+
+    @property
+    def acknowledged(self) -> set[str]:
+        """Reset ids the relay confirmed on some connection."""
+        return self.protocol.acknowledged
+
+    @property
+    def connections(self) -> int:
+        """How many times a connection was established."""
+        return self.protocol.connections
+
+    @property
+    def url(self) -> str | None:
+        return self.connection.url
+
+    @property
+    def connected(self) -> bool:
+        return self.connection.connected
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -197,55 +184,31 @@ class GunPeer:
         if self.relay_pub:
             self.resets.trust(self.relay_pub)
         await self.resets.load()
-        self._worker = asyncio.get_running_loop().create_task(self._deliver_events())
+        self.callbacks.start()
 
     async def connect(self, url: str, timeout: float = 5.0) -> bool:
         """Dial the relay (``http(s)://`` or ``ws(s)://``, with or without ``/gun``) and keep the
         connection up; True once connected (and any reset published meanwhile applied), False if
         not within ``timeout`` (it keeps trying in the background)."""
         await self.open()
-        self.url = _ws_url(url)
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.get_running_loop().create_task(self._run())
+        self.connection.start(url)
         return await self.wait_connected(timeout)
 
     async def disconnect(self) -> None:
         """Go offline on purpose: the local copy and the outbox stay; ``connect`` resumes."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-        if self._ws is not None:
-            await self._ws.close()
-        if runner is not None:
-            await asyncio.gather(runner, return_exceptions=True)
+        await self.connection.stop()
 
     async def wait_connected(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    @property
-    def connected(self) -> bool:
-        return self._ws is not None and self._connected.is_set()
+        return await self.connection.wait_ready(timeout)
 
     async def close(self) -> None:
         """Disconnect, finish pending local writes and close the local store."""
-        self._closing = True
-        tasks = [t for t in (self._runner, self._setup, *self._tasks) if t is not None]
+        await self.connection.close()  # first: nothing more arrives to start tasks
+        tasks = list(self._tasks)  # reset syncs, deferred writes, sends
         for task in tasks:
             task.cancel()
-        if self._ws is not None:
-            await self._ws.close()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._worker is not None:
-            try:
-                await asyncio.wait_for(self._events.join(), 5.0)  # callbacks already queued
-            except TimeoutError:
-                log.warning("callbacks still running at close; cancelled")
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        await self.callbacks.close()
         if self._opened:
             await self.outbox.close()
             await self.store.close()
@@ -273,14 +236,12 @@ class GunPeer:
         except InvalidGraph as exc:
             raise ValueError(str(exc)) from None
         now = self.wall_ms()
-        for f in fields:
-            rule = self.resets.fence.blocks(f.soul, f.state, now)
-            if rule is not None:
-                return PutResult(err=f"Refused: {f.soul!r} was reset ({rule.rule_id}); writes at or before {rule.watermark} are fenced.", state=state)
-            problem = sea.check_field(f.soul, f.key, f.value, f.state, now)
-            if problem is not None:
-                return PutResult(err=problem, state=state)
-        self._changed(await self.store.merge(fields))
+        judged = self.protocol.admit_local(fields, now)
+        if judged.lookups:
+            judged.refused.extend((await self._recheck(judged.lookups, now)).refused)
+        if judged.refused:
+            return PutResult(err=judged.refused[0][1], state=state)
+        self.callbacks.changed(await self.store.merge(fields))
         entry = await self.outbox.add(graph)
         return await self._deliver(entry, self.ack_timeout if timeout is None else timeout, state)
 
@@ -291,7 +252,7 @@ class GunPeer:
         key = random_soul(state)
         if type(item) is dict and not is_relation(item):
             await self.put(key, item, timeout)  # the item node, then the link to it
-            return key, await self.put(soul, {key: {"#": key}}, timeout)
+            return key, await self.put(soul, {key: relation(key)}, timeout)
         return key, await self.put(soul, {key: item}, timeout)
 
     async def wait_flushed(self, timeout: float = 10.0) -> bool:
@@ -306,42 +267,38 @@ class GunPeer:
     async def _deliver(self, entry: OutboxEntry, timeout: float, state: State) -> PutResult:
         if not self.connected:
             return PutResult(queued=True, state=state)
-        waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Settled | None] = asyncio.get_running_loop().create_future()
         msg_id = await self._send_entry(entry, waiter)
         if msg_id is None:
             return PutResult(queued=True, state=state)
         try:
-            ack = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            settled = await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
             await self._expire(msg_id)
             queued = entry.entry_id in self.outbox
             return PutResult(queued=queued, timed_out=not queued, state=state)
-        if ack is None:
+        if settled is None:
             return PutResult(queued=True, state=state)
-        err = ack.get("err")
-        if err is not None:
-            return PutResult(err=str(err), ack=ack, state=state)
-        return PutResult(ok=True, ack=ack, state=state)
+        if settled.answer.err is not None:
+            return PutResult(err=settled.answer.err, ack=settled.raw, state=state)
+        return PutResult(ok=True, ack=settled.raw, state=state)
 
-    async def _send_entry(self, entry: OutboxEntry, waiter: asyncio.Future[dict[str, Any] | None] | None) -> str | None:
-        msg_id = new_id()
-        sent = _Sent(entry.entry_id, self.connections, waiter)
-        self._sent[msg_id] = sent
-        if not await self._send({"#": msg_id, "put": entry.graph}):
-            self._sent.pop(msg_id, None)
+    async def _send_entry(self, entry: OutboxEntry, waiter: asyncio.Future[Settled | None] | None) -> str | None:
+        msg_id, text = self.protocol.put(entry.entry_id, entry.graph, waiter)
+        if not await self.connection.send(text):
+            self.protocol.forget(msg_id)
             return None
         return msg_id
 
     async def _expire(self, msg_id: str) -> None:
-        """No answer in time: if the connection it went out on is still up, the relay has it and
-        chose silence (the Node relay does not ack what HAM discards); otherwise it stays queued."""
-        sent = self._sent.pop(msg_id, None)
-        if sent is not None and sent.connection == self.connections and self.connected:
-            await self.outbox.remove(sent.entry_id)
+        """No answer in time: dropped from the outbox if the relay got it (see ``PeerProtocol.expire``)."""
+        entry_id = self.protocol.expire(msg_id, self.connected)
+        if entry_id is not None:
+            await self.outbox.remove(entry_id)
 
     async def _flush(self) -> None:
         """Send every queued write (those a put() is already waiting on went out on this connection)."""
-        busy = {s.entry_id for s in self._sent.values() if s.connection == self.connections}
+        busy = self.protocol.in_flight()
         mine: list[str] = []
         for entry in self.outbox.entries():
             if entry.entry_id in busy or entry.entry_id not in self.outbox:
@@ -373,9 +330,10 @@ class GunPeer:
         soul = path[0]
         for index, key in enumerate(path[1:], start=1):
             value = await self.get(soul, key, timeout)
-            if not is_relation(value):
+            target = relation_target(value) if is_relation(value) else None
+            if target is None:
                 return value if index == len(path) - 1 else None
-            soul = value["#"]
+            soul = target
         return await self.get(soul, timeout=timeout)
 
     async def load(self, soul: str, depth: int = 8, timeout: float | None = None) -> dict[str, Any] | None:
@@ -390,8 +348,9 @@ class GunPeer:
             return node  # type: ignore[no-any-return]
         out: dict[str, Any] = {}
         for key, value in node.items():
-            if is_relation(value) and value["#"] not in seen:
-                out[key] = await self._load(value["#"], depth - 1, timeout, seen)
+            target = relation_target(value) if is_relation(value) else None
+            if target is not None and target not in seen:
+                out[key] = await self._load(target, depth - 1, timeout, seen)
             else:
                 out[key] = value
         return out
@@ -417,11 +376,10 @@ class GunPeer:
 
     async def _ask(self, soul: str, key: str | None, timeout: float) -> bool:
         """Send a get and wait (bounded) for the relay's answer; True if it answered."""
-        msg_id = new_id()
         answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._asked[msg_id] = answered
+        msg_id, text = self.protocol.ask(soul, key, answered)
         try:
-            if not await self._send({"#": msg_id, "get": _lex(soul, key)}):
+            if not await self.connection.send(text):
                 return False
             if await asyncio.wait_for(asyncio.shield(answered), timeout) and not self.relay_pub and self.get_settle > 0:
                 # not a gunrelay (no identity): the Node relay answers from memory (possibly a
@@ -431,7 +389,7 @@ class GunPeer:
         except TimeoutError:
             return False
         finally:
-            self._asked.pop(msg_id, None)
+            self.protocol.forget(msg_id)
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -439,55 +397,117 @@ class GunPeer:
         """Call ``callback(node, soul)`` (or ``callback(value, key)`` with ``key``) now with what
         the local copy holds, and whenever the node (or key) changes, from anyone."""
         sub = Subscription(self, soul, key, callback)
-        self._subs.append(sub)
-        self._events.put_nowait(("initial", sub))
+        self.callbacks.add(sub)
+        text = self.protocol.follow(soul, key)
         if self.connected:
-            self._spawn(self._send({"#": new_id(), "get": _lex(soul, key)}))
+            self._spawn(self.connection.send(text))
         return sub
 
-    def _changed(self, fields: list[Field]) -> None:
-        """Queue callbacks for fields that changed the local store."""
-        if not fields or not self._subs:
-            return
-        by_soul: dict[str, dict[str, Value]] = {}
-        for f in fields:
-            by_soul.setdefault(f.soul, {})[f.key] = f.value
-        for sub in list(self._subs):
-            changed = by_soul.get(sub.soul)
-            if changed is None:
-                continue
-            if sub.key is None:
-                self._events.put_nowait(("node", sub))
-            elif sub.key in changed:
-                self._events.put_nowait(("value", sub, changed[sub.key]))
+    def _unsubscribe(self, sub: Subscription) -> None:
+        if self.callbacks.remove(sub):
+            self.protocol.unfollow(sub.soul, sub.key)
 
-    async def _deliver_events(self) -> None:
-        while True:
-            event = await self._events.get()
-            try:
-                await self._run_event(event)
-            except Exception:
-                log.exception("a callback failed")
-            finally:
-                self._events.task_done()
+    # -- what the relay sends ---------------------------------------------------------------
 
-    async def _run_event(self, event: tuple[Any, ...]) -> None:
-        kind = event[0]
-        if kind == "reset":
-            if self.on_reset is not None:
-                await _maybe_await(self.on_reset(event[1]))
+    async def _receive(self, raw: Any) -> None:
+        for event in self.protocol.receive(raw):
+            if isinstance(event, Graph):
+                await self._take(event.graph)
+            elif isinstance(event, Send):
+                await self.connection.send(event.text)
+            elif isinstance(event, Settled):
+                await self.outbox.remove(event.entry_id)
+                if event.waiter is not None and not event.waiter.done():
+                    event.waiter.set_result(event)
+            elif isinstance(event, Answered):
+                if not event.waiter.done():
+                    event.waiter.set_result(True)
+            elif isinstance(event, Forwarded):
+                await self._answer_get(event.get)
+
+    def _lost(self) -> None:
+        lost = self.protocol.lost()
+        for waiter in lost.puts:
+            if not waiter.done():
+                waiter.set_result(None)  # still in the outbox: goes again after the next connect
+        for waiter in lost.gets:
+            if not waiter.done():
+                waiter.set_result(False)
+
+    async def _take(self, graph: Any) -> None:
+        """Admit an incoming graph (``PeerProtocol.admit``) and merge what passes, now or, for
+        states ahead of our clock, once they are reached."""
+        now = self.wall_ms()
+        judged = self.protocol.admit(graph, now)
+        if judged is None:
             return
-        sub: Subscription = event[1]
-        if sub not in self._subs:
-            return
-        if kind == "value":
-            await _maybe_await(sub.callback(event[2], sub.key or sub.soul))
-            return
-        rows = await self._rows(sub.soul, sub.key)
-        if not rows:
-            return  # nothing held (yet, or purged by a reset): the next change calls back
-        value = rows[0][1] if sub.key is not None else {k: v for k, v, _ in rows}
-        await _maybe_await(sub.callback(value, sub.key or sub.soul))
+        ready, later = judged.ready, judged.later
+        if judged.lookups:
+            again = await self._recheck(judged.lookups, now)
+            ready, later = ready + again.ready, later + again.later
+            judged.refused.extend(again.refused)
+        if judged.refused:
+            log.debug("dropped %d incoming field(s), e.g. %s", len(judged.refused), judged.refused[0][1])
+        if ready:
+            await self._merge(ready)
+        if later:
+            self._defer(later, now)
+
+    async def _recheck(self, waiting: list[tuple[Field, list[Lookup]]], now: float) -> Admission:
+        """Judge again fields signed under a certificate with a write-block list, against the
+        entries the local copy holds (as the relay does against its store)."""
+        blocked: dict[Lookup, bool] = {}
+        for soul, writer in admission.wanted_lookups(waiting):
+            rows = await self._rows(soul, writer)
+            blocked[(soul, writer)] = any(sea.is_block_entry(value) for _, value, _ in rows)
+        return admission.recheck(waiting, blocked, now)
+
+    async def _merge(self, fields: list[Field]) -> None:
+        changed = await self.store.merge(fields)
+        self.callbacks.changed(changed)
+        if self.relay_pub and {index_soul(self.relay_pub), reset_soul(self.relay_pub)} & {f.soul for f in changed}:
+            self._spawn(self._sync_resets())  # it asks the relay: not from the loop that reads replies
+
+    def _defer(self, fields: list[Field], now: float) -> None:
+        """Merge ``fields`` once our clock reaches their states (HAM's defer, as GunJS does)."""
+        delay = (max(f.state for f in fields) - now) / 1000
+        task = self._spawn(self._merge_when_due(fields, delay, self.resets.fence.version))
+        self._deferred[task] = frozenset(f.soul for f in fields)
+        task.add_done_callback(lambda done: self._deferred.pop(done, None))
+
+    async def _merge_when_due(self, fields: list[Field], delay: float, fence_version: int) -> None:
+        await asyncio.sleep(delay)
+        fence = self.resets.fence
+        if fence.version != fence_version:  # a reset applied meanwhile: judge them against it
+            fields = admission.through_fence(fields, fence, self.wall_ms(), Admission())
+        if fields:
+            await self._merge(fields)
+
+    async def _settled(self, souls: builtins.set[str], timeout: float) -> None:
+        """Wait (bounded) for deferred fields of ``souls`` to be merged."""
+        waiting = [task for task, held in self._deferred.items() if held & souls]
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+
+    async def _answer_get(self, get: wire.Get) -> None:
+        """A relay passing on another peer's get (the Node relay does): answer from the local copy."""
+        assert get.soul is not None
+        found = await self.store.read(ReadQuery(soul=get.soul, key=get.key, budget=get.budget))
+        now = self.wall_ms()
+        fence = self.resets.fence
+        graph: dict[str, Any] = {}
+        for soul, rows in found.items():
+            items = [(k, decode_value(v), s) for k, v, s in rows if not fence.blocks(soul, s, now, serving=True)]
+            if items:
+                graph[soul] = wire.node(soul, items)
+        if graph:
+            await self.connection.send(self.protocol.answer_get(get, graph))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- resets -----------------------------------------------------------------------------
 
@@ -496,6 +516,25 @@ class GunPeer:
         queued writes, as the browser console recipe does by hand; the fields removed."""
         await self.open()
         return await self.resets.hard_reset(scope, self.wall_ms())
+
+    async def _catch_up(self) -> None:
+        """On every connection, before subscriptions and the outbox: the relay's records."""
+        if not self.watch_resets:
+            return
+        if not self.relay_pub and self.url:
+            pub = await relay_identity(self.url)
+            if pub is not None:
+                self.relay_pub = pub
+                self.resets.trust(pub)
+        if not self.relay_pub:
+            return
+        wait = min(self.get_timeout, 3.0)
+        souls = (index_soul(self.relay_pub), reset_soul(self.relay_pub))
+        await asyncio.gather(*(self._ask(soul, None, wait) for soul in souls))
+        await self._settled(builtins.set(souls), wait)
+        await self._sync_resets()
+        for record in self.resets.latest():
+            await self._acknowledge(record.reset_id)
 
     async def _sync_resets(self) -> None:
         """Act on every record not applied yet: those in the relay's index first, in the order they
@@ -519,6 +558,7 @@ class GunPeer:
         if self.connected:
             wait = min(self.get_timeout, 3.0)
             await asyncio.gather(*(self._ask(soul, None, wait) for soul in unseen.values()))
+            await self._settled(builtins.set(unseen.values()), wait)
         latest: dict[str, ResetRecord] = {}  # per scope the newest epoch subsumes the older ones
         for soul in unseen.values():
             record = record_of(soul, await self._rows(soul), pub, self.wall_ms())
@@ -531,243 +571,15 @@ class GunPeer:
         if not self.resets.is_new(record) or not await self.resets.apply(record, self.wall_ms()):
             return
         await self._acknowledge(record.reset_id)
-        self._events.put_nowait(("reset", record))
+        self.callbacks.reset(self.on_reset, record)
         if self.connected:  # read the scope afresh from the relay
-            for sub in list(self._subs):
-                await self._send({"#": new_id(), "get": _lex(sub.soul, sub.key)})
+            for text in self.protocol.resubscriptions():
+                await self.connection.send(text)
 
     async def _acknowledge(self, reset_id: str) -> None:
-        if reset_id in self._acked_here:
-            return
-        self._acked_here.add(reset_id)
-        msg_id = new_id()
-        self._acking[msg_id] = reset_id
-        await self._send({"#": msg_id, "dam": "reset-ack", "reset": reset_id})
-
-    async def _find_relay_pub(self) -> None:
-        """Read the relay's pub from ``/-/identity`` (once it is known it is kept; a relay without
-        one, such as the Node relay, has no resets to watch)."""
-        if self.relay_pub or not self.url:
-            return
-        parts = urllib.parse.urlsplit(self.url)
-        scheme = "https" if parts.scheme == "wss" else "http"
-        url = f"{scheme}://{parts.netloc}/-/identity"
-
-        def fetch() -> Any:
-            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-            with opener.open(url, timeout=3) as response:
-                return json.loads(response.read())
-
-        try:
-            pub = (await asyncio.to_thread(fetch)).get("pub")
-        except Exception as exc:  # noqa: BLE001 - any failure means "no identity here (now)"
-            log.info("no relay identity at %s (%s): no resets to watch on this connection", url, exc)
-            return
-        if isinstance(pub, str) and sea.user_space_pub("~" + pub) == pub:
-            self.relay_pub = pub
-            self.resets.trust(pub)
-
-    # -- the connection ---------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        assert self.url is not None
-        failures = 0
-        while not self._closing:
-            try:
-                ws = await connect(self.url, open_timeout=5, close_timeout=2, max_size=None, compression=None, proxy=None)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - refused, unreachable, bad handshake: try again later
-                failures += 1
-                if self.max_retries is not None and failures > self.max_retries:
-                    log.warning("giving up on %s after %d attempts: %s", self.url, failures, exc)
-                    return
-                await asyncio.sleep(min(self.reconnect_max, self.reconnect_min * 2 ** min(failures, 16)))
-                continue
-            failures = 0
-            await self._serve(ws)
-            if not self._closing:
-                await asyncio.sleep(self.reconnect_min)
-
-    async def _serve(self, ws: ClientConnection) -> None:
-        self._ws = ws
-        self.connections += 1
-        self._acked_here.clear()  # the relay counts acknowledgements per connection
-        self._connected.set()
-        self._setup = asyncio.get_running_loop().create_task(self._greet())
-        try:
-            async for frame in ws:
-                try:
-                    messages = wire.parse_frame(frame)
-                except ValueError as exc:
-                    log.warning("unreadable frame from the relay: %s", exc)
-                    continue
-                for raw in messages:
-                    try:
-                        await self._handle(raw)
-                    except Exception:
-                        log.exception("failed to handle %.200r", raw)
-        except ConnectionClosed:
-            pass
-        finally:
-            self._ws = None
-            self._connected.clear()
-            self._ready.clear()
-            self._setup.cancel()
-            for sent in self._sent.values():
-                if sent.waiter is not None and not sent.waiter.done():
-                    sent.waiter.set_result(None)  # still in the outbox: goes again after the next connect
-            self._sent.clear()
-            for answered in self._asked.values():
-                if not answered.done():
-                    answered.set_result(False)
-
-    async def _greet(self) -> None:
-        """On every connection: hi, the reset record, acknowledgements, subscriptions, the outbox."""
-        try:
-            await self._send({"#": new_id(), "dam": "hi"})
-            if self.watch_resets:
-                await self._find_relay_pub()
-            if self.watch_resets and self.relay_pub:
-                wait = min(self.get_timeout, 3.0)
-                await asyncio.gather(self._ask(index_soul(self.relay_pub), None, wait), self._ask(reset_soul(self.relay_pub), None, wait))
-                await self._sync_resets()
-                for record in self.resets.latest():
-                    await self._acknowledge(record.reset_id)
-            for sub in list(self._subs):
-                await self._send({"#": new_id(), "get": _lex(sub.soul, sub.key)})
-        except Exception:
-            log.exception("greeting the relay failed")
-        finally:
-            if self._ws is not None:
-                self._ready.set()
-        await self._flush()
-
-    async def _send(self, message: dict[str, Any]) -> bool:
-        ws = self._ws
-        if ws is None:
-            return False
-        msg_id = message.get("#")
-        if isinstance(msg_id, str):
-            self._dup.track(msg_id, None, time.monotonic())  # our own messages echoed back are dropped
-        try:
-            await ws.send(wire.encode(message))
-        except ConnectionClosed:
-            return False
-        return True
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # -- incoming ---------------------------------------------------------------------------
-
-    async def _handle(self, raw: Any) -> None:
-        if type(raw) is not dict:
-            return
-        msg_id = raw.get("#")
-        if msg_id is not None and not self._dup.track(str(msg_id), None, time.monotonic()):
-            return
-        if "dam" in raw:
-            await self._on_dam(raw)
-            return
-        reply_to = raw.get("@")
-        if "put" in raw:
-            await self._on_put(raw["put"])
-        if reply_to is None:
-            if "get" in raw and self.answer_gets and msg_id is not None:
-                await self._answer_get(raw)
-            return
-        sent = self._sent.pop(reply_to, None) if type(reply_to) is str else None
-        if sent is not None:
-            if "ok" in raw or "err" in raw:
-                await self.outbox.remove(sent.entry_id)
-                if sent.waiter is not None and not sent.waiter.done():
-                    sent.waiter.set_result(raw)
-            else:
-                self._sent[reply_to] = sent
-            return
-        answered = self._asked.get(reply_to) if type(reply_to) is str else None
-        if answered is not None and not answered.done() and not raw.get("%"):
-            answered.set_result(True)  # a reply with '%' has more chunks to come
-
-    async def _on_dam(self, raw: dict[str, Any]) -> None:
-        kind = raw.get("dam")
-        if kind == "?":
-            if "@" in raw:
-                self.relay_pid = raw.get("pid") if isinstance(raw.get("pid"), str) else None
-            elif raw.get("#") is not None:
-                self.relay_pid = raw.get("pid") if isinstance(raw.get("pid"), str) else self.relay_pid
-                await self._send({"#": new_id(), "dam": "?", "pid": self.pid, "@": raw["#"]})
-        elif kind == "reset-ack":
-            reset_id = self._acking.pop(str(raw.get("@")), None)
-            if reset_id is not None and raw.get("ok"):
-                self.acknowledged.add(reset_id)
-            elif reset_id is not None:
-                log.warning("the relay refused our acknowledgement of %s: %s", reset_id, raw.get("err"))
-        elif kind == "!":
-            log.warning("the relay reports an error: %s", raw.get("err"))
-
-    async def _on_put(self, graph: Any) -> None:
-        try:
-            fields = fields_of_put(graph)
-        except InvalidGraph as exc:
-            log.warning("ignoring an invalid graph: %s", exc)
-            return
-        now = self.wall_ms()
-        fence = self.resets.fence
-        accepted = []
-        for f in fields:
-            if f.state > now + self.max_skew_ms:
-                continue  # far-future states would win every later conflict
-            if fence and fence.blocks(f.soul, f.state, now) is not None:
-                continue
-            if sea.check_field(f.soul, f.key, f.value, f.state, now) is not None:
-                continue
-            accepted.append(f)
-        if not accepted:
-            return
-        changed = await self.store.merge(accepted)
-        self._changed(changed)
-        if self.relay_pub and {index_soul(self.relay_pub), reset_soul(self.relay_pub)} & {f.soul for f in changed}:
-            self._spawn(self._sync_resets())  # it asks the relay: not from the loop that reads replies
-
-    async def _answer_get(self, raw: dict[str, Any]) -> None:
-        """A relay passing on another peer's get (the Node relay does): answer from the local copy."""
-        try:
-            request = wire.decode(raw)
-        except wire.MessageError:
-            return
-        if not isinstance(request, wire.Get) or request.soul is None:
-            return
-        found = await self.store.read(ReadQuery(soul=request.soul, key=request.key, budget=request.budget))
-        now = self.wall_ms()
-        graph: dict[str, Any] = {}
-        for soul, rows in found.items():
-            items = [(k, decode_value(v), s) for k, v, s in rows if not self.resets.fence.blocks(soul, s, now, serving=True)]
-            if items:
-                graph[soul] = wire.node(soul, items)
-        if graph:
-            await self._send({"#": new_id(), "@": raw["#"], "put": graph})
-
-
-def _lex(soul: str, key: str | None) -> dict[str, str]:
-    return {"#": soul} if key is None else {"#": soul, ".": key}
-
-
-def _ws_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss"):
-        raise ValueError(f"not a relay URL: {url!r}")
-    path = parts.path if parts.path not in ("", "/") else "/gun"
-    return urllib.parse.urlunsplit((scheme, parts.netloc, path, parts.query, ""))
-
-
-async def _maybe_await(result: Any) -> None:
-    if inspect.isawaitable(result):
-        await result
+        text = self.protocol.acknowledge(reset_id)
+        if text is not None:
+            await self.connection.send(text)
 
 
 __all__ = ["GunPeer", "PutResult", "Subscription"]

@@ -3,7 +3,7 @@
 Theory of operation. The relay publishes its latest reset record, field by field, at the soul
 ``~<relay pub>/reset``, and every record at ``~<relay pub>/resets/<reset_id>``, listed in the
 index ``~<relay pub>/resets`` (key: reset id, value: a relation to the record). Every value is
-SEA-signed with the relay's key (``{":": v, "~": sig}``). The latest record is watched live; the
+SEA-signed with the relay's key (``core.sea.sign_field``). The latest record is watched live; the
 index lets a peer that was away during several resets (of different scopes) catch up on each,
 in the order they were issued. ``record_of`` turns the fields held for a record soul into a
 ``ResetRecord`` only when
@@ -18,10 +18,13 @@ keeps a crash safe: the client fence goes live (incoming fields in scope at or b
 dropped from now on), the record is installed in the local store (durable for a SQLiteStore:
 that is where "already applied" is remembered), queued outbox writes in scope are dropped, the
 local copy of the scope is purged in batches, and the purge is marked finished. After a crash,
-``load`` reinstates the fences and finishes unfinished purges.
+``load`` reinstates the fences and finishes unfinished purges. The fence rule of a record is
+the one the relay that issued it puts up (``core.reset.fence_rule``), so both sides refuse,
+and serve, the same fields.
 
 Kinds: a ``reset`` and a ``rotation`` (W = +infinity: the old scope is read-only, follow
-``replacement``) both fence and purge. A ``restore`` (the relay went back to a snapshot) purges
+``replacement``) both fence and purge; a peer purges a rotated scope at once (the relay after a
+grace period, serving it meanwhile), and its rule stops serving once that purge is done. A ``restore`` (the relay went back to a snapshot) purges
 the local copy at or below W but installs no fence, and lifts the fences of earlier resets: the
 restored data is older than those watermarks and must be readable again. The relay keeps
 enforcing its own fences either way.
@@ -36,8 +39,8 @@ from typing import Any
 
 from ..core import sea, wire
 from ..core.fence import ALL, Fence, FenceRule, Protected
-from ..core.graph import State, Value
-from ..core.reset import ResetRecord
+from ..core.graph import State, Value, relation
+from ..core.reset import ResetRecord, fence_rule
 from ..storage.base import Store
 from .outbox import MemoryOutbox
 
@@ -76,21 +79,10 @@ def index_entries(rows: list[tuple[str, Value, State]], relay_pub: str, now_ms: 
     for key, value, state in rows:
         if sea.check_field(soul, key, value, state, now_ms) is not None:
             continue
-        ok, target = _unwrap(value)
-        if ok and target == {"#": f"{soul}/{key}"}:
-            entries[key] = target["#"]
+        entry = f"{soul}/{key}"
+        if sea.signed_payload(value) == relation(entry):
+            entries[key] = entry
     return entries
-
-
-def _unwrap(value: Value) -> tuple[bool, Any]:
-    """The ``":"`` content of a signed value (already verified)."""
-    try:
-        parsed = wire.loads(value) if isinstance(value, str) else None
-    except ValueError:
-        return False, None
-    if type(parsed) is not dict or ":" not in parsed:
-        return False, None
-    return True, parsed[":"]
 
 
 def _number(value: Any) -> float | None:
@@ -111,9 +103,7 @@ def record_of(soul: str, rows: list[tuple[str, Value, State]], relay_pub: str, n
         if sea.check_field(soul, key, value, state, now_ms) is not None:
             log.warning("ignoring an unverified reset field %s.%s", soul, key)
             continue
-        ok, inner = _unwrap(value)
-        if ok:
-            values[key], states[key] = inner, state
+        values[key], states[key] = sea.signed_payload(value), state  # verified: a signed value
     if any(key not in values for key in REQUIRED):
         return None
     if len(set(states.values())) != 1:
@@ -185,12 +175,13 @@ class ResetKeeper:
             record = held.record
             self.records[record.reset_id] = record
             self.applied[record.scope] = max(self.applied.get(record.scope, 0), record.epoch)
-            rule = self._rule(record, held.souls)
-            if held.superseded_by is None and record.kind != "restore":
+            rule = held.rule  # core.reset.fence_rule of the record, as far as its purge got
+            fences = held.superseded_by is None and record.kind != "restore"
+            if fences:
                 self.fence.add(rule)
             if not held.purge_done:
                 log.warning("finishing the local purge of reset %s (%s)", record.reset_id, record.scope)
-                await self._purge(record, rule)
+                await self._purge(record, rule, fences)
 
     def is_new(self, record: ResetRecord) -> bool:
         return record.epoch > self.applied.get(record.scope, 0) and record.reset_id not in self.records
@@ -203,17 +194,18 @@ class ResetKeeper:
             souls: frozenset[str] = frozenset()
             if record.scope != ALL:
                 souls = await self.store.reachable_souls(record.scope, self.fence.protected, CLOSURE_LIMIT)
-            rule = self._rule(record, souls)
-            if record.kind == "restore":
+            rule = fence_rule(record, souls)
+            fences = record.kind != "restore"
+            if fences:
+                self.fence.add(rule)
+            else:
                 for reset_id in await self.store.supersede_resets(-math.inf, by=record.reset_id):
                     self.fence.remove(reset_id)
-            else:
-                self.fence.add(rule)
             await self.store.install_reset(record, souls)
             self.records[record.reset_id] = record
             self.applied[record.scope] = max(self.applied.get(record.scope, 0), record.epoch)
             dropped = await self.outbox.drop(rule, self.fence.protected, now_ms)
-            purged = await self._purge(record, rule)
+            purged = await self._purge(record, rule, fences)
             log.warning(
                 "applied %s %s of %r (epoch %d, W %s): %d local fields purged, %d queued writes dropped",
                 record.kind, record.reset_id, record.scope, record.epoch, record.watermark, purged, dropped,
@@ -226,10 +218,11 @@ class ResetKeeper:
         await self.outbox.drop(rule, self.fence.protected, now_ms)
         return await self.store.purge(rule, self.fence.protected, PURGE_BATCH)
 
-    def _rule(self, record: ResetRecord, souls: frozenset[str]) -> FenceRule:
-        return FenceRule(record.reset_id, record.scope, record.watermark, souls=souls)
-
-    async def _purge(self, record: ResetRecord, rule: FenceRule) -> int:
+    async def _purge(self, record: ResetRecord, rule: FenceRule, fences: bool) -> int:
+        """Purge the local copy of the record's scope; a rule in the fence then becomes the one of
+        a finished purge (a rotated scope stops serving once its data is gone, as on the relay)."""
         total = await self.store.purge(rule, self.fence.protected, PURGE_BATCH)
         await self.store.finish_purge(record.reset_id, total)
+        if fences:
+            self.fence.add(fence_rule(record, rule.souls, purge_done=True))
         return total

@@ -6,7 +6,9 @@ each field is judged on its own, in this order, and the first rule that refuses 
 1. the fence (``fence``): a field in a reset's scope at or below its watermark, in a rotated
    (read-only) scope, or older than a TTL rule keeps, never comes back;
 2. the protected system space (the relay's SEA space, the legacy system node): only the relay
-   writes there;
+   writes there. A relay refuses peers' writes there; a client (``refuse_protected=False``)
+   receives the relay's own writes there -- its reset records -- and must take them: for a
+   client ``protected`` only keeps those souls out of every reset of ``*``;
 3. HAM's timing (``ham.timing``): a state further ahead of our clock than ``max_skew_ms`` is
    refused; one ahead by less waits until its state is reached (HAM's defer, as GunJS does);
 4. SEA (``sea.check_field``): signatures, certificates, content hashes, expiring souls. A
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import ham, sea
-from .fence import FenceRule, FenceView
+from .fence import FenceRule, FenceView, Protected
 from .graph import Field
 
 # kinds of refusal, as counted in the relay's error totals
@@ -92,13 +94,16 @@ def _note(lookups: list[Lookup]) -> Callable[[str, str], bool]:
     return note
 
 
-def admit(fields: list[Field], now: float, fence: FenceView, max_skew_ms: float) -> Admission:
-    """Judge each field of a validated put (see the module's theory of operation)."""
+def admit(
+    fields: list[Field], now: float, fence: FenceView, max_skew_ms: float, *, refuse_protected: bool = True
+) -> Admission:
+    """Judge each field of a validated put (see the module's theory of operation); with
+    ``refuse_protected`` False the protected system space is not refused (rule 2 is skipped)."""
     admission = Admission()
     refused = admission.refused
     ready = admission.ready
     later = admission.later
-    protected = fence.protected
+    protected = fence.protected if refuse_protected else Protected()
     wanted: list[Lookup] = []
     note = _note(wanted)
     for item in through_fence(fields, fence, now, admission):

@@ -135,3 +135,23 @@ def fields_of_put(graph: Any) -> list[Field]:
                 raise InvalidGraph(f"Invalid graph: bad value for key {_cut(key)} on {_cut(soul)}: {problem}.")
             append(Field(soul, key, value, state))
     return fields
+
+
+# -- nodes and relations, for those who build graphs (the Python client) -----------------------
+
+NODE_META = "_"  # a node's meta entry ({'#': soul, '>': {key: state}}): never a key of its data
+
+
+def relation(soul: str) -> dict[str, str]:
+    """The value that points to the node ``soul`` (GUN's relation ``{'#': soul}``)."""
+    return {"#": soul}
+
+
+def is_relation(value: Any) -> bool:
+    """True for a relation to a non-empty soul: exactly ``{'#': soul}``."""
+    return type(value) is dict and len(value) == 1 and type(value.get("#")) is str and bool(value["#"])
+
+
+def node_states(node: dict[str, Any]) -> dict[str, State]:
+    """The state of each key of a wire node (one ``fields_of_put`` accepted): ``{key: state}``."""
+    return node["_"][">"]  # type: ignore[no-any-return]

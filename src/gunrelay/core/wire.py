@@ -283,3 +283,61 @@ def batch(encoded: list[str]) -> str:
 
 
 KEEPALIVE = "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# A peer's side of the conversation (gunrelay.client): what a GUN peer sends to a relay, and how
+# it reads the answers. The relay's encoders above stay as they are; these are the other half.
+
+HELLO = "?"  # {"dam": "?", "pid": ...}: a relay greets with it; a peer answers with its own pid
+HI = "hi"  # {"dam": "hi"}: a peer says it is ready
+DAM_ERROR = "!"  # {"dam": "!", "err": ...}: a problem with a frame, not with one message
+RESET_ACK = "reset-ack"  # {"dam": "reset-ack", "reset": <reset_id>}: a peer says it cleared itself
+
+
+def get_request(msg_id: str, soul: str, key: str | None = None) -> str:
+    """Ask for a node, or one key of it (GunJS's ``gun.get(soul)`` / ``.get(key)``); a relay also
+    subscribes the asker to what it asked for."""
+    spec = {"#": soul} if key is None else {"#": soul, ".": key}
+    return encode({"#": msg_id, "get": spec})
+
+
+def put_request(msg_id: str, graph: dict[str, Any]) -> str:
+    """Write a graph ``{soul: node}`` (the shape of ``push``, sent by the writer)."""
+    return encode({"#": msg_id, "put": graph})
+
+
+def hi(msg_id: str) -> str:
+    return encode({"#": msg_id, "dam": HI})
+
+
+def reset_ack_request(msg_id: str, reset_id: str) -> str:
+    """A peer's acknowledgement that it applied reset ``reset_id`` (answered with ``dam_reply``)."""
+    return encode({"#": msg_id, "dam": RESET_ACK, "reset": reset_id})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a message says about the message it answers, as a peer reads it.
+
+    ``settled``: it carries ``ok`` or ``err`` (an ack or a refusal: a put, a reset-ack); ``ok``:
+    settled without an error; ``more``: a get's reply that says more replies follow (``%``)."""
+
+    reply_to: Any  # the id answered ('@'), None when the message answers nothing
+    settled: bool
+    ok: bool
+    err: str | None
+    more: bool
+
+
+def answer_of(raw: dict[str, Any]) -> Answer:
+    """Read the answer part of a raw message (any kind: replies, dam replies, data replies)."""
+    err = raw.get("err")
+    settled = "ok" in raw or "err" in raw
+    return Answer(
+        reply_to=raw.get("@"),
+        settled=settled,
+        ok=settled and err is None,
+        err=None if err is None else str(err),
+        more=bool(raw.get("%")),
+    )

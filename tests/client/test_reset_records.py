@@ -17,7 +17,8 @@ from gunrelay.client.outbox import MemoryOutbox
 from gunrelay.client.resets import ResetKeeper, record_of, reset_soul
 from gunrelay.core.graph import Field
 from gunrelay.core.reset import ResetRecord, fence_rule
-from gunrelay.storage.memory import MemoryStore
+from gunrelay.client.ledger import MemoryResetLedger
+from gunrelay.storage.memory import MemoryGraph
 
 
 @pytest.fixture
@@ -208,9 +209,9 @@ async def test_a_deferred_field_that_a_reset_fences_meanwhile_never_lands(fake: 
 
 
 async def test_the_client_fence_holds_the_relays_rule_for_each_record() -> None:
-    store, outbox = MemoryStore(), MemoryOutbox()
+    store, ledger, outbox = MemoryGraph(), MemoryResetLedger(), MemoryOutbox()
     await store.open()
-    keeper = ResetKeeper(store, outbox)
+    keeper = ResetKeeper(store, ledger, outbox)
     rotation = record("rot", "chat/v1", 1, math.inf, kind="rotation", replacement="chat/v2")
     reset = record("r", "room", 1, now_ms())
     for rec in (rotation, reset):
@@ -218,7 +219,7 @@ async def test_the_client_fence_holds_the_relays_rule_for_each_record() -> None:
     # a peer purges a rotated scope at once: its rule no longer serves (the relay's once purged)
     assert keeper.fence.rule("rot") == fence_rule(rotation, frozenset(), purge_done=True)
     assert keeper.fence.rule("r") == fence_rule(reset, frozenset(), purge_done=True)
-    again = ResetKeeper(store, MemoryOutbox())
+    again = ResetKeeper(store, ledger, MemoryOutbox())
     await again.load()
     assert {r.rule_id: r for r in again.fence.rules} == {r.rule_id: r for r in keeper.fence.rules}
     restore = record("back", "*", 1, now_ms(), kind="restore")

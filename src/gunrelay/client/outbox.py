@@ -10,7 +10,7 @@ A reset drops the queued fields in its scope (``drop``), so a stale offline writ
 back after the reset that wiped it.
 
 ``MemoryOutbox`` lives as long as the peer; ``SQLiteOutbox`` keeps the queue in a small SQLite
-file of its own (next to a SQLiteStore), so writes made offline survive a restart of the client.
+file of its own (next to the peer's SQLiteGraph), so writes made offline survive a restart of the client.
 File I/O runs in one worker thread, in submission order; an in-memory mirror answers reads.
 """
 

@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-The peer keeps its own copy of the graph in a ``Store`` (``MemoryStore`` by default, or a
-``SQLiteStore`` for a copy that survives restarts). Everything goes through it:
+The peer keeps its own copy of the graph in a graph store (``MemoryGraph`` by default, or a
+``SQLiteGraph`` for a copy that survives restarts; ``durable`` also keeps the outbox and the
+resets applied, ``ledger``, in files of their own). Everything goes through it:
 
 - ``put`` turns the data into a wire graph (``nodes.graph_of``: nested dicts become child nodes
   and relations, one state for the whole write from the GunJS-like ``StateClock``), judges it as
@@ -49,11 +50,13 @@ from ..core.admission import Admission, Lookup
 from ..core.graph import Field, InvalidGraph, State, Value, fields_of_put, is_relation, relation, relation_target
 from ..core.lex import Lex
 from ..core.reset import ResetRecord
-from ..storage.base import ReadQuery, Store, decode_value
-from ..storage.memory import MemoryStore
-from ..storage.sqlite import SQLiteStore
+from ..core.reads import ReadQuery
+from ..storage.graph import GraphStore, decode_value
+from ..storage.memory import MemoryGraph
+from ..storage.sqlite import SQLiteGraph
 from .callbacks import Callbacks
 from .connection import Connection, Session, relay_identity
+from .ledger import MemoryResetLedger, SQLiteResetLedger
 from .nodes import graph_of, random_soul
 from .outbox import MemoryOutbox, OutboxEntry, SQLiteOutbox
 from .protocol import Answered, Forwarded, Graph, PeerProtocol, Send, Settled
@@ -96,9 +99,10 @@ class Subscription:
 class GunPeer:
     def __init__(
         self,
-        store: Store | None = None,
+        store: GraphStore | None = None,
         *,
         outbox: MemoryOutbox | None = None,
+        ledger: MemoryResetLedger | None = None,
         relay_pub: str | None = None,
         watch_resets: bool = True,
         on_reset: ResetCallback | None = None,
@@ -113,8 +117,9 @@ class GunPeer:
         legacy_node: str = LEGACY_NODE,
         wall_ms: Callable[[], float] | None = None,
     ):
-        self.store: Store = store if store is not None else MemoryStore()
+        self.store: GraphStore = store if store is not None else MemoryGraph()
         self.outbox: MemoryOutbox = outbox if outbox is not None else MemoryOutbox()
+        self.ledger: MemoryResetLedger = ledger if ledger is not None else MemoryResetLedger()
         self.relay_pub = relay_pub
         self.watch_resets = watch_resets
         self.on_reset = on_reset
@@ -123,7 +128,7 @@ class GunPeer:
         self.get_settle = get_settle
         self.wall_ms: Callable[[], float] = wall_ms or (lambda: time.time() * 1000)
         self.clock = StateClock(self.wall_ms)
-        self.resets = ResetKeeper(self.store, self.outbox, legacy_node)
+        self.resets = ResetKeeper(self.store, self.ledger, self.outbox, legacy_node)
         self.protocol = PeerProtocol(self.resets.fence, steady=time.monotonic, max_skew_ms=max_skew_ms, answer_gets=answer_gets)
         self.connection = Connection(
             self.protocol,
@@ -142,7 +147,12 @@ class GunPeer:
     def durable(cls, path: str | Path, **options: Any) -> GunPeer:
         """A peer whose local copy, outbox and applied resets live in SQLite files at ``path``."""
         path = Path(path)
-        return cls(SQLiteStore(path), outbox=SQLiteOutbox(path.with_name(path.name + "-outbox")), **options)
+        return cls(
+            SQLiteGraph(path),
+            outbox=SQLiteOutbox(path.with_name(path.name + "-outbox")),
+            ledger=SQLiteResetLedger(path.with_name(path.name + "-resets"), graph_file=path),
+            **options,
+        )
 
     # -- who we are and who we talk to ------------------------------------------------------
 
@@ -181,6 +191,7 @@ class GunPeer:
         self._opened = True
         await self.store.open()
         await self.outbox.open()
+        await self.ledger.open()
         if self.relay_pub:
             self.resets.trust(self.relay_pub)
         await self.resets.load()
@@ -211,6 +222,7 @@ class GunPeer:
         await self.callbacks.close()
         if self._opened:
             await self.outbox.close()
+            await self.ledger.close()
             await self.store.close()
             self._opened = False
 

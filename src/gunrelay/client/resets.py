@@ -15,8 +15,8 @@ in the order they were issued. ``record_of`` turns the fields held for a record 
 
 ``ResetKeeper.apply`` then acts on a record at most once per (scope, epoch), in the order that
 keeps a crash safe: the client fence goes live (incoming fields in scope at or below W are
-dropped from now on), the record is installed in the local store (durable for a SQLiteStore:
-that is where "already applied" is remembered), queued outbox writes in scope are dropped, the
+dropped from now on), the record is installed in the peer's ledger (``ledger``, durable for a
+durable peer: that is where "already applied" is remembered), queued outbox writes in scope are dropped, the
 local copy of the scope is purged in batches, and the purge is marked finished. After a crash,
 ``load`` reinstates the fences and finishes unfinished purges. The fence rule of a record is
 the one the relay that issued it puts up (``core.reset.fence_rule``), so both sides refuse,
@@ -41,7 +41,8 @@ from ..core import sea, wire
 from ..core.fence import ALL, Fence, FenceRule, Protected
 from ..core.graph import State, Value, relation
 from ..core.reset import ResetRecord, fence_rule
-from ..storage.base import Store
+from ..storage.graph import GraphStore
+from .ledger import MemoryResetLedger
 from .outbox import MemoryOutbox
 
 log = logging.getLogger("gunrelay.client")
@@ -148,8 +149,9 @@ def _parse(values: dict[str, Any]) -> ResetRecord | None:
 class ResetKeeper:
     """The client fence and the resets applied to the local store."""
 
-    def __init__(self, store: Store, outbox: MemoryOutbox, legacy_node: str = LEGACY_NODE):
+    def __init__(self, store: GraphStore, ledger: MemoryResetLedger, outbox: MemoryOutbox, legacy_node: str = LEGACY_NODE):
         self.store = store
+        self.ledger = ledger  # which resets were applied here, and how far each purge got
         self.outbox = outbox
         self.legacy_node = legacy_node
         self.fence = Fence(protected=Protected((legacy_node,)))
@@ -171,7 +173,7 @@ class ResetKeeper:
 
     async def load(self) -> None:
         """Reinstate what the local store remembers: applied epochs, fences, unfinished purges."""
-        for held in sorted(await self.store.load_resets(), key=lambda h: h.record.issued_at):
+        for held in sorted(await self.ledger.load_resets(), key=lambda h: h.record.issued_at):
             record = held.record
             self.records[record.reset_id] = record
             self.applied[record.scope] = max(self.applied.get(record.scope, 0), record.epoch)
@@ -199,9 +201,9 @@ class ResetKeeper:
             if fences:
                 self.fence.add(rule)
             else:
-                for reset_id in await self.store.supersede_resets(-math.inf, by=record.reset_id):
+                for reset_id in await self.ledger.supersede_resets(-math.inf, by=record.reset_id):
                     self.fence.remove(reset_id)
-            await self.store.install_reset(record, souls)
+            await self.ledger.install_reset(record, souls)
             self.records[record.reset_id] = record
             self.applied[record.scope] = max(self.applied.get(record.scope, 0), record.epoch)
             dropped = await self.outbox.drop(rule, self.fence.protected, now_ms)
@@ -222,7 +224,7 @@ class ResetKeeper:
         """Purge the local copy of the record's scope; a rule in the fence then becomes the one of
         a finished purge (a rotated scope stops serving once its data is gone, as on the relay)."""
         total = await self.store.purge(rule, self.fence.protected, PURGE_BATCH)
-        await self.store.finish_purge(record.reset_id, total)
+        await self.ledger.finish_purge(record.reset_id, total)
         if fences:
             self.fence.add(fence_rule(record, rule.souls, purge_done=True))
         return total

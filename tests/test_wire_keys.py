@@ -10,10 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gunrelay"
 WIRE_KEYS = {"#", "@", ">"}
 
 # Modules that still spell wire keys, each with why (every module is scanned, these included).
-KNOWN = {
-    # the storage split moves this to core.graph
-    "storage/base.py": "relation_targets reads relations (plain and SEA-signed) out of stored values",
-}
+KNOWN: dict[str, str] = {}  # file -> why it may still name a wire key (none today)
 
 
 def wire_key_literals(source: str) -> list[tuple[int, str]]:

@@ -61,6 +61,7 @@ def serve(args: argparse.Namespace) -> None:
         sock.bind((config.host, config.port))
     except OSError as exc:
         raise SystemExit(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+    sock.listen(2048)  # before "listening on" is printed: a connect from then on waits in the backlog, never refused
     host, port = sock.getsockname()[:2]
     if app.state.token_file is not None:  # so that `gunrelay reset --url http://127.0.0.1:PORT` finds it
         from .server.identity import register_local_relay

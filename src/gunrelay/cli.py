@@ -24,9 +24,10 @@ def uvicorn_config(app: Any, config: Any) -> Any:
     import uvicorn
 
     from .server.handshake import protocols
+    from .server.wsprotocol import ForwardedHeaders
 
     http_protocol, ws_protocol = protocols(app.state.connection_guard)
-    return uvicorn.Config(
+    settings = uvicorn.Config(
         app,
         log_level=config.log_level.lower(),
         http=http_protocol,
@@ -38,7 +39,14 @@ def uvicorn_config(app: Any, config: Any) -> Any:
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=5,
+        # uvicorn's proxy headers handling stays, for the addresses it trusts (its default or
+        # FORWARDED_ALLOW_IPS), but without its middleware's frame on every open socket's stack:
+        # ForwardedHeaders is a plain function, so the ASGI version is named rather than guessed
+        proxy_headers=False,
+        interface="asgi3",
     )
+    settings.app = ForwardedHeaders(app, settings.forwarded_allow_ips)
+    return settings
 
 
 def serve(args: argparse.Namespace) -> None:

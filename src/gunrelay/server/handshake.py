@@ -188,6 +188,8 @@ def protocols(guard: ConnectionGuard) -> tuple[type[asyncio.Protocol], type[asyn
             super().connection_lost(exc)
 
     class GuardedWebSocketProtocol(LeanWebSocketProtocol):
+        __slots__ = ("handshake",)
+
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             upgraded_from = transport.get_protocol()  # still the HTTP protocol at this point

@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import logging
 import platform
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +209,8 @@ class GunFirst:
         self.app = app
         self.state = app.state  # what tests and the offline CLI reach into
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        # a plain function handing over the coroutine: no frame of its own on every socket's stack
         if scope["type"] == "websocket" and scope["path"] == "/gun":
-            await self.gun(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            return self.gun(scope, receive, send)
+        return self.app(scope, receive, send)

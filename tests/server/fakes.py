@@ -13,8 +13,9 @@ class Socket:
     def __init__(self, relay: Relay, address: str = "127.0.0.1"):
         self.frames: list[str] = []
 
-        async def send(text: str) -> None:
-            self.frames.append(text)
+        async def send(message: dict) -> None:  # the ASGI send of a websocket
+            if message["type"] == "websocket.send":
+                self.frames.append(message["text"])
 
         self.relay = relay
         self.peer = relay.open_connection(send, address)

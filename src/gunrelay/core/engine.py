@@ -267,11 +267,6 @@ class RelayEngine:
         stats.open_links += 1
         if stats.open_links > stats.peak_connections:
             stats.peak_connections = stats.open_links
-        limits = self.limits
-        if limits.max_messages_per_s > 0:
-            link.bucket = TokenBucket(limits.max_messages_per_s, limits.message_burst, now.steady_s)
-        if limits.max_fields_per_s > 0:
-            link.field_bucket = TokenBucket(limits.max_fields_per_s, limits.field_burst, now.steady_s)
         self._send(link, wire.hello(self.new_id(), self.pid))
 
     def disconnect(self, link: Link) -> None:
@@ -310,6 +305,9 @@ class RelayEngine:
             self._send(link, wire.dam_error(self.new_id(), str(exc)))
             return
         bucket = link.bucket
+        if bucket is None and self.limits.max_messages_per_s > 0:  # made on first use: idle links stay small
+            limits = self.limits
+            bucket = link.bucket = TokenBucket(limits.max_messages_per_s, limits.message_burst, now.steady_s)
         if bucket is not None and not bucket.take(len(raws), now.steady_s):
             self._refuse_flood(link, raws)
             return
@@ -492,6 +490,9 @@ class RelayEngine:
             stats.error("invalid_put")
             raise wire.MessageError(str(exc), put.msg_id) from None
         bucket = link.field_bucket
+        if bucket is None and self.limits.max_fields_per_s > 0:
+            limits = self.limits
+            bucket = link.field_bucket = TokenBucket(limits.max_fields_per_s, limits.field_burst, now.steady_s)
         if bucket is not None:
             cost = len(fields) + SEA_FIELD_COST * sum(1 for item in fields if "~" in item.soul)
             if not bucket.take(cost, now.steady_s):

@@ -5,6 +5,10 @@ when there are several), as GunJS's ``mesh.say`` batches. A single flusher task 
 frames in order; it exists only while there is something to send. What waits to be sent is
 bounded: a peer that stops reading while more than ``max_queue_bytes`` pile up for it is closed
 (1008), so one slow socket cannot grow the relay's memory or hold up anyone else.
+
+A relay holds thousands of mostly idle connections, so this object is kept small: slots, the
+server's ASGI ``send`` kept as it is (no closures per connection), the rate buckets made on first
+use (``core.engine``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import secrets
 import string
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..core import wire
@@ -27,20 +31,16 @@ def random_pid(length: int = 9) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-SendText = Callable[[str], Awaitable[None]]
-Close = Callable[[int, str], Coroutine[Any, Any, None]]
+AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]  # the ASGI server's send for this websocket
 
 
 class Connection(Link):
-    __slots__ = ("messages_out", "_send", "_close", "_outbox", "_queued", "_flushing", "_loop", "max_queue_bytes", "stats", "_drained")
+    __slots__ = ("messages_out", "_send", "_outbox", "_queued", "_flushing", "_loop", "max_queue_bytes", "stats", "_drained")
 
-    def __init__(
-        self, send: SendText, address: str, close: Close | None = None, max_queue_bytes: int = 32 << 20, stats: RelayStats | None = None
-    ):
+    def __init__(self, send: AsgiSend, address: str, max_queue_bytes: int = 32 << 20, stats: RelayStats | None = None):
         super().__init__(random_pid(), address, time.time())
         self.messages_out = 0
         self._send = send
-        self._close = close
         self._outbox: list[str] = []
         self._queued = 0  # characters waiting in the outbox
         self._flushing = False
@@ -90,7 +90,7 @@ class Connection(Link):
                 if stats is not None:
                     stats.messages_out += len(outgoing)
                     stats.bytes_out += len(frame) if frame.isascii() else len(frame.encode("utf-8", "surrogatepass"))
-                await self._send(frame)
+                await self._send({"type": "websocket.send", "text": frame})
         except Exception:
             self.closed = True  # the socket is gone; the receive loop will see it and clean up
         finally:
@@ -106,5 +106,10 @@ class Connection(Link):
         if self.closed:
             return
         self.closed = True
-        if self._close is not None:
-            self._loop.create_task(self._close(code, reason))
+        self._loop.create_task(self._send_close(code, reason))
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except Exception:
+            pass  # already gone

@@ -25,18 +25,8 @@ class GunSocket:
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403 at the upgrade
             return
         await send({"type": "websocket.accept"})
-        scope["headers"] = ()  # not needed after the upgrade; the server holds the scope for the socket's life
-
-        async def send_text(text: str) -> None:
-            await send({"type": "websocket.send", "text": text})
-
-        async def close(code: int, reason: str) -> None:
-            try:
-                await send({"type": "websocket.close", "code": code, "reason": reason})
-            except Exception:
-                pass  # already gone
-
-        connection = relay.open_connection(send_text, address, close)
+        scope.clear()  # not read after the upgrade, yet the server holds it for the socket's life (about 1 KB)
+        connection = relay.open_connection(send, address)
         try:
             while True:
                 event = await receive()
@@ -54,5 +44,6 @@ class GunSocket:
                     elif code == 1007:  # ... or a text frame that was not UTF-8
                         relay.stats.error("invalid_utf8")
                     break
+                event = text = None  # an idle socket does not keep its last frame (up to the frame limit)
         finally:
             relay.disconnect(connection)

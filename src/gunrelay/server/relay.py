@@ -54,7 +54,7 @@ from ..core.lex import Lex
 from ..core.link import Link
 from ..core.reads import ReadPage, ReadQuery, Row
 from ..storage.base import StorageFailure, Store
-from .connection import Connection, random_pid
+from .connection import AsgiSend, Connection, random_pid
 
 log = logging.getLogger("gunrelay.relay")
 
@@ -121,9 +121,9 @@ class Relay:
 
     # -- connections -------------------------------------------------------------------------
 
-    def open_connection(self, send: Any, address: str, close: Any = None) -> Connection:
-        """A new websocket: its connection, registered and greeted."""
-        connection = Connection(send, address, close, max_queue_bytes=self.max_queue_bytes, stats=self.engine.stats)
+    def open_connection(self, send: AsgiSend, address: str) -> Connection:
+        """A new websocket (``send``: the ASGI server's): its connection, registered and greeted."""
+        connection = Connection(send, address, max_queue_bytes=self.max_queue_bytes, stats=self.engine.stats)
         self.connect(connection)
         return connection
 

@@ -56,3 +56,19 @@ def test_a_number_setting_refuses_text():
     with pytest.raises(InvalidSetting) as refused:
         load_config({}, {"GUNRELAY_PORT": "eighty"})
     assert "GUNRELAY_PORT='eighty' is not a valid int" in str(refused.value)
+
+
+def test_the_typed_settings_name_every_setting_of_the_table_with_its_type():
+    from dataclasses import fields
+
+    from gunrelay.config import Settings
+
+    typed = {f.name: f.type for f in fields(Settings)}
+    assert typed == {s.name: s.type.__name__ for s in SETTINGS}
+
+
+def test_switches_are_real_booleans_written_on_or_off():
+    assert (load_config({}, {}).legacy_nodes, load_config({}, {}).privacy) == (True, False)
+    assert load_config({"legacy_nodes": "OFF"}, {"GUNRELAY_PRIVACY": "On"}) == load_config({}, {}).__class__(
+        **{**load_config({}, {}).__dict__, "legacy_nodes": False, "privacy": True}
+    )

@@ -17,8 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import __version__
+from .config import Settings
 from .admin import api, console, login, observe
-from .admin.audit import Audit
+from .server.audit import Audit
 from .admin.auth import ConsoleAuth
 from .admin.gate import Gate
 from .admin.metrics import Metrics, RelayCollector
@@ -36,7 +37,9 @@ from .server.logbook import LogBook
 from .server.monitor import Monitor
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
-from .server.handshake import ConnectionGuard, descriptor_budget
+from .server.handshake import ConnectionGuard, descriptor_budget, protocols
+from .server.identity import TOKEN_FILE, register_local_relay, token_file_for_port
+from .server.wsprotocol import ForwardedHeaders
 from .core.limits import ConnectionLimits
 from .storage.base import Store
 from .storage.memory import MemoryStore
@@ -45,18 +48,18 @@ from .storage.sqlite import SQLiteStore
 log = logging.getLogger("gunrelay")
 
 
-def make_store(config: Any) -> Store:
+def make_store(config: Settings) -> Store:
     if config.storage == "memory":
         return MemoryStore()
     return SQLiteStore(Path(config.data) / "gunrelay.sqlite3", synchronous=config.sqlite_synchronous)
 
 
-def build_app(config: Any) -> "GunFirst":
+def build_app(config: Settings) -> "GunFirst":
     data_dir = Path(config.data)
     store = make_store(config)
     identity = load_or_create_identity(data_dir)
     token, token_file = admin_token(data_dir, config.admin_token)
-    control = ResetControl(store, identity, system_node=config.system_node, legacy=config.legacy_nodes == "on", instance=config.instance)
+    control = ResetControl(store, identity, system_node=config.system_node, legacy=config.legacy_nodes, instance=config.instance)
     limits = Limits(
         max_frame_bytes=config.max_frame_bytes,
         max_skew_ms=config.max_skew_ms,
@@ -77,7 +80,7 @@ def build_app(config: Any) -> "GunFirst":
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()
     privacy_key = hashlib.sha256(b"gunrelay privacy labels\0" + identity.private_key.private_numbers().private_value.to_bytes(32, "big"))
-    privacy = Privacy(Anonymizer(privacy_key.digest()), enabled=config.privacy == "on")
+    privacy = Privacy(Anonymizer(privacy_key.digest()), enabled=config.privacy)
     logbook = LogBook(privacy)
     logging.getLogger("gunrelay").setLevel(config.log_level.upper())
     monitor = Monitor(relay, store)
@@ -101,10 +104,7 @@ def build_app(config: Any) -> "GunFirst":
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            lock.acquire()
-        except DataFolderBusy as exc:
-            raise SystemExit(str(exc)) from None
+        lock.acquire()  # held already when started by `gunrelay serve`, which reports a busy folder
         logbook.attach("", "uvicorn")
         await store.open()
         await control.start()  # fences are live before the first frame is read
@@ -181,6 +181,7 @@ def build_app(config: Any) -> "GunFirst":
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.relay = relay
+    app.state.data_lock = lock
     app.state.store = store
     app.state.control = control
     app.state.identity = identity
@@ -214,3 +215,55 @@ class GunFirst:
         if scope["type"] == "websocket" and scope["path"] == "/gun":
             return self.gun(scope, receive, send)
         return self.app(scope, receive, send)
+
+
+def local_token_files(data: str | None, local_port: int | None) -> list[Path]:
+    """Where the operator token of a relay may be, in order: its data folder's, the one a relay on
+    this machine's ``local_port`` noted when it started, ./gunrelay-data's."""
+    candidates = []
+    if data:
+        candidates.append(Path(data) / TOKEN_FILE)
+    if local_port is not None:
+        registered = token_file_for_port(local_port)
+        if registered is not None:
+            candidates.append(registered)
+    candidates.append(Path("./gunrelay-data") / TOKEN_FILE)
+    return candidates
+
+
+def note_local_relay(app: Any, port: int) -> None:
+    """Note which token file a relay on this port uses, so that `gunrelay reset --url
+    http://127.0.0.1:PORT` finds the operator token by itself."""
+    if app.state.token_file is None:
+        return
+    try:
+        register_local_relay(port, app.state.token_file)
+    except OSError as exc:
+        log.warning("could not note the token file for local CLIs: %s", exc)
+
+
+def uvicorn_config(app: Any, config: Settings) -> Any:
+    """How uvicorn serves the app: our connection guard and websocket protocol, our limits."""
+    import uvicorn
+
+    http_protocol, ws_protocol = protocols(app.state.connection_guard)
+    settings = uvicorn.Config(
+        app,
+        log_level=config.log_level.lower(),
+        http=http_protocol,
+        ws=ws_protocol,
+        # frames up to max_frame_bytes are ours to refuse with an error reply; past twice that the
+        # websocket layer closes the connection (1009) before buffering more
+        ws_max_size=max(2 * config.max_frame_bytes, 1 << 20),
+        ws_per_message_deflate=False,
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        # uvicorn's proxy headers handling stays, for the addresses it trusts (its default or
+        # FORWARDED_ALLOW_IPS), but without its middleware's frame on every open socket's stack:
+        # ForwardedHeaders is a plain function, so the ASGI version is named rather than guessed
+        proxy_headers=False,
+        interface="asgi3",
+    )
+    settings.app = ForwardedHeaders(app, settings.forwarded_allow_ips)
+    return settings

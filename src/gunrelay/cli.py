@@ -10,49 +10,24 @@ import sys
 from typing import Any
 
 from .config import SETTINGS, InvalidSetting, load_config
+from .core.errors import GunrelayError
 
 
 def _serve_parser(sub: Any) -> None:
     serve = sub.add_parser("serve", help="run the relay")
     for setting in SETTINGS:
-        choices = f"one of {', '.join(setting.choices)}; " if setting.choices else ""
-        serve.add_argument(setting.option, dest=setting.name, type=setting.type, default=None,
-                           help=f"{setting.help} ({choices}env {setting.env}, default {setting.default!r})")
-
-
-def uvicorn_config(app: Any, config: Any) -> Any:
-    import uvicorn
-
-    from .server.handshake import protocols
-    from .server.wsprotocol import ForwardedHeaders
-
-    http_protocol, ws_protocol = protocols(app.state.connection_guard)
-    settings = uvicorn.Config(
-        app,
-        log_level=config.log_level.lower(),
-        http=http_protocol,
-        ws=ws_protocol,
-        # frames up to max_frame_bytes are ours to refuse with an error reply; past twice that the
-        # websocket layer closes the connection (1009) before buffering more
-        ws_max_size=max(2 * config.max_frame_bytes, 1 << 20),
-        ws_per_message_deflate=False,
-        lifespan="on",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        # uvicorn's proxy headers handling stays, for the addresses it trusts (its default or
-        # FORWARDED_ALLOW_IPS), but without its middleware's frame on every open socket's stack:
-        # ForwardedHeaders is a plain function, so the ASGI version is named rather than guessed
-        proxy_headers=False,
-        interface="asgi3",
-    )
-    settings.app = ForwardedHeaders(app, settings.forwarded_allow_ips)
-    return settings
+        choices = setting.choices or (("on", "off") if setting.type is bool else ())
+        told = f"one of {', '.join(choices)}; " if choices else ""
+        default = ("on" if setting.default else "off") if setting.type is bool else repr(setting.default)
+        # read as text: load_config checks and converts it (a switch is on/off, not Python's bool())
+        serve.add_argument(setting.option, dest=setting.name, type=str if setting.type is bool else setting.type, default=None,
+                           help=f"{setting.help} ({told}env {setting.env}, default {default})")
 
 
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .app import build_app
+    from .app import build_app, note_local_relay, uvicorn_config
 
     try:
         config = load_config(vars(args))
@@ -71,13 +46,8 @@ def serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"cannot listen on {config.host}:{config.port}: {exc}") from None
     sock.listen(2048)  # before "listening on" is printed: a connect from then on waits in the backlog, never refused
     host, port = sock.getsockname()[:2]
-    if app.state.token_file is not None:  # so that `gunrelay reset --url http://127.0.0.1:PORT` finds it
-        from .server.identity import register_local_relay
-
-        try:
-            register_local_relay(port, app.state.token_file)
-        except OSError as exc:
-            logging.getLogger("gunrelay").warning("could not note the token file for local CLIs: %s", exc)
+    app.state.data_lock.acquire()  # one process per data folder: refused here with a clear message
+    note_local_relay(app, port)
     server = uvicorn.Server(uvicorn_config(app, config))
     shown = f"[{host}]" if ":" in host else host
     print(f"gunrelay listening on http://{shown}:{port} (GUN websocket at ws://{shown}:{port}/gun, "
@@ -155,9 +125,12 @@ def main(argv: list[str] | None = None) -> None:
     _serve_parser(sub)
     _reset_parsers(sub)
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        serve(args)
-        return
-    from .admin.client import run_operator_command
+    try:
+        if args.command == "serve":
+            serve(args)
+            return
+        from .remote import run_operator_command
 
-    run_operator_command(args)
+        run_operator_command(args)
+    except GunrelayError as exc:  # the one place that exits: every error below says what went wrong
+        raise SystemExit(str(exc)) from None

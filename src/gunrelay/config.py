@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from .core.errors import RemoteError
 
-class InvalidSetting(ValueError):
+
+class InvalidSetting(RemoteError):
     """A setting's value cannot be used; the text names the setting and what it accepts."""
 
 
@@ -49,7 +51,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", str, "info", "logging level: debug, info, warning, error", ("debug", "info", "warning", "error")),
     Setting("admin_token", str, "", "the operator's API token (default: generated on first start into DATA/admin-token)"),
     Setting("system_node", str, "_whisperz_system", "legacy system node where reset/config are published for existing apps"),
-    Setting("legacy_nodes", str, "on", "publish the legacy system node on resets: on or off", ("on", "off")),
+    Setting("legacy_nodes", bool, True, "publish the legacy system node on resets: on or off"),
     Setting("instance", str, "default", "instance name published in the legacy config node"),
     Setting("max_subscriptions", int, 50_000, "souls and keys one connection may follow (each counts one); a get for more is refused with an error"),
     Setting("clock_settle_s", float, 600.0, "after a jump of the wall clock, resets, rotations and TTL purges wait this long"),
@@ -65,15 +67,58 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("session_ttl_s", float, 8 * 3600.0, "seconds a console login lasts"),
     Setting("login_max_failures", int, 5, "failed logins (per address, and per user) within 5 minutes before a lockout"),
     Setting("login_lockout_s", float, 900.0, "seconds a lockout lasts"),
-    Setting("privacy", str, "off", "privacy mode at start: on anonymises addresses in the console, the API and the logs", ("on", "off")),
+    Setting("privacy", bool, False, "privacy mode at start: on anonymises addresses in the console, the API and the logs"),
 )
 
 
-Config = make_dataclass("Config", [(s.name, s.type, s.default) for s in SETTINGS], frozen=True)
-Config.__doc__ = "The relay's settings; build one with ``load_config``."
+@dataclass(frozen=True)
+class Settings:
+    """The relay's settings, typed; build one with ``load_config`` (the table above gives every
+    default, ``tests/test_config.py`` checks that the two name the same settings and types)."""
+
+    host: str
+    port: int
+    data: str
+    storage: str
+    sqlite_synchronous: str
+    max_frame_bytes: int
+    max_send_queue_bytes: int
+    max_skew_ms: int
+    keepalive_s: float
+    gun_dir: str
+    log_level: str
+    admin_token: str
+    system_node: str
+    legacy_nodes: bool
+    instance: str
+    max_subscriptions: int
+    clock_settle_s: float
+    ttl_sweep_s: float
+    max_connections: int
+    max_connections_per_address: int
+    handshake_timeout_s: float
+    max_messages_per_s: float
+    message_burst: float
+    max_fields_per_s: float
+    field_burst: float
+    admin_allow: str
+    session_ttl_s: float
+    login_max_failures: int
+    login_lockout_s: float
+    privacy: bool
+
+
+SWITCH = {"on": True, "off": False}  # how a bool setting is written, on the command line and in the environment
 
 
 def _checked(setting: Setting, raw: Any, source: str) -> Any:
+    if setting.type is bool:
+        if type(raw) is bool:
+            return raw
+        switch = SWITCH.get(str(raw).strip().lower())
+        if switch is None:
+            raise InvalidSetting(f"{source}={raw!r} is not one of: on, off")
+        return switch
     try:
         value = setting.type(raw)
     except (TypeError, ValueError):
@@ -86,7 +131,7 @@ def _checked(setting: Setting, raw: Any, source: str) -> Any:
     return value
 
 
-def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Any:
+def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the command line, then the environment, then the defaults (``overrides`` win).
     Raises ``InvalidSetting`` for a value that cannot be used."""
     env = os.environ if env is None else env
@@ -99,4 +144,4 @@ def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None
             values[setting.name] = _checked(setting, env[setting.env], setting.env)
         else:
             values[setting.name] = setting.default
-    return Config(**values)
+    return Settings(**values)

@@ -9,7 +9,7 @@ import uvicorn
 from fakes import TOKEN
 
 from gunrelay.app import build_app
-from gunrelay.cli import uvicorn_config
+from gunrelay.app import uvicorn_config
 from gunrelay.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -40,13 +40,13 @@ from starlette.requests import Request
 from starlette.routing import Route
 from websockets.sync.client import connect
 
-from gunrelay.admin.audit import detail_text
+from gunrelay.server.audit import detail_text
 from gunrelay.admin.auth import STATE_CHANGING
 from gunrelay.admin import openapi
 from gunrelay.admin.gate import MAX_BODY, BadRequest, json_body
 from gunrelay.admin.openapi import SPEC
 from gunrelay.app import build_app
-from gunrelay.cli import uvicorn_config
+from gunrelay.app import uvicorn_config
 from gunrelay.config import load_config
 from gunrelay.core.duration import parse_duration
 from gunrelay.server.snapshots import LABEL

@@ -12,7 +12,8 @@ from gunrelay.core import sea
 from gunrelay.core.fence import FenceRule
 from gunrelay.core.graph import Field
 from gunrelay.core.reset import ResetRecord
-from gunrelay.server.control import ResetControl, ResetError
+from gunrelay.core.errors import OperatorError
+from gunrelay.server.control import ResetControl
 from gunrelay.server.identity import Identity
 from gunrelay.server.relay import Relay
 from gunrelay.storage.base import ReadQuery
@@ -191,7 +192,7 @@ async def test_epochs_count_per_scope_and_acknowledgements_are_kept(world):
 
 async def test_bad_scopes_are_refused(world):
     for scope in ("", "room/", world.identity.space, "_whisperz_system/config"):
-        with pytest.raises(ResetError):
+        with pytest.raises(OperatorError):
             await world.control.issue(scope)
     assert world.control.history() == []
 
@@ -242,7 +243,7 @@ async def test_rotation_makes_the_old_scope_read_only_then_purges_it(world):
     assert await world.node("room/v1") == {} and await world.node("room/v1/msgs") == {}
     writer.send({"#": "g2", "get": {"#": "room/v1"}})
     assert "put" not in await reply_to(writer, "g2")
-    with pytest.raises(ResetError):
+    with pytest.raises(OperatorError):
         await world.control.rotate("room/v2", "room/v2/next", grace_s=1)
 
 

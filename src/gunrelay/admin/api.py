@@ -15,7 +15,8 @@ from starlette.routing import Route
 from ..core.bans import Ban
 from ..core.privacy import Privacy
 from ..server.access import Access
-from ..server.control import ResetControl, ResetError
+from ..core.errors import OperatorError
+from ..server.control import ResetControl
 from ..server.expiry import Expiry
 from ..server.relay import Relay
 from ..server.snapshots import LABEL, Snapshots
@@ -76,7 +77,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         seconds = required_duration(await json_body(request), "duration", "10m")
         try:
             status = control.describe(reset_id)
-        except ResetError as exc:
+        except OperatorError as exc:
             return error(404, str(exc))
         addresses = [p["address"] for p in status["connected_not_acknowledged"]]
         bans = await access.ban(addresses, seconds, f"reset {reset_id}: not acknowledged")
@@ -88,7 +89,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
     async def show_reset(request: Request) -> JSONResponse:
         try:
             return JSONResponse(ops.shown_addresses(control.describe(request.path_params["reset_id"])))
-        except ResetError as exc:
+        except OperatorError as exc:
             return error(404, str(exc))
 
     async def list_bans(request: Request) -> JSONResponse:

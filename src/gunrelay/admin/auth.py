@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
+from ..core.errors import OperatorError, RemoteError
 from ..core.lockout import LoginThrottle
 
 COOKIE = "gunrelay_session"
@@ -45,7 +46,7 @@ class Caller:
     session: Session | None = None
 
 
-class Refused(Exception):
+class Refused(RemoteError):
     """The request may not go on: ``status`` (401 log in, 403 you may not, 429 wait) and why."""
 
     def __init__(self, status: int, reason: str, text: str, retry_after_s: float | None = None):
@@ -71,7 +72,7 @@ def parse_allowlist(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Ne
             try:
                 networks.append(ipaddress.ip_network(item, strict=False))
             except ValueError:
-                raise SystemExit(f"--admin-allow: {item!r} is not an address or network") from None
+                raise OperatorError(f"--admin-allow: {item!r} is not an address or network") from None
     return tuple(networks)
 
 

@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.duration import parse_duration
-from ..server.control import ResetError
-from .audit import Audit
+from ..core.errors import OperatorError, RemoteError
+from ..server.audit import Audit
 from .auth import STATE_CHANGING, Caller, ConsoleAuth, Refused
 
 MAX_BODY = 64 * 1024
@@ -23,7 +23,7 @@ MAX_BODY = 64 * 1024
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class BadRequest(ValueError):
+class BadRequest(RemoteError):
     """The request cannot be carried out as given (400); nothing was changed. ``reason`` labels it
     in ``gunrelay_admin_refused_total``."""
 
@@ -128,7 +128,7 @@ class Gate:
     async def _run(self, handler: Handler, request: Request) -> Response:
         try:
             return await handler(request)
-        except (BadRequest, ResetError) as exc:
+        except (BadRequest, OperatorError) as exc:
             counters = self.auth.counters
             counters.count(counters.refused, exc.reason if isinstance(exc, BadRequest) else "bad_request")
             return error(400, str(exc))

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..core.privacy import Privacy
-from .audit import Audit
+from ..server.audit import Audit
 from .auth import ConsoleAuth, Refused, Session
 from .gate import BadRequest, Gate, caller, client_address, error, json_body, text
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from ..server.logbook import LEVELS, LogBook
 from ..server.monitor import Monitor
 from .api import Operations
-from .audit import Audit
+from ..server.audit import Audit
 from .gate import BadRequest, Gate
 
 

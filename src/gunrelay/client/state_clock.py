@@ -1,5 +1,5 @@
 """GUN's state clock (``Gun.state()``, src/state.js in npm gun 0.2020.1241): the state every
-field a peer writes carries. (Not ``core.clock``, which watches the wall clock for jumps.)
+field a peer writes carries. (Not ``core.clockwatch``, which watches the wall clock for jumps.)
 
 A state is milliseconds since the epoch. Two calls within the same millisecond must still give
 increasing states, so GunJS returns ``t + n/999`` for the n-th repeat; the fraction restarts at 0

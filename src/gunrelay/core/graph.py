@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Union
 
+from .errors import RemoteError
+
 Value = Union[None, str, bool, int, float, dict[str, str]]
 State = Union[int, float]
 
@@ -27,7 +29,7 @@ class Field:
     state: State
 
 
-class InvalidGraph(ValueError):
+class InvalidGraph(RemoteError):
     """A put graph GunJS would refuse; the message explains which node or key and why."""
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import RemoteError
 from .jsjson import utf16_key
 
 NON_STRING_COST = 9
 
 
-class InvalidLex(ValueError):
+class InvalidLex(RemoteError):
     pass
 
 

@@ -20,16 +20,17 @@ from typing import Any, Union
 import orjson
 
 from . import lex as lexmod
+from .errors import RemoteError
 from .jsjson import stringify
 
 Fragment = orjson.Fragment
 
 
-class FrameError(ValueError):
+class FrameError(RemoteError):
     """The frame is not a JSON object or array of objects."""
 
 
-class MessageError(ValueError):
+class MessageError(RemoteError):
     """A message GunJS would not understand; ``reply_to`` is its id when it had one."""
 
     def __init__(self, text: str, reply_to: Any = None):

@@ -33,6 +33,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from ..core import sea
+from ..core.errors import OperatorError
 from ..core.fence import ALL, Fence, FenceRule, FenceView, Protected, in_prefix, ttl_rule
 from ..core.graph import Field
 from ..core.link import Link
@@ -45,10 +46,6 @@ log = logging.getLogger("gunrelay.reset")
 
 PURGE_BATCH = 20_000
 CLOSURE_LIMIT = 1_000_000
-
-
-class ResetError(ValueError):
-    """An operator request that cannot be carried out; nothing was changed."""
 
 
 class ResetControl:
@@ -129,9 +126,9 @@ class ResetControl:
 
     def check_scope(self, scope: str) -> None:
         if not isinstance(scope, str) or not scope:
-            raise ResetError("scope must be '*' or a soul prefix")
+            raise OperatorError("scope must be '*' or a soul prefix")
         if scope != ALL and (scope.endswith("/") or self.protected.contains(scope)):
-            raise ResetError(f"scope {scope!r} is not a soul prefix the relay may reset")
+            raise OperatorError(f"scope {scope!r} is not a soul prefix the relay may reset")
 
     def _next_epoch(self, scope: str) -> int:
         return 1 + max((h.record.epoch for h in self.resets.values() if h.record.scope == scope), default=0)
@@ -152,11 +149,11 @@ class ResetControl:
         return self.relay.clock_hold(look_first)
 
     def check_clock(self) -> None:
-        """Refuse an action whose watermark is "now" while the wall clock has just jumped (``core.clock``);
+        """Refuse an action whose watermark is "now" while the wall clock has just jumped (``core.clockwatch``);
         looks at the clocks first, so a step since the monitor's last round counts too."""
         why = self.clock_hold()
         if why is not None:
-            raise ResetError(why)
+            raise OperatorError(why)
 
     async def issue(
         self, scope: str = ALL, reason: str = "", message: str = "", keep: tuple[str, ...] = (), dry_run: bool = False
@@ -206,9 +203,9 @@ class ResetControl:
         self.check_scope(to)
         self.check_clock()
         if scope == ALL or to == ALL:
-            raise ResetError("rotation works on soul prefixes, not '*'")
+            raise OperatorError("rotation works on soul prefixes, not '*'")
         if in_prefix(to, scope) or in_prefix(scope, to):
-            raise ResetError(f"the new scope {to!r} must lie outside the old one {scope!r} (and not contain it)")
+            raise OperatorError(f"the new scope {to!r} must lie outside the old one {scope!r} (and not contain it)")
         async with self._lock:
             souls = await self.store.reachable_souls(scope, self.protected, CLOSURE_LIMIT)
             record = self.new_record(
@@ -328,7 +325,7 @@ class ResetControl:
     def describe(self, reset_id: str) -> dict[str, Any]:
         held = self.resets.get(reset_id)
         if held is None:
-            raise ResetError(f"no reset {reset_id!r}")
+            raise OperatorError(f"no reset {reset_id!r}")
         acks = self.acks.get(reset_id, {})
         pending = [
             {"peer_id": p.id, "address": p.address, "pid": p.pid}

@@ -6,11 +6,13 @@ import fcntl
 import os
 from pathlib import Path
 
+from ..core.errors import LocalError
+
 LOCK_FILE = "relay.lock"
 
 
-class DataFolderBusy(RuntimeError):
-    pass
+class DataFolderBusy(LocalError):
+    """Another process holds the data folder."""
 
 
 class DataLock:
@@ -19,6 +21,8 @@ class DataLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        if self._fd is not None:
+            return  # held already (the command line takes it before the app starts)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:

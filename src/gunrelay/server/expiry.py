@@ -8,7 +8,8 @@ import logging
 
 from ..core.fence import ALL, ttl_rule
 from ..storage.base import Store
-from .control import PURGE_BATCH, ResetControl, ResetError
+from ..core.errors import OperatorError
+from .control import PURGE_BATCH, ResetControl
 
 log = logging.getLogger("gunrelay.ttl")
 
@@ -35,9 +36,9 @@ class Expiry:
 
     async def set(self, prefix: str, ttl_s: float) -> None:
         if not isinstance(prefix, str) or not prefix or prefix == ALL or prefix.endswith("/"):
-            raise ResetError("a TTL needs a soul prefix (not '*')")
+            raise OperatorError("a TTL needs a soul prefix (not '*')")
         if self.control.protected.contains(prefix):
-            raise ResetError(f"{prefix!r} is the relay's system space")
+            raise OperatorError(f"{prefix!r} is the relay's system space")
         ttl_ms = ttl_s * 1000
         await self.store.save_ttl(prefix, ttl_ms)
         self.rules[prefix] = ttl_ms
@@ -53,7 +54,7 @@ class Expiry:
 
     async def sweep(self) -> int:
         """Delete every expired field now; the count deleted (none while the wall clock has just
-        jumped: expired fields are then hidden by the fence, not deleted, see ``core.clock``)."""
+        jumped: expired fields are then hidden by the fence, not deleted, see ``core.clockwatch``)."""
         why = self.control.clock_hold(look_first=False)  # the monitor looks every few seconds
         if why is not None:
             log.warning("TTL sweep held: %s", why)

@@ -18,10 +18,15 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ..core.errors import LocalError
 from ..core.sea import pub_of
 
 IDENTITY_FILE = "identity.json"
 TOKEN_FILE = "admin-token"
+
+
+class DamagedIdentity(LocalError):
+    """The relay's identity file does not hold a matching key pair."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ def load_or_create_identity(data_dir: Path) -> Identity:
         os.chmod(path, 0o600)
     key = ec.derive_private_key(_d(pair["priv"]), ec.SECP256R1())
     if pub_of(key) != pair["pub"]:
-        raise SystemExit(f"{path}: priv does not match pub; the identity file is damaged")
+        raise DamagedIdentity(f"{path}: priv does not match pub; the identity file is damaged")
     return Identity(pub=pair["pub"], epub=pair["epub"], private_key=key)
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ..core import reads, wire
-from ..core.clock import ClockWatch
+from ..core.clockwatch import ClockWatch
 from ..core.engine import (
     Close,
     Defer,
@@ -64,7 +64,7 @@ def wall_clock_ms() -> float:
 
 
 # Seconds that only go forward and count a suspend (CLOCK_BOOTTIME, Linux), so that a VM or laptop
-# waking up is not taken for a step of the wall clock (core.clock); elsewhere the monotonic clock.
+# waking up is not taken for a step of the wall clock (core.clockwatch); elsewhere the monotonic clock.
 steady_s: Callable[[], float] = (
     functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
 )

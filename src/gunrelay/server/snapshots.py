@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..storage.base import Store
-from .control import ResetControl, ResetError, record_json
+from ..core.errors import OperatorError
+from .control import ResetControl, record_json
 
 NAME = re.compile(r"^[0-9]{8}T[0-9]{6}Z(?:-[A-Za-z0-9_.-]{1,48})?$")
 LABEL = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
@@ -58,12 +59,12 @@ class Snapshots:
 
     def _path(self, name: str) -> Path:
         if not isinstance(name, str) or not NAME.fullmatch(name):
-            raise ResetError(f"not a snapshot name: {name!r}")
+            raise OperatorError(f"not a snapshot name: {name!r}")
         return self.folder / (name + SUFFIX)
 
     async def create(self, label: str = "") -> SnapshotInfo:
         if label and not LABEL.fullmatch(label):
-            raise ResetError("a snapshot label is 1-48 letters, digits, '.', '_' or '-'")
+            raise OperatorError("a snapshot label is 1-48 letters, digits, '.', '_' or '-'")
         created = time.time()
         name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created)) + (f"-{label}" if label else "")
         path = self._path(name)

@@ -41,6 +41,7 @@ from pathlib import Path
 import orjson
 
 from ..core import ham
+from ..core.errors import LocalError
 from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State, Value, well_formed
 from ..core.jsjson import stringify
@@ -116,7 +117,7 @@ def reachable_from(
     return frozenset(found)
 
 
-class StorageFailure(Exception):
+class StorageFailure(LocalError):
     """The store could not make a write durable (disk full, read-only, I/O error); its text says
     which, in words a peer or an operator can act on."""
 

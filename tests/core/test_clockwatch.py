@@ -1,6 +1,6 @@
 """ClockWatch: a stepped wall clock is noticed against the monotonic one, and holds what it must."""
 
-from gunrelay.core.clock import ClockWatch
+from gunrelay.core.clockwatch import ClockWatch
 
 T0 = 1_800_000_000_000.0
 

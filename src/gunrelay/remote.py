@@ -22,9 +22,14 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from ..server.identity import TOKEN_FILE, token_file_for_port
+from .app import local_token_files
+from .core.errors import LocalError, OperatorError
 
 DEFAULT_URL = "http://127.0.0.1:8765"
+
+
+class RelayUnreachable(LocalError):
+    """The relay named by --url does not answer."""
 
 
 class Session:
@@ -35,13 +40,13 @@ class Session:
         try:
             response = await self.client.request(method, path, json=body)
         except httpx.HTTPError as exc:
-            raise SystemExit(f"cannot reach the relay: {exc}") from None
+            raise RelayUnreachable(f"cannot reach the relay: {exc}") from None
         if response.status_code >= 400:
             try:
                 detail = response.json()["error"]
             except (ValueError, KeyError, TypeError):
                 detail = response.text
-            raise SystemExit(f"relay refused ({response.status_code}): {detail}")
+            raise OperatorError(f"relay refused ({response.status_code}): {detail}")
         return response.json()
 
 
@@ -51,22 +56,16 @@ def _token(args: argparse.Namespace) -> str:
     token = args.token or os.environ.get("GUNRELAY_ADMIN_TOKEN")
     if token:
         return str(token)
-    candidates = []
-    if args.data or os.environ.get("GUNRELAY_DATA"):
-        candidates.append(Path(args.data or os.environ["GUNRELAY_DATA"]) / TOKEN_FILE)
     url = urllib.parse.urlsplit(args.url or DEFAULT_URL)
-    if url.hostname in ("127.0.0.1", "localhost", "::1"):
-        registered = token_file_for_port(url.port or 80)
-        if registered is not None:
-            candidates.append(registered)
-    candidates.append(Path("./gunrelay-data") / TOKEN_FILE)
+    local_port = (url.port or 80) if url.hostname in ("127.0.0.1", "localhost", "::1") else None
+    candidates = local_token_files(args.data or os.environ.get("GUNRELAY_DATA"), local_port)
     for path in candidates:
         try:
             return path.read_text().strip()
         except OSError:
             continue
     tried = ", ".join(str(p) for p in candidates)
-    raise SystemExit(f"no operator token: pass --token, set GUNRELAY_ADMIN_TOKEN, or --data DIR (tried {tried})")
+    raise OperatorError(f"no operator token: pass --token, set GUNRELAY_ADMIN_TOKEN, or --data DIR (tried {tried})")
 
 
 @asynccontextmanager
@@ -77,8 +76,8 @@ async def session(args: argparse.Namespace) -> AsyncIterator[Session]:
             yield Session(client)
         return
     # offline: the relay's own application, in this process, on the stopped relay's data folder
-    from ..app import build_app
-    from ..config import load_config
+    from .app import build_app
+    from .config import load_config
 
     app = build_app(load_config({"data": args.data, "log_level": "warning"}))
     headers = {"Authorization": f"Bearer {app.state.token}"}  # type: ignore[attr-defined]
@@ -147,7 +146,7 @@ async def resets(s: Session, args: argparse.Namespace) -> None:
 
 async def ban(s: Session, args: argparse.Namespace) -> None:
     if bool(args.address) == bool(args.connected):
-        raise SystemExit("give an address or --connected (not both)")
+        raise OperatorError("give an address or --connected (not both)")
     body: dict[str, Any] = {"duration": args.duration, "reason": args.reason}
     body.update({"connected": True} if args.connected else {"address": args.address})
     _show(await s.call("POST", "/-/api/bans", body))
@@ -171,11 +170,11 @@ async def ttl(s: Session, args: argparse.Namespace) -> None:
         _show(await s.call("GET", "/-/api/ttl"))
     elif args.action == "set":
         if not (args.prefix and args.duration):
-            raise SystemExit("usage: gunrelay ttl set PREFIX DURATION")
+            raise OperatorError("usage: gunrelay ttl set PREFIX DURATION")
         _show(await s.call("POST", "/-/api/ttl", {"prefix": args.prefix, "ttl": args.duration}))
     else:
         if not args.prefix:
-            raise SystemExit("usage: gunrelay ttl rm PREFIX")
+            raise OperatorError("usage: gunrelay ttl rm PREFIX")
         _show(await s.call("DELETE", "/-/api/ttl?prefix=" + urllib.parse.quote(args.prefix, safe="")))
 
 
@@ -185,7 +184,7 @@ async def snapshot(s: Session, args: argparse.Namespace) -> None:
     elif args.action == "create":
         _show(await s.call("POST", "/-/api/snapshots", {"label": args.label}))
     elif not args.name:
-        raise SystemExit(f"usage: gunrelay snapshot {args.action} NAME")
+        raise OperatorError(f"usage: gunrelay snapshot {args.action} NAME")
     elif args.action == "delete":
         _show(await s.call("DELETE", f"/-/api/snapshots/{args.name}"))
     else:

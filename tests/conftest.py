@@ -1,6 +1,65 @@
-"""Suite-wide: relays started by tests note their token files in a private folder, not the user's."""
+"""Suite-wide: relays started by tests note their token files in a private folder, not the user's;
+the live relay fixture (``live_relay``) for tests of the server, the console and the command line."""
 
+import asyncio
 import os
+import socket
 import tempfile
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fakes import TOKEN
+
+from gunrelay.app import build_app, uvicorn_config
+from gunrelay.config import load_config
 
 os.environ.setdefault("GUNRELAY_STATE_DIR", tempfile.mkdtemp(prefix="gunrelay-state-"))
+
+
+# -- an in-process relay on a free loopback port, served by uvicorn exactly as ``gunrelay serve`` does
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class LiveRelay:
+    def __init__(self, app, port: int, server: uvicorn.Server, task: asyncio.Task):
+        self.app = app
+        self.task = task
+        self.port = port
+        self.server = server
+        self.http = f"http://127.0.0.1:{port}"
+        self.ws = f"ws://127.0.0.1:{port}/gun"
+
+
+@pytest.fixture
+def relay_settings() -> dict:
+    """Settings a test module wants on top of the live relay's defaults (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+async def live_relay(tmp_path, relay_settings):
+    config = load_config(
+        {
+            "data": str(tmp_path / "data"),
+            "max_frame_bytes": 64 * 1024,
+            "gun_dir": str(ROOT / "node_modules" / "gun"),
+            "admin_token": TOKEN,
+            **relay_settings,
+        },
+        env={},
+    )
+    app = build_app(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn_config(app, config))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    assert server.started, "relay did not start"
+    yield LiveRelay(app, sock.getsockname()[1], server, task)
+    server.should_exit = True
+    await asyncio.wait_for(task, 15)

@@ -147,13 +147,6 @@ class Send:
 
 
 @dataclass(slots=True)
-class Close:
-    link: Link
-    code: int
-    reason: str
-
-
-@dataclass(slots=True)
 class Read:
     """Read one page of ``job.query``; report with ``page_read``."""
 
@@ -210,7 +203,7 @@ class Failed:
     error: BaseException
 
 
-Effect = Send | Close | Read | ReadWhenRoom | Merge | Defer | LookUp | Fenced | Failed
+Effect = Send | Read | ReadWhenRoom | Merge | Defer | LookUp | Fenced | Failed
 
 
 def _by_soul(fields: list[Field]) -> dict[str, list[Field]]:

@@ -32,7 +32,6 @@ from typing import Any, cast
 from ..core import reads, wire
 from ..core.clockwatch import ClockWatch
 from ..core.engine import (
-    Close,
     Defer,
     Failed,
     Fenced,
@@ -203,8 +202,6 @@ class Relay:
                     self._defer(effect)
                 elif type(effect) is LookUp:
                     self._look_up(effect)
-                elif type(effect) is Close:
-                    cast(Connection, effect.link).close(effect.code, effect.reason)
                 elif type(effect) is Fenced:
                     link = effect.link
                     log.info(

@@ -229,7 +229,7 @@ class RelayEngine:
         pid: str,
         new_id: Callable[[], str],
         limits: Limits | None = None,
-        acknowledge: Callable[[Link, Any], str | None] = _no_acks,
+        acknowledge: Callable[[Link, Any], str | None] | None = None,
         now: Now = Now(0.0, 0.0),
         stats: RelayStats | None = None,
     ):
@@ -237,7 +237,8 @@ class RelayEngine:
         self.pid = pid
         self.new_id = new_id
         self.limits = limits or Limits()
-        self.acknowledge = acknowledge  # reset_id -> why it is refused, or None (the reset control's)
+        # (link, reset_id) -> why the acknowledgement is refused, or None: the reset control's (none: no resets known)
+        self.acknowledge = acknowledge if acknowledge is not None else _no_acks
         self.stats = stats or RelayStats()
         self.dup: DupCache[Link] = DupCache(ttl=9.0, now=now.steady_s)
         self.subscriptions: Subscriptions[Link] = Subscriptions()

@@ -69,17 +69,13 @@ steady_s: Callable[[], float] = (
 )
 
 
-def _refuse_unknown(link: Link, reset_id: Any) -> str | None:
-    return "Unknown reset."
-
-
 class Relay:
     def __init__(
         self,
         store: Store,
         *,
         fence: FenceView | None = None,
-        acknowledge: Callable[[Link, Any], str | None] = _refuse_unknown,
+        acknowledge: Callable[[Link, Any], str | None] | None = None,  # the reset control's; None: no resets
         limits: Limits | None = None,
         max_queue_bytes: int = 32 << 20,
         clock_ms: Callable[[], float] = wall_clock_ms,

@@ -105,7 +105,7 @@ def admit(
     later = admission.later
     protected = fence.protected if refuse_protected else Protected()
     wanted: list[Lookup] = []
-    note = _note(wanted)
+    note: Callable[[str, str], bool] | None = None  # made for the first field in user space (certificates live there)
     for item in through_fence(fields, fence, now, admission):
         if protected.contains(item.soul):
             refused.append((SYSTEM_SPACE, f"Refused: {item.soul!r} is the relay's system space; only the relay writes there."))
@@ -119,6 +119,8 @@ def admit(
             ))
             continue
         asked = len(wanted)
+        if note is None and "~" in item.soul:
+            note = _note(wanted)
         problem = sea.check_field(item.soul, item.key, item.value, item.state, now, note)
         if problem is not None:
             refused.append((SEA, problem))

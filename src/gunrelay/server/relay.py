@@ -183,11 +183,12 @@ class Relay:
 
     def _carry_out(self) -> None:
         engine = self.engine
+        enqueue = Connection.enqueue
         effects = engine.take()
         while effects:
             for effect in effects:
-                if type(effect) is Send:  # by far the most frequent
-                    cast(Connection, effect.link).enqueue(effect.text)
+                if type(effect) is Send:  # by far the most frequent; every link here is a Connection
+                    enqueue(effect.link, effect.text)  # type: ignore[arg-type]
                 elif type(effect) is Merge:
                     self._merge(effect)
                 elif type(effect) is Read:

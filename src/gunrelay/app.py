@@ -28,7 +28,7 @@ from .core.lockout import LoginThrottle
 from .core.privacy import Anonymizer, Privacy
 from .server.access import Access
 from .server.control import ResetControl
-from .server.datalock import DataFolderBusy, DataLock
+from .server.datalock import DataLock
 from .server.expiry import Expiry
 from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity

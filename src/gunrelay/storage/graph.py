@@ -45,7 +45,7 @@ from ..core.errors import LocalError
 from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State, Value, well_formed
 from ..core.jsjson import stringify
-from ..core.lex import Lex, cost
+from ..core.lex import cost
 from ..core.reads import ReadPage, ReadQuery, Row
 from ..core.wire import loads, relation_targets
 

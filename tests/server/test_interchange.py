@@ -257,3 +257,31 @@ async def test_a_rotation_in_its_grace_period_carries_its_readable_data_over(tmp
         assert empty.control.instance == "room/v2"
     finally:
         await side.stop()
+
+
+async def test_a_restore_and_the_resets_it_undid_come_over_as_they_were(tmp_path, empty):
+    (tmp_path / "res").mkdir()
+    side = await Side(tmp_path / "res").start()
+    try:
+        before = time.time() * 1000 - 1
+        old = before - 60_000
+        await side.store.merge([Field("notes", "a", "kept", old)])
+        undone = await side.control.issue("gone", reason="mistake")
+        await side.settle()
+
+        async def nothing():
+            return None
+
+        record, _, ids = await side.control.restore(before, nothing, reason="undo")
+        await side.settle()
+        assert ids == [undone["record"]["reset_id"]]
+        await side.store.merge([Field("gone/x", "v", "old again", old)])  # the undone reset fences it no more
+        text = await side.export_text()
+        report = await empty.load(text)
+        assert (report.resets_installed, report.fenced, report.as_json()["refused"]) == (2, 0, 0)
+        assert rows(empty.folder) == rows(side.folder)
+        assert await empty.store.load_resets() == await side.store.load_resets()
+        assert empty.control.fence.rule(undone["record"]["reset_id"]) is None
+        assert empty.control.fence.rule(record.reset_id) is not None
+    finally:
+        await side.stop()

@@ -37,6 +37,7 @@ from .server.logbook import LogBook
 from .server.monitor import Monitor
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
+from .server.interchange import Interchange
 from .server.handshake import ConnectionGuard, descriptor_budget, protocols
 from .server.identity import TOKEN_FILE, register_local_relay, token_file_for_port
 from .server.wsprotocol import ForwardedHeaders
@@ -190,6 +191,7 @@ def build_app(config: Settings) -> "GunFirst":
     app.state.access = access
     app.state.expiry = expiry
     app.state.snapshots = snapshots
+    app.state.interchange = Interchange(store, control, expiry, identity.pub, max_skew_ms=config.max_skew_ms, clock_ms=relay.clock_ms)
     app.state.connection_guard = ConnectionGuard(
         ConnectionLimits(descriptor_budget(config.max_connections), config.max_connections_per_address),
         relay.stats.refuse,

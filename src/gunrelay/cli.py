@@ -119,11 +119,24 @@ def _reset_parsers(sub: Any) -> None:
     resets.add_argument("reset_id", nargs="?", help="show this reset in detail")
 
 
+def _interchange_parsers(sub: Any) -> None:
+    export = sub.add_parser("export", help="write a STOPPED relay's whole store as JSON lines (docs/interchange.md)")
+    export.add_argument("--data", default=None, help="the STOPPED relay's data folder (default $GUNRELAY_DATA, else ./gunrelay-data)")
+    export.add_argument("--out", default=None, metavar="FILE", help="write here (complete or not at all) instead of stdout")
+    load = sub.add_parser("import", help="load an export into a STOPPED relay's data folder")
+    formats = load.add_subparsers(dest="format", required=True)
+    jsonl = formats.add_parser("jsonl", help="a gunrelay-jsonl file: resets and fences first, then every field by HAM")
+    jsonl.add_argument("--data", required=True, help="the STOPPED relay's data folder to load into (created if missing)")
+    jsonl.add_argument("file", metavar="FILE", help="the export ('-': stdin)")
+    jsonl.add_argument("--dry-run", action="store_true", help="count what would be imported, kept out or refused; write nothing")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gunrelay", description="A GUN relay with durable storage and resets that stick.")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _reset_parsers(sub)
+    _interchange_parsers(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":

@@ -2,7 +2,9 @@
 admin API: against a running relay over HTTP (``--url``), or in-process on a stopped relay's data
 folder (``--data`` alone), which is the old "stop the server, delete radata, restart" recipe done
 safely: the same fence, purge, record and history, and a lock that refuses to touch a store a
-running relay holds. Long steps show progress bars on stderr.
+running relay holds. Long steps show progress bars on stderr. ``export`` and ``import jsonl``
+(docs/interchange.md) work offline only, on the started application's interchange directly (an
+export streams page by page, which an in-process HTTP call would buffer whole).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import os
 import sys
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import httpx
 from tqdm import tqdm
@@ -74,16 +77,23 @@ async def session(args: argparse.Namespace) -> AsyncIterator[Session]:
         async with httpx.AsyncClient(base_url=(args.url or DEFAULT_URL).rstrip("/"), headers=headers, timeout=600) as client:
             yield Session(client)
         return
-    # offline: the relay's own application, in this process, on the stopped relay's data folder
+    async with offline_app(args.data) as app:
+        headers = {"Authorization": f"Bearer {app.state.token}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://offline", headers=headers, timeout=600) as client:
+            yield Session(client)
+
+
+@asynccontextmanager
+async def offline_app(data: str) -> AsyncIterator[Any]:
+    """The relay's own application, in this process, on a stopped relay's data folder, started
+    (store open, fences reinstated) and holding the folder's lock, or refused."""
     from .app import build_app
     from .config import load_config
 
-    app = build_app(load_config({"data": args.data, "log_level": "warning"}))
-    headers = {"Authorization": f"Bearer {app.state.token}"}  # type: ignore[attr-defined]
+    app = build_app(load_config({"data": data, "log_level": "warning"}))
     async with app.app.router.lifespan_context(app.app):  # takes the data folder's lock, or refuses
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://offline", headers=headers, timeout=600) as client:
-            yield Session(client)
+        yield app
 
 
 def _show(result: Any) -> None:
@@ -190,14 +200,98 @@ async def snapshot(s: Session, args: argparse.Namespace) -> None:
         _show(await s.call("POST", f"/-/api/snapshots/{args.name}/restore", {"reason": args.reason, "message": args.message}))
 
 
+STORE_FILE = "gunrelay.sqlite3"
+
+
+def _data_folder(args: argparse.Namespace) -> str:
+    return str(args.data or os.environ.get("GUNRELAY_DATA") or "./gunrelay-data")
+
+
+async def export(args: argparse.Namespace) -> None:
+    """Every field and reset of a stopped relay's store as JSON lines (docs/interchange.md)."""
+    data = _data_folder(args)
+    if not (Path(data) / STORE_FILE).is_file():
+        raise OperatorError(f"no relay store in {data} (no {STORE_FILE})")
+    async with offline_app(data) as app:
+        if not args.out or args.out == "-":
+            out = sys.stdout.buffer
+            await app.state.interchange.export(lambda text: out.write(text.encode()))
+            out.flush()
+            return
+        target = Path(args.out)
+        partial = target.with_name(target.name + ".partial")  # complete or absent: renamed at the end
+        total = (await app.state.store.stats()).fields
+        try:
+            with open(partial, "wb") as out, tqdm(desc="exported", unit="field", total=total, file=sys.stderr) as bar:
+                def progress(done: int) -> None:
+                    bar.n = done
+                    bar.refresh()
+
+                written = await app.state.interchange.export(lambda text: out.write(text.encode()), progress)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise LocalError(f"cannot write {target}: {exc}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        print(f"{written} fields written to {target}", file=sys.stderr)
+
+
+def _lines(source: BinaryIO, progress: Callable[[int], None]) -> Iterator[str]:
+    """The file's lines as text; a line that is not UTF-8 comes out as one no parser accepts."""
+    read = 0
+    for raw in source:
+        read += len(raw)
+        progress(read)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield "\x00 not UTF-8"
+
+
+async def import_jsonl(args: argparse.Namespace) -> None:
+    """Load an export into a stopped relay's data folder: resets first, then fields by HAM."""
+    data = _data_folder(args)
+    try:
+        source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
+    except OSError as exc:
+        raise LocalError(f"cannot read {args.file}: {exc}") from None
+    size = None if args.file == "-" else os.fstat(source.fileno()).st_size
+    try:
+        async with offline_app(data) as app:
+            with tqdm(desc="imported", unit="B", unit_scale=True, total=size, file=sys.stderr) as bar:
+                def progress(done: int) -> None:
+                    if done - bar.n >= 1 << 20 or done == size:
+                        bar.n = done
+                        bar.refresh()
+
+                report = await app.state.interchange.import_lines(_lines(source, progress), dry_run=args.dry_run)
+                bar.n = bar.total or bar.n
+                bar.refresh()
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    result = report.as_json()
+    for number in result["malformed_lines"]:
+        print(f"{args.file}:{number}: malformed line skipped", file=sys.stderr)
+    _show(result)
+
+
 COMMANDS = {
     "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans,
     "rotate": rotate, "ttl": ttl, "snapshot": snapshot,
 }
+OFFLINE_COMMANDS = {"export": export, "import": import_jsonl}  # on the data folder itself, no API session
 
 
 def run_operator_command(args: argparse.Namespace) -> None:
     async def run() -> None:
+        if args.command in OFFLINE_COMMANDS:
+            await OFFLINE_COMMANDS[args.command](args)
+            return
         async with session(args) as s:
             await COMMANDS[args.command](s, args)
 

@@ -28,7 +28,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -299,6 +299,52 @@ class ResetControl:
             self._fence.add(held.rule)
         await self.publish(record)
         return record, restored, undone
+
+    # -- resets carried over from another relay's export (server/interchange.py) -------------------
+
+    async def install_imported(self, held: StoredReset, superseded: Sequence[StoredReset] = ()) -> None:
+        """Install a reset exported by a relay (this one, or the one this store moves from): the
+        fence first, live at once, then record, closure, purge and publication state durably.
+        ``superseded`` are the resets this one (a restore) undid, installed before it: their
+        fences are lifted again. An unfinished purge resumes when the relay next starts."""
+        record = held.record
+        reset_id = record.reset_id
+        async with self._lock:
+            if reset_id in self.resets:
+                return
+            rule = replace(held, superseded_by=None).rule
+            self._fence.add(rule)
+            try:
+                await self.store.install_reset(record, held.souls)
+                if held.purge_done:
+                    await self.store.finish_purge(reset_id, held.purged)
+                if held.published:
+                    await self.store.mark_published(reset_id)
+                undone = []
+                if superseded:
+                    since = min(h.record.issued_at for h in superseded) - 0.001
+                    undone = await self.store.supersede_resets(since, by=reset_id)
+            except Exception:
+                self._fence.remove(reset_id)
+                raise
+            for other in undone:
+                self._fence.remove(other)
+                if other in self.resets:
+                    self.resets[other] = replace(self.resets[other], superseded_by=reset_id)
+            self.resets[reset_id] = replace(held, superseded_by=None)
+            self.purged[reset_id] = held.purged
+            self.acks[reset_id] = {}
+            if held.published:
+                self.published.add(reset_id)
+            if record.kind == "rotation" and record.replacement:
+                self.instance = record.replacement
+        log.warning("%s %s of %r imported (watermark %s)", record.kind, reset_id, record.scope, record.watermark)
+
+    def fence_with(self, resets: list[StoredReset], ttls: dict[str, float]) -> FenceView:
+        """The live fence plus these resets' and TTL rules' (a dry run of an import); changes nothing."""
+        rules = self._fence.rules + [h.rule for h in resets if h.superseded_by is None]
+        rules += [ttl_rule(prefix, ttl_ms) for prefix, ttl_ms in ttls.items()]
+        return Fence(rules, protected=self.protected)
 
     # -- acknowledgements --------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ root and /dev/fuse, which the CI machine has (``make test`` installs fuse3).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import socket
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from raw_websocket import read_until_closed, upgrade
 import websockets
 
 FAULTFS = Path(__file__).resolve().parent / "faultfs.py"
@@ -210,18 +210,6 @@ async def test_a_read_only_data_folder_refuses_writes_and_recovers(live_relay, f
     assert sorted(values) == ['"after"', '"before"']  # nothing refused was written after all
 
 
-def _handshake(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET /gun HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(4096)
-    assert response.startswith(b"HTTP/1.1 101"), response[:80]
-    return sock
 
 
 async def test_a_client_vanishing_mid_frame_changes_nothing(live_relay):
@@ -230,7 +218,7 @@ async def test_a_client_vanishing_mid_frame_changes_nothing(live_relay):
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload.encode()))
     header = struct.pack("!BBH", 0x81, 0x80 | 126, len(body)) + mask
     for how in ("close", "reset"):
-        sock = await asyncio.to_thread(_handshake, live_relay.port)
+        sock = await asyncio.to_thread(upgrade, live_relay.port)
         await asyncio.to_thread(sock.sendall, header + body[: len(body) // 2])  # half a frame, then gone
         if how == "reset":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -246,7 +234,7 @@ async def test_a_client_vanishing_mid_frame_changes_nothing(live_relay):
 
 async def test_a_client_that_never_reads_is_dropped_and_others_are_served(live_relay):
     # the queue limit is 256 KiB here; the kernel's socket buffers take some megabytes first
-    stalled = await asyncio.to_thread(_handshake, live_relay.port)
+    stalled = await asyncio.to_thread(upgrade, live_relay.port)
     subscribe = json.dumps({"#": "sub", "get": {"#": "busy"}}).encode()
     mask = os.urandom(4)
     stalled.sendall(struct.pack("!BB", 0x81, 0x80 | len(subscribe)) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(subscribe)))

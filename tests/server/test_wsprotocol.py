@@ -7,11 +7,11 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import struct
 import time
 
 import pytest
+from raw_websocket import read_until_closed, upgrade
 import websockets
 from websockets.http11 import Request
 from websockets.protocol import Protocol, State
@@ -77,36 +77,16 @@ async def test_keepalive_pings_are_sent_and_answered(live_relay):
         assert await asyncio.wait_for(ws.recv(), 5)
 
 
-def _handshake(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET /gun HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(4096)
-    assert response.startswith(b"HTTP/1.1 101"), response[:80]
-    return sock
 
 
-def _read_until_closed(sock: socket.socket) -> bytes:
-    received = b""
-    for _ in range(1000):  # bounded: until the relay closes the connection
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        received += chunk
-    return received
 
 
 async def test_a_peer_that_never_answers_pings_is_closed_1011(live_relay):
     live_relay.server.config.ws_ping_interval = 0.1
     live_relay.server.config.ws_ping_timeout = 0.3
-    sock = await asyncio.to_thread(_handshake, live_relay.port)
+    sock = await asyncio.to_thread(upgrade, live_relay.port)
     try:
-        received = await asyncio.wait_for(asyncio.to_thread(_read_until_closed, sock), 10)
+        received = await asyncio.wait_for(asyncio.to_thread(read_until_closed, sock), 10)
     finally:
         sock.close()
     assert b"\x89\x04" in received  # a ping with its 4-byte payload

@@ -7,6 +7,7 @@ from gunrelay.core.graph import Field
 from gunrelay.core.lex import parse
 from gunrelay.core.reset import ResetRecord
 from gunrelay.storage.base import AuditEntry, ReadQuery, ResetAck, Store
+from test_graph_contract import ROOM  # the graph a prefix reset's closure is tested on
 
 PROTECTED = Protected(("~relay", "_system"))
 
@@ -46,17 +47,7 @@ async def test_the_purged_count_grows_with_each_batch(store):
 
 
 async def test_an_installed_resets_purge_takes_the_closure_installed_with_it(store):
-    await store.merge(
-        [
-            Field("room", "msgs", {"#": "room/msgs"}, 10),
-            Field("room/msgs", "m1", {"#": "rand1"}, 10),
-            Field("rand1", "text", "hi", 10),
-            Field("rand1", "author", {"#": "people/bob"}, 10),
-            Field("people/bob", "name", "bob", 10),
-            Field("roomy", "k", "not in room/", 10),
-            Field("other", "link", {"#": "room"}, 10),
-        ]
-    )
+    await store.merge(ROOM)
     await store.install_reset(record("r2", "room"), frozenset({"rand1"}))
     rule = FenceRule("r2", "room", 100.0)  # the closure comes from the install, not the rule
     assert (await store.scope_report(rule, PROTECTED)).fields == 4

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from . import ham, sea
 from .fence import FenceRule, FenceView, Protected
 from .graph import Field
+from .reads import Row
+from .wire import loads
 
 # kinds of refusal, as counted in the relay's error totals
 FENCED = "fenced"
@@ -145,6 +147,14 @@ def recheck(waiting: list[tuple[Field, list[Lookup]]], blocked: dict[Lookup, boo
         else:
             admission.ready.append(item)
     return admission
+
+
+def blocked(wanted: list[Lookup], found: list[dict[str, list[Row]]]) -> dict[Lookup, bool]:
+    """Which wanted write-block entries block their writer, from the rows read for each (in order)."""
+    return {
+        lookup: any(sea.is_block_entry(loads(value)) for rows in souls.values() for _, value, _ in rows)
+        for lookup, souls in zip(wanted, found)
+    }
 
 
 def wanted_lookups(waiting: list[tuple[Field, list[Lookup]]]) -> list[Lookup]:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from . import admission as admit
-from . import reads, sea, wire
+from . import reads, wire
 from .admission import Admission, Lookup
 from .dup import DupCache
 from .fence import FenceView
@@ -550,11 +550,7 @@ class RelayEngine:
             self.stats.error("storage_read")
             job.errors.append("Storage read failed while checking a certificate's write-block list.")
         else:
-            blocked = {
-                lookup: any(sea.is_block_entry(wire.loads(value)) for rows in souls.values() for _, value, _ in rows)
-                for lookup, souls in zip(effect.wanted, found)
-            }
-            judged = admit.recheck(effect.waiting, blocked, now.wall_ms)
+            judged = admit.recheck(effect.waiting, admit.blocked(effect.wanted, found), now.wall_ms)
             self._note_refusals(job, judged)
             self._carry_on(job, judged, now)
         if job.parts == 0:

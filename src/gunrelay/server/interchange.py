@@ -34,15 +34,15 @@ from typing import Any
 
 import orjson
 
-from ..core import admission, sea
+from ..core import admission
 from ..core.errors import OperatorError
 from ..core.fence import FenceView
-from ..core.graph import Field, State, check_value, normalize_number, well_formed
+from ..core.graph import Field, InvalidGraph, State, fields_of_put
 from ..core.lex import Lex
 from ..core.reset import ResetRecord
-from ..core.wire import loads
+from ..core.wire import encode, loads, node
 from ..storage.base import ReadQuery, Store, StoredReset, encode_value
-from .control import ResetControl
+from .control import ResetControl, record_json
 from .expiry import Expiry
 
 FORMAT = "gunrelay-jsonl"
@@ -60,8 +60,7 @@ class InterchangeError(OperatorError):
 def reset_json(held: StoredReset) -> dict[str, Any]:
     """A stored reset as the header carries it: the record's published values (keep as a list),
     its fence souls, and its purge, publication and superseded state."""
-    values = held.record.graph_values()
-    values["keep"] = list(held.record.keep)
+    values = record_json(held.record)
     values.update(
         souls=sorted(held.souls), purge_done=held.purge_done, purged=held.purged,
         published=held.published, superseded_by=held.superseded_by,
@@ -106,7 +105,7 @@ async def export(
         "format": FORMAT, "version": VERSION, "exported_at": time.time() * 1000, "relay": relay_pub,
         "resets": [reset_json(h) for h in resets], "ttl": await store.load_ttls(),
     }
-    write(_dumps(header) + "\n")
+    write(encode(header) + "\n")
     written = 0
     after: tuple[str, str | None] | None = None
     while True:
@@ -120,15 +119,6 @@ async def export(
         if page.resume is None:
             return written
         after = page.resume
-
-
-def _dumps(data: Any) -> str:
-    try:
-        return orjson.dumps(data).decode()
-    except TypeError:  # a lone surrogate somewhere (a reason, a soul): JSON.stringify's escapes
-        import json
-
-        return json.dumps(data, allow_nan=False)
 
 
 @dataclass
@@ -169,22 +159,14 @@ def parse_field(data: Any) -> Field | str:
     """A field line's Field, or why it is not one."""
     if not isinstance(data, dict) or set(data) != {"soul", "key", "value", "state"}:
         return "not an object of exactly soul, key, value, state"
-    soul, key, value, state = data["soul"], data["key"], data["value"], data["state"]
-    if type(soul) is not str or not soul or not well_formed(soul):
-        return "soul must be a non-empty string of valid Unicode text"
-    if type(key) is not str or key == "_" or not well_formed(key):
-        return "key must be a string of valid Unicode text (not '_')"
-    if type(state) not in (int, float):
-        return "state must be a number"
-    state = normalize_number(state)
-    if not math.isfinite(state):
-        return "state must be finite"
-    if type(value) is int:
-        value = normalize_number(value)
-    problem = check_value(value)
-    if problem is not None:
-        return f"bad value: {problem}"
-    return Field(soul, key, value, state)
+    soul, key = data["soul"], data["key"]
+    if type(soul) is not str or type(key) is not str or key == "_":
+        return "soul and key must be strings (the key not '_')"
+    try:  # the wire's own validation of a put, on a graph of this one field
+        fields = fields_of_put({soul: node(soul, [(key, data["value"], data["state"])])})
+    except InvalidGraph as exc:
+        return str(exc)
+    return fields[0]
 
 
 class Interchange:
@@ -299,11 +281,9 @@ class Interchange:
             report.refuse(kind)
         passed = verdict.passed
         if verdict.lookups:
-            found = {}
-            for soul, writer in admission.wanted_lookups(verdict.lookups):
-                rows = (await self.store.read(ReadQuery(soul=soul, key=Lex(exact=writer)))).get(soul, [])
-                found[(soul, writer)] = any(sea.is_block_entry(loads(value_json)) for _, value_json, _ in rows)
-            again = admission.recheck(verdict.lookups, found, now)
+            wanted = admission.wanted_lookups(verdict.lookups)
+            found = [await self.store.read(ReadQuery(soul=soul, key=Lex(exact=writer))) for soul, writer in wanted]
+            again = admission.recheck(verdict.lookups, admission.blocked(wanted, found), now)
             for kind, _ in again.refused:
                 report.refuse(kind)
             passed = passed + again.passed

@@ -72,3 +72,26 @@ def test_switches_are_real_booleans_written_on_or_off():
     assert load_config({"legacy_nodes": "OFF"}, {"GUNRELAY_PRIVACY": "On"}) == load_config({}, {}).__class__(
         **{**load_config({}, {}).__dict__, "legacy_nodes": False, "privacy": True}
     )
+
+
+def test_peers_come_from_a_repeated_option_or_a_comma_separated_variable():
+    config = load_config({"peers": ["ws://127.0.0.1:1/gun", "wss://relay.example/gun"]}, {})
+    assert config.peer_urls == ("ws://127.0.0.1:1/gun", "wss://relay.example/gun")
+    config = load_config({}, {"GUNRELAY_PEERS": " ws://a:1/gun, ,ws://b:2/gun,ws://a:1/gun "})
+    assert config.peer_urls == ("ws://a:1/gun", "ws://b:2/gun")  # blanks and repeats dropped
+    assert load_config({}, {}).peer_urls == ()
+
+
+def test_a_peer_url_that_cannot_be_dialled_is_refused_naming_it():
+    import pytest
+
+    from gunrelay.config import InvalidSetting
+
+    for bad in ("http://127.0.0.1:1/gun", "127.0.0.1:8765", "ws://:1/gun", "ws://h:99999/gun", "ws://h:x/gun",
+                "ws://h:0/gun", "ws://h:1/gun#frag"):
+        with pytest.raises(InvalidSetting) as refused:
+            load_config({"peers": [bad]}, {})
+        assert f"--peer={bad!r}" in str(refused.value)
+    with pytest.raises(InvalidSetting) as refused:
+        load_config({}, {"GUNRELAY_PEERS": "ftp://x"})
+    assert "GUNRELAY_PEERS='ftp://x'" in str(refused.value)

@@ -34,6 +34,7 @@ from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.logbook import LogBook
+from .server.mesh import Mesh
 from .server.monitor import Monitor
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
@@ -85,6 +86,7 @@ def build_app(config: Settings) -> "GunFirst":
     logbook = LogBook(privacy)
     logging.getLogger("gunrelay").setLevel(config.log_level.upper())
     monitor = Monitor(relay, store)
+    mesh = Mesh(relay, config.peer_urls, max_frame_bytes=config.max_frame_bytes)
     auth = ConsoleAuth(
         token,
         session_ttl_s=config.session_ttl_s,
@@ -94,7 +96,7 @@ def build_app(config: Settings) -> "GunFirst":
     audit = Audit(store, privacy)
     gate = Gate(auth, audit)
     ops = api.Operations(relay, control, access, expiry, snapshots, privacy)
-    metrics = Metrics(RelayCollector(relay, control, access, monitor, expiry, auth.counters))
+    metrics = Metrics(RelayCollector(relay, control, access, monitor, expiry, auth.counters, mesh))
 
     async def keepalive() -> None:
         while True:
@@ -115,6 +117,7 @@ def build_app(config: Settings) -> "GunFirst":
         await expiry.start()
         await monitor.start()
         ticker = asyncio.create_task(keepalive())
+        mesh.start()  # after the fences are live: nothing from a peer relay is judged without them
         ready.set()
         log.info("relay identity %s", identity.pub)
         if token_file is not None:
@@ -125,6 +128,7 @@ def build_app(config: Settings) -> "GunFirst":
             yield
         finally:
             ticker.cancel()
+            await mesh.stop()
             await monitor.stop()
             await control.stop()
             await expiry.stop()
@@ -172,7 +176,7 @@ def build_app(config: Settings) -> "GunFirst":
         Route("/-/identity", identity_route),
         *login.routes(auth, audit, privacy, gate),
         *api.routes(ops, gate),
-        *observe.routes(ops, monitor, audit, logbook, gate),
+        *observe.routes(ops, monitor, audit, logbook, mesh, gate),
         *console.routes(),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
@@ -182,6 +186,7 @@ def build_app(config: Settings) -> "GunFirst":
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.relay = relay
+    app.state.mesh = mesh
     app.state.data_lock = lock
     app.state.store = store
     app.state.control = control

@@ -9,6 +9,7 @@ the choices: a typo must not quietly become a default.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] = ()  # the only values allowed (compared case-insensitively, stored as written here)
+    flag: str = ""  # the command-line option when it is not --<name>
+    repeat: bool = False  # the option may be given several times (the environment variable: comma-separated)
 
     @property
     def env(self) -> str:
@@ -34,7 +37,7 @@ class Setting:
 
     @property
     def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.flag or "--" + self.name.replace("_", "-")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -68,6 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_max_failures", int, 5, "failed logins (per address, and per user) within 5 minutes before a lockout"),
     Setting("login_lockout_s", float, 900.0, "seconds a lockout lasts"),
     Setting("privacy", bool, False, "privacy mode at start: on anonymises addresses in the console, the API and the logs"),
+    Setting("peers", str, "", "a relay to link to, ws://HOST:PORT/gun or wss://... (a gunrelay or a GunJS relay); repeat the option for more (env: comma-separated)",
+            flag="--peer", repeat=True),
 )
 
 
@@ -106,6 +111,11 @@ class Settings:
     login_max_failures: int
     login_lockout_s: float
     privacy: bool
+    peers: str
+
+    @property
+    def peer_urls(self) -> tuple[str, ...]:
+        return peer_urls(self.peers)
 
 
 SWITCH = {"on": True, "off": False}  # how a bool setting is written, on the command line and in the environment
@@ -131,6 +141,27 @@ def _checked(setting: Setting, raw: Any, source: str) -> Any:
     return value
 
 
+def peer_urls(text: str, source: str = "--peer") -> tuple[str, ...]:
+    """The relays to link to, from a comma-separated list; a URL that cannot be dialled is refused."""
+    urls: list[str] = []
+    for item in text.split(","):
+        url = item.strip()
+        if not url:
+            continue
+        parts = urllib.parse.urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            raise InvalidSetting(f"{source}={url!r}: the port is not a number from 0 to 65535") from None
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise InvalidSetting(f"{source}={url!r} is not a websocket URL such as ws://127.0.0.1:8765/gun or wss://relay.example/gun")
+        if port == 0 or parts.fragment or any(c.isspace() for c in url):
+            raise InvalidSetting(f"{source}={url!r} cannot be dialled (port 0, a #fragment or a space)")
+        if url not in urls:
+            urls.append(url)
+    return tuple(urls)
+
+
 def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the command line, then the environment, then the defaults (``overrides`` win).
     Raises ``InvalidSetting`` for a value that cannot be used."""
@@ -138,10 +169,14 @@ def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None
     cli = {**(cli or {}), **overrides}
     values: dict[str, Any] = {}
     for setting in SETTINGS:
-        if cli.get(setting.name) is not None:
-            values[setting.name] = _checked(setting, cli[setting.name], setting.option)
+        given = cli.get(setting.name)
+        if setting.repeat and isinstance(given, (list, tuple)):
+            given = ",".join(given)
+        if given is not None:
+            values[setting.name] = _checked(setting, given, setting.option)
         elif setting.env in env:
             values[setting.name] = _checked(setting, env[setting.env], setting.env)
         else:
             values[setting.name] = setting.default
+    peer_urls(values["peers"], "--peer" if cli.get("peers") is not None else "GUNRELAY_PEERS")  # refused at start, not when dialled
     return Settings(**values)

@@ -61,6 +61,7 @@ class Dam:
     pid: Any
     reply_to: Any
     raw_reset: Any = None  # gunrelay's own 'reset-ack' carries the reset id it acknowledges
+    mesh: Any = None  # a relay of the mesh greets with {"dam": "?", "pid": ..., "mesh": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ def decode(raw: Any) -> Message:
         raise MessageError("Each message must be a JSON object.")
     msg_id = message_id(raw)
     if "dam" in raw:
-        return Dam(msg_id, raw["dam"], raw.get("pid"), raw.get("@"), raw.get("reset"))
+        return Dam(msg_id, raw["dam"], raw.get("pid"), raw.get("@"), raw.get("reset"), raw.get("mesh"))
     if "get" in raw:
         return _decode_get(msg_id, raw)
     if "put" in raw:
@@ -270,6 +271,15 @@ def dam_reply(msg_id: str, kind: str, reply_to: Any, problem: str | None) -> str
 
 def hello(msg_id: str, pid: str) -> str:
     return encode({"#": msg_id, "dam": "?", "pid": pid})
+
+
+def relay_hello(msg_id: str, pid: str) -> str:
+    """The greeting on a link this relay dialled: the peer learns that a relay of the mesh is on
+    the other side (GunJS reads only ``pid`` and ignores the rest)."""
+    return encode({"#": msg_id, "dam": "?", "pid": pid, "mesh": MESH_VERSION})
+
+
+MESH_VERSION = 1
 
 
 def hello_answer(msg_id: str, pid: str, reply_to: Any) -> str:

@@ -180,7 +180,7 @@ class ResetControl:
                     "record": record_json(record),
                     "would_remove": {"souls": report.souls, "fields": report.fields, "bytes": report.bytes},
                     "reachable_souls_fenced": len(souls),
-                    "peers_to_notify": len(self.relay.peers),
+                    "peers_to_notify": len(self.relay.clients()),
                 }
             self._fence.add(rule)
             try:
@@ -375,7 +375,7 @@ class ResetControl:
         acks = self.acks.get(reset_id, {})
         pending = [
             {"peer_id": p.id, "address": p.address, "pid": p.pid}
-            for p in self.relay.peers.values()
+            for p in self.relay.clients()  # relays of the mesh do not clear themselves for us
             if not self._has_acknowledged(p, acks)
         ]
         return {

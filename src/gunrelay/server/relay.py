@@ -12,6 +12,8 @@ what it asks, in order:
   result back to ``engine.merged``; shutdown waits for every merge under way (``drain``).
 - ``Defer``: a timer until the state clock reaches the field's state, then ``engine.due``.
 - ``LookUp``: the write-block entries a certificate names, back to ``engine.looked_up``.
+- ``AwaitPeers``: a timer, then ``engine.peers_silent`` (a get sent on to relay links).
+- ``Drop``: close a link the mesh does not want (``server.mesh`` sees why and waits).
 - ``Fenced`` and ``Failed``: the log.
 
 Nothing here blocks: the store answers through futures. The fence is the reset control's; the
@@ -32,7 +34,9 @@ from typing import Any, cast
 from ..core import reads, wire
 from ..core.clockwatch import ClockWatch
 from ..core.engine import (
+    AwaitPeers,
     Defer,
+    Drop,
     Failed,
     Fenced,
     GetRead,
@@ -134,6 +138,11 @@ class Relay:
         if self.peers.pop(connection.id, None) is not None:
             self.engine.disconnect(connection)
 
+    def clients(self) -> list[Connection]:
+        """The open connections that are not links to other relays: the peers a reset asks to
+        acknowledge, and the addresses ``ban --connected`` means."""
+        return [peer for peer in self.peers.values() if not peer.relay and not peer.closed]
+
     def subscription_count(self, connection: Link) -> int:
         return self.engine.subscriptions.count_of(connection)
 
@@ -199,6 +208,11 @@ class Relay:
                     self._defer(effect)
                 elif type(effect) is LookUp:
                     self._look_up(effect)
+                elif type(effect) is AwaitPeers:
+                    asyncio.get_running_loop().call_later(effect.wait_s, self._peers_silent, effect.job)
+                elif type(effect) is Drop:
+                    log.info("closing %s (pid %s): %s", effect.link, effect.link.pid, effect.reason)
+                    cast(Connection, effect.link).close(1000, effect.reason[:120])
                 elif type(effect) is Fenced:
                     link = effect.link
                     log.info(
@@ -219,6 +233,10 @@ class Relay:
         except Exception:  # a bug must cost one get, never the reads queued behind it
             self.engine.stats.error("internal")
             log.exception("failed to answer a get from %s", job.link)
+        self._carry_out()
+
+    def _peers_silent(self, job: GetRead) -> None:
+        self.engine.peers_silent(job)
         self._carry_out()
 
     def _read_when_room(self, job: GetRead) -> None:

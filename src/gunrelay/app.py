@@ -35,6 +35,7 @@ from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.logbook import LogBook
 from .server.mesh import Mesh
+from .server.mesh_resets import MeshResets
 from .server.monitor import Monitor
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
@@ -87,6 +88,8 @@ def build_app(config: Settings) -> "GunFirst":
     logging.getLogger("gunrelay").setLevel(config.log_level.upper())
     monitor = Monitor(relay, store)
     mesh = Mesh(relay, config.peer_urls, max_frame_bytes=config.max_frame_bytes)
+    mesh_resets = MeshResets(relay, control, identity, config.trusted_relays)
+    mesh_resets.attach()  # what merges accept reaches it; new relay links learn our resets
     auth = ConsoleAuth(
         token,
         session_ttl_s=config.session_ttl_s,
@@ -129,6 +132,7 @@ def build_app(config: Settings) -> "GunFirst":
         finally:
             ticker.cancel()
             await mesh.stop()
+            await mesh_resets.stop()
             await monitor.stop()
             await control.stop()
             await expiry.stop()

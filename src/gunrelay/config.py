@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .core import sea
 from .core.errors import RemoteError
 
 
@@ -73,6 +74,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("privacy", bool, False, "privacy mode at start: on anonymises addresses in the console, the API and the logs"),
     Setting("peers", str, "", "a relay to link to, ws://HOST:PORT/gun or wss://... (a gunrelay or a GunJS relay); repeat the option for more (env: comma-separated)",
             flag="--peer", repeat=True),
+    Setting("trust_relays", str, "", "the SEA pub of a relay whose signed resets this relay obeys (as on GET /-/identity); repeat the option for more (env: comma-separated)",
+            flag="--trust-relay", repeat=True),
 )
 
 
@@ -112,10 +115,15 @@ class Settings:
     login_lockout_s: float
     privacy: bool
     peers: str
+    trust_relays: str
 
     @property
     def peer_urls(self) -> tuple[str, ...]:
         return peer_urls(self.peers)
+
+    @property
+    def trusted_relays(self) -> tuple[str, ...]:
+        return trusted_relays(self.trust_relays)
 
 
 SWITCH = {"on": True, "off": False}  # how a bool setting is written, on the command line and in the environment
@@ -162,6 +170,20 @@ def peer_urls(text: str, source: str = "--peer") -> tuple[str, ...]:
     return tuple(urls)
 
 
+def trusted_relays(text: str, source: str = "--trust-relay") -> tuple[str, ...]:
+    """The relays whose resets this one obeys, from a comma-separated list of SEA pubs."""
+    pubs: list[str] = []
+    for item in text.split(","):
+        pub = item.strip()
+        if not pub:
+            continue
+        if not sea.is_pub(pub):
+            raise InvalidSetting(f"{source}={pub!r} is not a relay's SEA pub (two base64url P-256 coordinates joined by '.', as GET /-/identity shows)")
+        if pub not in pubs:
+            pubs.append(pub)
+    return tuple(pubs)
+
+
 def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the command line, then the environment, then the defaults (``overrides`` win).
     Raises ``InvalidSetting`` for a value that cannot be used."""
@@ -178,5 +200,7 @@ def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None
             values[setting.name] = _checked(setting, env[setting.env], setting.env)
         else:
             values[setting.name] = setting.default
-    peer_urls(values["peers"], "--peer" if cli.get("peers") is not None else "GUNRELAY_PEERS")  # refused at start, not when dialled
+    # refused at start, not when dialled or when a record arrives
+    peer_urls(values["peers"], "--peer" if cli.get("peers") is not None else "GUNRELAY_PEERS")
+    trusted_relays(values["trust_relays"], "--trust-relay" if cli.get("trust_relays") is not None else "GUNRELAY_TRUST_RELAYS")
     return Settings(**values)

@@ -223,6 +223,14 @@ class AwaitPeers:
 
 
 @dataclass(slots=True)
+class RelayLinked:
+    """``link`` turned out to be a relay of the mesh (dialled, or greeted with "mesh"): the
+    server sends it the reset records this relay holds, before anything else it has to say."""
+
+    link: Link
+
+
+@dataclass(slots=True)
 class Drop:
     """Close ``link``: it is not wanted (a link to this relay itself, or a second one to a peer)."""
 
@@ -247,7 +255,7 @@ class Failed:
     error: BaseException
 
 
-Effect = Send | Read | ReadWhenRoom | Merge | Defer | LookUp | AwaitPeers | Drop | Fenced | Failed
+Effect = Send | Read | ReadWhenRoom | Merge | Defer | LookUp | AwaitPeers | RelayLinked | Drop | Fenced | Failed
 
 
 def _by_soul(fields: list[Field]) -> dict[str, list[Field]]:
@@ -310,6 +318,7 @@ class RelayEngine:
         if link.relay:
             self.relay_links.append(link)
             self._send(link, wire.relay_hello(self.new_id(), self.pid))
+            self._effects.append(RelayLinked(link))
         else:
             self._send(link, wire.hello(self.new_id(), self.pid))
 
@@ -421,7 +430,10 @@ class RelayEngine:
             if message.mesh is not None and not link.relay:  # a relay of the mesh dialled us
                 link.relay = True
                 self.relay_links.append(link)
-            if link.relay and self._unwanted_relay(link, pid):
+                if self._unwanted_relay(link, pid):
+                    return
+                self._effects.append(RelayLinked(link))
+            elif link.relay and self._unwanted_relay(link, pid):
                 return
         if message.reply_to is None and message.msg_id is not None:
             self._send(link, wire.hello_answer(self.new_id(), self.pid, message.msg_id))
@@ -771,6 +783,13 @@ class RelayEngine:
         return wire.push(msg_id, {soul: _node_of(soul, items)})
 
     # -- the relay's own writes ------------------------------------------------------------
+
+    def introduce(self, link: Link, fields: list[Field], now: Now) -> None:
+        """Send ``fields`` (stored ones: reset records) to one relay link, as a write with a fresh id."""
+        if fields and not link.closed:
+            msg_id = self.new_id()
+            self.dup.track(msg_id, None, now.steady_s)
+            self._send(link, wire.push(msg_id, {soul: _node_of(soul, items) for soul, items in _by_soul(fields).items()}))
 
     def published(self, accepted: list[Field], now: Now) -> None:
         """The relay wrote ``accepted`` itself (records it signed, legacy nodes): push them to

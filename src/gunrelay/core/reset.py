@@ -54,6 +54,7 @@ class ResetRecord:
     replacement: str | None = None  # a rotation's new scope
     kind: str = "reset"  # reset | rotation | restore
     purge_after: float | None = None  # a rotation purges its old scope only then (ms since the epoch)
+    issuer: str = ""  # the pub of the relay that issued it, when another relay of the mesh did (not published)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -125,6 +126,47 @@ def legacy_fields(record: ResetRecord, system_node: str, instance: str, state: f
     fields.extend(Field(reset_soul, k, v, state) for k, v in reset_values.items())
     fields.extend(Field(config_soul, k, v, state) for k, v in config_values.items())
     return fields
+
+
+# -- relays of a mesh acknowledge the resets they obey -----------------------------------------
+#
+# A relay that installed another's reset says so in its own SEA space, signed:
+# ``~<its pub>/mesh-acks`` key <reset_id> = JSON text {"issuer", "fence", "purged"}. The write
+# travels the mesh like any other and the issuer reads it back with ``mesh_ack_of``.
+
+MESH_ACKS = "mesh-acks"
+
+
+def mesh_ack_soul(relay_pub: str) -> str:
+    return f"~{relay_pub}/{MESH_ACKS}"
+
+
+def mesh_ack_value(issuer: str, purged: bool) -> str:
+    return json.dumps({"issuer": issuer, "fence": True, "purged": purged}, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class MeshAck:
+    relay: str  # the pub of the relay that obeys the reset
+    reset_id: str
+    issuer: str
+    purged: bool
+    at: float  # its state: when it said so (ms since the epoch)
+
+
+def mesh_ack_of(soul: str, key: str, value: Any, state: State, now_ms: float) -> MeshAck | None:
+    """The acknowledgement a verified field of a ``~<pub>/mesh-acks`` soul spells, or None."""
+    relay = sea.user_space_pub(soul)
+    if relay is None or soul != mesh_ack_soul(relay) or sea.check_field(soul, key, value, state, now_ms) is not None:
+        return None
+    text = sea.signed_payload(value)
+    try:
+        data = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("issuer"), str) or data.get("fence") is not True:
+        return None
+    return MeshAck(relay, key, data["issuer"], data.get("purged") is True, float(state))
 
 
 # -- reading records back ---------------------------------------------------------------------

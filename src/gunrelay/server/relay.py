@@ -14,6 +14,11 @@ what it asks, in order:
 - ``LookUp``: the write-block entries a certificate names, back to ``engine.looked_up``.
 - ``AwaitPeers``: a timer, then ``engine.peers_silent`` (a get sent on to relay links).
 - ``Drop``: close a link the mesh does not want (``server.mesh`` sees why and waits).
+- ``RelayLinked``: ``on_relay_link`` (the reset control's: it sends the link the reset records
+  this relay holds).
+
+``watch``, when set (the reset control's), sees every batch of fields a merge accepted: how reset
+records and acknowledgements from other relays of the mesh reach the control.
 - ``Fenced`` and ``Failed``: the log.
 
 Nothing here blocks: the store answers through futures. The fence is the reset control's; the
@@ -48,6 +53,7 @@ from ..core.engine import (
     Read,
     ReadWhenRoom,
     RelayEngine,
+    RelayLinked,
     RelayStats,
     Send,
 )
@@ -96,6 +102,8 @@ class Relay:
             acknowledge=acknowledge, now=self.now(),
         )
         self.peers: dict[str, Connection] = {}
+        self.watch: Callable[[list[Field]], None] | None = None  # sees what each merge accepted
+        self.on_relay_link: Callable[[Link], None] | None = None  # a link turned out to lead to a relay
         self._pending_writes: set[asyncio.Future[Any]] = set()
         self._deferred: dict[int, asyncio.TimerHandle] = {}  # by id of the Defer effect
 
@@ -180,6 +188,11 @@ class Relay:
 
     # -- the relay's own writes ------------------------------------------------------------
 
+    def introduce(self, link: Link, fields: list[Field]) -> None:
+        """Send stored ``fields`` to one relay link (the reset records it must know first)."""
+        self.engine.introduce(link, fields, self.now())
+        self._carry_out()
+
     async def publish(self, fields: list[Field]) -> list[Field]:
         """Write the relay's own fields (records it signed, legacy nodes): no peer checks, but
         durable before returning and pushed to subscribers like any accepted write."""
@@ -210,6 +223,9 @@ class Relay:
                     self._look_up(effect)
                 elif type(effect) is AwaitPeers:
                     asyncio.get_running_loop().call_later(effect.wait_s, self._peers_silent, effect.job)
+                elif type(effect) is RelayLinked:
+                    if self.on_relay_link is not None:
+                        self.on_relay_link(effect.link)
                 elif type(effect) is Drop:
                     log.info("closing %s (pid %s): %s", effect.link, effect.link.pid, effect.reason)
                     cast(Connection, effect.link).close(1000, effect.reason[:120])
@@ -259,7 +275,10 @@ class Relay:
         self._pending_writes.discard(done)
         exc = done.exception()
         if exc is None:
-            self.engine.merged(job, done.result(), self.now())
+            accepted = done.result()
+            self.engine.merged(job, accepted, self.now())
+            if self.watch is not None and accepted:
+                self.watch(accepted)
         else:
             why = str(exc) if isinstance(exc, StorageFailure) else type(exc).__name__
             self.engine.merged(job, None, self.now(), why)

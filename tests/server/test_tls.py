@@ -18,12 +18,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from node_client import NodeClient
 from tls_certs import Certificates, make_certificates
 
 from gunrelay.config import InvalidSetting, load_config
 
 REPO = Path(__file__).resolve().parents[2]
-CLIENT = REPO / "tests" / "interop" / "js" / "bound_client.js"
 
 
 @pytest.fixture
@@ -66,41 +66,6 @@ def get_json(url: str, context: ssl.SSLContext) -> tuple[int, dict]:
     raise AssertionError(f"{url} never answered 200")
 
 
-class NodeClient:
-    """One GunJS client process (``bound_client.js``); commands in on stdin, answers out by id."""
-
-    def __init__(self, peer: str, ca: Path, **options: object):
-        self.proc = subprocess.Popen(
-            ["node", str(CLIENT), json.dumps({"peer": peer, "deadline": 40000, **options})],
-            cwd=str(REPO), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "NODE_EXTRA_CA_CERTS": str(ca)},
-        )
-        self.events: list[dict] = []
-        self.next_id = 0
-
-    def ask(self, op: str, timeout_s: float = 10, **fields: object) -> dict:
-        self.next_id += 1
-        wanted = self.next_id
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"id": wanted, "op": op, **fields}) + "\n")
-        self.proc.stdin.flush()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"client exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
-            message = json.loads(line)
-            if message.get("id") == wanted:
-                return message
-            self.events.append(message)
-        raise AssertionError(f"no answer to {op} in {timeout_s} s")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
 @pytest.mark.interop
 def test_gunjs_clients_put_and_get_over_wss_and_health_answers_over_https(tmp_path, certificates):
     if shutil.which("node") is None:
@@ -128,7 +93,7 @@ def test_gunjs_clients_put_and_get_over_wss_and_health_answers_over_https(tmp_pa
         reader = NodeClient(peer, certificates.ca)  # a fresh client knows nothing: it can only ask the relay
         got = reader.ask("once", soul=soul, key="said", timeout=8000)
         assert (got["defined"], got["value"]) == (True, "over wss"), (got, reader.events)
-        assert {"event": "open"} in writer.events + reader.events
+        assert writer.wait_event(lambda e: e.get("event") == "open", 5) and reader.wait_event(lambda e: e.get("event") == "open", 5)
     finally:
         for client in (writer, reader):
             if client is not None:

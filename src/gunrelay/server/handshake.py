@@ -34,7 +34,6 @@ import asyncio
 import logging
 import resource
 from collections.abc import Callable
-
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -189,6 +188,7 @@ def _websocket_proxy_headers(headers: Headers) -> ProxyHeaders:
 
 
 def _scheme(secure: bool | None, websocket: bool, otherwise: Any) -> Any:
+    """The scope's scheme as the proxy reports the client's (``otherwise``: as the socket has it)."""
     if secure is None:
         return otherwise
     if websocket:

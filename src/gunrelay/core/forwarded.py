@@ -15,7 +15,11 @@ headers, so:
 - An entry that names no address (RFC 7239's ``unknown`` or an obfuscated ``_identifier``) ends
   the walk at the hop that reported it: the client is unknown, and the nearest known address
   stands for it.
-- A header that cannot be parsed changes nothing: the direct peer's address is kept. Nothing a
+- Entries are parsed as the walk reaches them, so what stands left of the client is never read:
+  junk a client writes there cannot make it look like the proxy (whose address it would then
+  share: its bans and its connection budget). An entry the walk must read and cannot (not an
+  address, empty, a broken ``Forwarded`` element, or a ``Forwarded`` quote left open anywhere,
+  which hides where elements end) changes nothing: the direct peer's address is kept. Nothing a
   peer writes here raises.
 - ``X-Forwarded-For`` wins over ``Forwarded`` when a request has both: the common proxies (nginx,
   HAProxy, Caddy, Traefik) write the former and pass the latter on from the client unchanged, so
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import RemoteError
@@ -131,62 +135,66 @@ def resolve(peer: str, headers: ProxyHeaders, trusted: TrustedProxies) -> Origin
     if peer_ip is None or not trusted._trusts_ip(peer_ip):
         return None
     hops = _hops_of_forwarded_for(headers) if headers.forwarded_for else _hops_of_forwarded(headers.forwarded)
-    if not hops:
-        return None
-    chosen = hops[0]
+    chosen: _Hop | None = None
     nearest_known: _Hop | None = None
-    for hop in reversed(hops):
-        if hop.ip is None:  # unknown or obfuscated: the nearest known hop stands for the client
-            if nearest_known is None:
-                return None
-            chosen = nearest_known
-            break
-        chosen = hop
-        if not trusted._trusts_ip(hop.ip):
-            break
-        nearest_known = hop
-    assert chosen.ip is not None
+    try:
+        for hop in hops:  # nearest first; entries left of the client are never even parsed
+            if hop.ip is None:  # unknown or obfuscated: the nearest known hop stands for the client
+                chosen = nearest_known
+                break
+            chosen = hop
+            if not trusted._trusts_ip(hop.ip):
+                break
+            nearest_known = hop
+    except _Malformed:
+        return None
+    if chosen is None or chosen.ip is None:
+        return None
     secure = None if chosen.proto is None else _SECURE.get(chosen.proto.lower())
     return Origin(str(_unmapped(chosen.ip)), chosen.port, secure)
 
 
-def _hops_of_forwarded_for(headers: ProxyHeaders) -> list[_Hop] | None:
-    entries = [entry.strip() for line in headers.forwarded_for for entry in line.split(",")]
+class _Malformed(Exception):
+    """A part of a header that had to be read cannot be."""
+
+
+def _hops_of_forwarded_for(headers: ProxyHeaders) -> Iterator[_Hop]:
+    """X-Forwarded-For's hops, nearest (rightmost) first, each parsed only when reached."""
+    entries = [entry for line in headers.forwarded_for for entry in line.split(",")]
     protos = [entry.strip() for line in headers.forwarded_proto for entry in line.split(",")]
-    nodes: list[tuple[IPAddress, int]] = []
-    for entry in entries:
-        found = _node(entry)
-        if found is None or found[0] is None:  # X-Forwarded-For has no "unknown": a bad entry
-            return None
-        nodes.append((found[0], found[1]))
     # a proto per hop when the proxies wrote one each; otherwise the nearest proxy's word for all
-    if len(protos) == len(nodes):
-        return [_Hop(ip, port, proto or None) for (ip, port), proto in zip(nodes, protos)]
-    proto = protos[-1] if protos and protos[-1] else None
-    return [_Hop(ip, port, proto) for ip, port in nodes]
+    aligned = len(protos) == len(entries)
+    nearest_proto = protos[-1] if protos and protos[-1] else None
+    for index in range(len(entries) - 1, -1, -1):
+        found = _node(entries[index])
+        if found is None or found[0] is None:  # X-Forwarded-For has no "unknown": a bad entry
+            raise _Malformed
+        yield _Hop(found[0], found[1], (protos[index] or None) if aligned else nearest_proto)
 
 
-def _hops_of_forwarded(lines: tuple[str, ...]) -> list[_Hop] | None:
-    hops = []
-    for element in _split_outside_quotes(",".join(lines), ","):
+def _hops_of_forwarded(lines: tuple[str, ...]) -> Iterator[_Hop]:
+    """RFC 7239's hops, nearest (rightmost element) first, each parsed only when reached."""
+    elements = _split_outside_quotes(",".join(lines), ",")
+    if elements is None:
+        raise _Malformed  # an open quote: where its elements end cannot be told
+    for element in reversed(elements):
         if not element.strip():
             continue
         pairs = _pairs(element)
         if pairs is None:
-            return None
+            raise _Malformed
         node = pairs.get("for")
         if node is None:
-            return None  # an element without for= cannot be placed in the chain
+            raise _Malformed  # an element without for= cannot be placed in the chain
         found = _node(node)
         if found is None:
-            return None
-        hops.append(_Hop(found[0], found[1], pairs.get("proto")))
-    return hops
+            raise _Malformed
+        yield _Hop(found[0], found[1], pairs.get("proto"))
 
 
 def _pairs(element: str) -> dict[str, str] | None:
     pairs: dict[str, str] = {}
-    for part in _split_outside_quotes(element, ";"):
+    for part in _split_outside_quotes(element, ";") or ():
         if not part.strip():
             continue
         match = _PAIR.fullmatch(part)
@@ -201,7 +209,8 @@ def _pairs(element: str) -> dict[str, str] | None:
     return pairs
 
 
-def _split_outside_quotes(text: str, separator: str) -> list[str]:
+def _split_outside_quotes(text: str, separator: str) -> list[str] | None:
+    """``text`` split at ``separator`` outside quoted strings; None when a quote is left open."""
     parts, start, quoted, escaped = [], 0, False, False
     for index, char in enumerate(text):
         if escaped:
@@ -213,6 +222,8 @@ def _split_outside_quotes(text: str, separator: str) -> list[str]:
         elif char == separator and not quoted:
             parts.append(text[start:index])
             start = index + 1
+    if quoted:
+        return None
     parts.append(text[start:])
     return parts
 

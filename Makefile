@@ -29,5 +29,5 @@ node_modules/.installed: package.json package-lock.json
 # Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; it downloads no browser)
 # and fuse3 for the fault tests' file system.
 $(VENV)/.debian:
-	(command -v chromium && command -v fusermount3) >/dev/null 2>&1 || tools/install-debian-packages
+	(command -v chromium && command -v fusermount3 && (command -v nginx || test -x /usr/sbin/nginx)) >/dev/null 2>&1 || tools/install-debian-packages
 	touch $@

@@ -95,3 +95,40 @@ def test_a_peer_url_that_cannot_be_dialled_is_refused_naming_it():
     with pytest.raises(InvalidSetting) as refused:
         load_config({}, {"GUNRELAY_PEERS": "ftp://x"})
     assert "GUNRELAY_PEERS='ftp://x'" in str(refused.value)
+
+
+def test_trusted_proxies_default_to_loopback_take_networks_and_refuse_anything_else_at_start():
+    import pytest
+
+    from gunrelay.config import InvalidSetting
+
+    assert load_config({}, {}).trusted_proxies == "127.0.0.1,::1"
+    assert load_config({}, {"GUNRELAY_TRUSTED_PROXIES": ""}).trusted_proxies == ""  # trust none
+    assert load_config({"trusted_proxies": "10.0.0.0/8, fd00::/8"}, {}).trusted_proxies == "10.0.0.0/8, fd00::/8"
+    with pytest.raises(InvalidSetting) as refused:
+        load_config({"trusted_proxies": "127.0.0.1,proxy.local"}, {})
+    assert "--trusted-proxies" in str(refused.value) and "'proxy.local' is not an IP address or network" in str(refused.value)
+    with pytest.raises(InvalidSetting) as refused:
+        load_config({}, {"GUNRELAY_TRUSTED_PROXIES": "10.0.0.0/40"})
+    assert "GUNRELAY_TRUSTED_PROXIES" in str(refused.value)
+
+
+def test_tls_is_off_by_default():
+    config = load_config({}, {})
+    assert (config.tls_cert, config.tls_key) == ("", "")
+
+
+def test_trusted_relays_are_sea_pubs_and_anything_else_is_refused_at_start(tmp_path):
+    import pytest
+
+    from gunrelay.config import InvalidSetting
+    from gunrelay.server.identity import load_or_create_identity
+
+    real = load_or_create_identity(tmp_path).pub
+    assert load_config({"trust_relays": [real, real]}, {}).trusted_relays == (real,)
+    assert load_config({}, {"GUNRELAY_TRUST_RELAYS": f" {real} ,"}).trusted_relays == (real,)
+    x, y = real.split(".")
+    for bad in ("not-a-key", real + "x", x, "a.b", f"{y}.{x}", f"{x}.{y}.{x}"):
+        with pytest.raises(InvalidSetting) as refused:
+            load_config({"trust_relays": [bad]}, {})
+        assert f"--trust-relay={bad!r}" in str(refused.value)

@@ -13,6 +13,10 @@ Runs, in one go on 127.0.0.1 (fresh temp data folders, every process stopped by 
 3. ``two hops``: a raw websocket subscriber on C follows one soul; a writer on A puts ``updates``
    values to it, one every ``interval_ms``, with increasing states; the time from each put leaving
    the writer until the subscriber on C has it (A -> B -> C), p50 and p99.
+4. ``reset to C``: B and C trust A (``--trust-relay``); ``rounds`` resets of fresh scopes (100
+   fields each, written on A and carried to B and C first) are issued on A through its API; the
+   time from the API call until C's API shows the reset installed durably (polled every 5 ms),
+   p50 and p99.
 
 Figures go to stdout and ``bench/results/mesh-<timestamp>.json``.
 """
@@ -104,6 +108,42 @@ async def two_hops(writer_url: str, watcher_url: str, updates: int, interval_ms:
     }
 
 
+def api(relay: Relay, method: str, path: str, body: dict | None = None) -> dict:
+    import urllib.request
+
+    token = (relay.data / "admin-token").read_text().strip()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{relay.port}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+async def reset_to_c(a: Relay, c: Relay, rounds: int) -> dict:
+    import urllib.error
+
+    times = []
+    async with connect(a.url, max_size=None, compression=None) as writer:
+        for n in range(rounds):
+            scope = f"bench-reset-{time.time_ns()}"
+            graph = {f"{scope}/s{i}": {"_": {"#": f"{scope}/s{i}", ">": {"v": time.time() * 1000}}, "v": i} for i in range(100)}
+            await writer.send(orjson.dumps({"#": f"fill{n}-{scope}", "put": graph}).decode())
+            await asyncio.sleep(0.5)  # carried to B and C
+            started = time.perf_counter()
+            reset_id = api(a, "POST", "/-/api/resets", {"scope": scope})["record"]["reset_id"]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    api(c, "GET", f"/-/api/resets/{reset_id}")
+                    times.append((time.perf_counter() - started) * 1000)
+                    break
+                except urllib.error.HTTPError:
+                    await asyncio.sleep(0.005)
+    return {"rounds": rounds, "installed_on_c": len(times), "p50_ms": percentile(times, 0.5), "p99_ms": percentile(times, 0.99),
+            "max_ms": percentile(times, 1.0)}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter put windows (4 s), 100 updates")
@@ -119,10 +159,11 @@ async def main() -> None:
         await a.start()
         (work / "load-alone").mkdir()
         out["put_alone"] = await sc_put(a, p["put"], work / "load-alone", 2, "alone")
-        b = Relay("b", spec_with("--peer", a.url), work / "b")
+        pub_a = api(a, "GET", "/-/identity")["pub"]
+        b = Relay("b", spec_with("--peer", a.url, "--trust-relay", pub_a), work / "b")
         relays.append(b)
         await b.start()
-        c = Relay("c", spec_with("--peer", b.url), work / "c")
+        c = Relay("c", spec_with("--peer", b.url, "--trust-relay", pub_a), work / "c")
         relays.append(c)
         await c.start()
         await linked(b, 1)
@@ -130,6 +171,7 @@ async def main() -> None:
         (work / "load-linked").mkdir()
         out["put_linked"] = await sc_put(a, p["put"], work / "load-linked", 2, "linked")
         out["two_hops"] = await two_hops(a.url, c.url, updates, 20)
+        out["reset_to_c"] = await reset_to_c(a, c, 10 if args.quick else 30)
     finally:
         for relay in reversed(relays):
             relay.stop()
@@ -145,6 +187,9 @@ async def main() -> None:
     print(f"put acks/s on A with B, C linked: {with_mesh}  (ratio {out['put_linked_over_alone']})")
     print(f"write on A -> subscriber on C:    p50 {hops['p50_ms']} ms, p99 {hops['p99_ms']} ms "
           f"({hops['delivered']}/{hops['updates']} delivered)")
+    resets = out["reset_to_c"]
+    print(f"reset on A -> installed on C:     p50 {resets['p50_ms']} ms, p99 {resets['p99_ms']} ms "
+          f"({resets['installed_on_c']}/{resets['rounds']})")
     print(f"figures in {path}")
 
 

@@ -250,3 +250,31 @@ def test_a_dialled_link_carries_a_whole_relays_writes_without_the_client_rates()
     effects = engine.take()
     assert not any(type(e) is Merge for e in effects)
     assert all("Too many messages" in m["err"] for _, m in sends(effects))
+
+
+def test_a_link_that_turns_out_to_lead_to_a_relay_is_announced_once():
+    from gunrelay.core.engine import RelayLinked
+
+    engine = make_engine()
+    dialled = Link("dialled", "127.0.0.1", dialled=True)
+    engine.connect(dialled, NOW)
+    assert [e.link for e in engine.take() if type(e) is RelayLinked] == [dialled]
+    inbound = link(engine, "inbound")
+    engine.receive(inbound, frame({"#": "h", "dam": "?", "pid": "them", "mesh": 1}), NOW)
+    engine.receive(inbound, frame({"#": "h2", "dam": "?", "pid": "them", "mesh": 1}), NOW)
+    assert [e.link for e in engine.take() if type(e) is RelayLinked] == [inbound]
+    client = link(engine, "client")
+    engine.receive(client, frame({"#": "h3", "dam": "?", "pid": "browser"}), NOW)
+    assert [e for e in engine.take() if type(e) is RelayLinked] == []
+
+
+def test_introduce_sends_stored_fields_to_one_link_under_a_fresh_id():
+    from gunrelay.core.graph import Field
+
+    engine = make_engine()
+    r1, r2 = relay_link(engine, "r1"), relay_link(engine, "r2")
+    engine.introduce(r1, [Field("~a/resets/x", "scope", "room", T0)], NOW)
+    [(to, message)] = sends(engine.take())
+    assert to == "r1" and message["put"] == {"~a/resets/x": {"_": {"#": "~a/resets/x", ">": {"scope": T0}}, "scope": "room"}}
+    engine.receive(r2, frame(message), NOW)  # our own id, echoed by a peer: dropped
+    assert engine.take() == []

@@ -165,3 +165,28 @@ async def test_a_relay_does_not_obey_a_reset_of_its_own_space():
     await settle()
     await finish_all(b)
     assert "1-own" not in b.control.resets
+
+
+async def test_a_relays_acknowledgement_survives_a_restart_of_the_issuer(tmp_path):
+    from gunrelay.storage.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "a")
+    await store.open()
+    a = World(store)
+    await a.control.start()
+    issued = await a.control.issue("room")
+    await a.finish()
+    reset_id = issued["record"]["reset_id"]
+    relay_pub = make_identity().pub
+    a.control.note_relay_ack(relay_pub, reset_id, False, T0 + 1)
+    a.control.note_relay_ack(relay_pub, reset_id, True, T0 + 2)
+    await a.finish()
+    await store.close()
+    store = SQLiteStore(tmp_path / "a")
+    await store.open()
+    again = World(store, a.identity)
+    await again.control.start()
+    assert again.control.describe(reset_id)["relays"] == [{"pub": relay_pub, "fence_installed": True, "purge_done": True, "at": T0 + 2}]
+    assert again.control.describe(reset_id)["acknowledged"] == []
+    await again.finish()
+    await store.close()

@@ -294,15 +294,17 @@ class ResetControl:
         known = self.relay_acks.get(reset_id, {}).get(relay_pub)
         if known is not None and (known.pid == "purged" or not purged):
             return  # nothing new
-        ack = ResetAck(reset_id, f"relay:{relay_pub}", "", "purged" if purged else "fenced", at)
+        stage = "purged" if purged else "fenced"
+        ack = ResetAck(reset_id, f"relay:{relay_pub}:{stage}", "", stage, at)  # one row per stage: rows are never replaced
         self._keep_ack(ack)
         self._spawn(self.store.record_ack(ack))
 
     def _keep_ack(self, ack: ResetAck) -> None:
-        """An acknowledgement into memory: a client's, or a relay's (peer id ``relay:<pub>``, pid fenced|purged)."""
+        """An acknowledgement into memory: a client's, or a relay's (peer id ``relay:<pub>:<stage>``,
+        pid the stage: fenced, then purged)."""
         if ack.peer_id.startswith("relay:"):
             relays = self.relay_acks.setdefault(ack.reset_id, {})
-            pub = ack.peer_id[len("relay:"):]
+            pub = ack.peer_id[len("relay:"):].rsplit(":", 1)[0]
             if pub not in relays or ack.pid == "purged":
                 relays[pub] = ack
         else:

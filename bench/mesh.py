@@ -17,6 +17,10 @@ Runs, in one go on 127.0.0.1 (fresh temp data folders, every process stopped by 
    fields each, written on A and carried to B and C first) are issued on A through its API; the
    time from the API call until C's API shows the reset installed durably (polled every 5 ms),
    p50 and p99.
+5. ``catch-up``: B and C are stopped, ``catchup_fields`` more fields are written to A (500 per
+   put), then a fresh relay D (``--peer A``) starts with an empty store; the time from D's start
+   until its ``/-/api/mesh`` shows A's stream read to the end (polled every 50 ms) gives the
+   catch-up rate in fields per second (every field A holds, over that time).
 
 Figures go to stdout and ``bench/results/mesh-<timestamp>.json``.
 """
@@ -144,6 +148,45 @@ async def reset_to_c(a: Relay, c: Relay, rounds: int) -> dict:
             "max_ms": percentile(times, 1.0)}
 
 
+async def counted(relay: Relay, at_least: int, timeout: float = 60.0) -> int:
+    """The relay's stored field count once it reaches ``at_least`` (the console counts every few seconds)."""
+    deadline = time.monotonic() + timeout
+    fields = 0
+    while time.monotonic() < deadline:
+        fields = api(relay, "GET", "/-/api/stats")["store"]["fields"]
+        if fields >= at_least:
+            break
+        await asyncio.sleep(0.5)
+    return fields
+
+
+async def catch_up(a: Relay, work: Path, fields: int) -> dict:
+    async with connect(a.url, max_size=None, compression=None) as writer:
+        tag = f"bench-catchup-{time.time_ns()}"
+        state = time.time() * 1000
+        for start in range(0, fields, 500):
+            soul = f"{tag}/{start // 500}"
+            graph = {soul: {"_": {"#": soul, ">": {f"k{i}": state for i in range(500)}}, **{f"k{i}": f"v{start + i}" for i in range(500)}}}
+            await writer.send(orjson.dumps({"#": f"c{start}-{tag}", "put": graph}).decode())
+            await writer.recv()  # its ack (or the greeting first: the count is what matters, not which)
+    total = await counted(a, fields)
+    d = Relay("d", spec_with("--peer", a.url), work / "d")
+    started = time.perf_counter()
+    await d.start()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            [link] = api(d, "GET", "/-/api/mesh")["dialled"]
+            if link["stream"] and link["stream"]["caught_up"]:
+                break
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+        held = await counted(d, total)
+    finally:
+        d.stop()
+    return {"fields_on_a": total, "fields_on_d": held, "seconds": round(seconds, 2), "fields_per_s": round(total / seconds)}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter put windows (4 s), 100 updates")
@@ -172,6 +215,9 @@ async def main() -> None:
         out["put_linked"] = await sc_put(a, p["put"], work / "load-linked", 2, "linked")
         out["two_hops"] = await two_hops(a.url, c.url, updates, 20)
         out["reset_to_c"] = await reset_to_c(a, c, 10 if args.quick else 30)
+        c.stop()
+        b.stop()
+        out["catch_up"] = await catch_up(a, work, 20_000 if args.quick else 100_000)
     finally:
         for relay in reversed(relays):
             relay.stop()
@@ -190,6 +236,9 @@ async def main() -> None:
     resets = out["reset_to_c"]
     print(f"reset on A -> installed on C:     p50 {resets['p50_ms']} ms, p99 {resets['p99_ms']} ms "
           f"({resets['installed_on_c']}/{resets['rounds']})")
+    caught = out["catch_up"]
+    print(f"catch-up of a fresh relay from A:  {caught['fields_on_a']} fields in {caught['seconds']} s = {caught['fields_per_s']} fields/s "
+          f"({caught['fields_on_d']} on D)")
     print(f"figures in {path}")
 
 

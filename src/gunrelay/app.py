@@ -34,6 +34,7 @@ from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.logbook import LogBook
+from .server.catchup import StreamCatchUp
 from .server.mesh import Mesh
 from .server.mesh_resets import MeshResets
 from .server.monitor import Monitor
@@ -74,7 +75,7 @@ def build_app(config: Settings) -> "GunFirst":
     )
     relay = Relay(
         store, fence=control.fence, acknowledge=control.acknowledge, limits=limits,
-        max_queue_bytes=config.max_send_queue_bytes, clock_settle_s=config.clock_settle_s,
+        max_queue_bytes=config.max_send_queue_bytes, clock_settle_s=config.clock_settle_s, relay_pub=identity.pub,
     )
     control.connect_relay(relay)
     access = Access(relay, store)
@@ -87,9 +88,10 @@ def build_app(config: Settings) -> "GunFirst":
     logbook = LogBook(privacy)
     logging.getLogger("gunrelay").setLevel(config.log_level.upper())
     monitor = Monitor(relay, store)
-    mesh = Mesh(relay, config.peer_urls, max_frame_bytes=config.max_frame_bytes)
+    catch_up = StreamCatchUp(relay, store)
+    mesh = Mesh(relay, config.peer_urls, catch_up, max_frame_bytes=config.max_frame_bytes)
     mesh_resets = MeshResets(relay, control, identity, config.trusted_relays)
-    mesh_resets.attach()  # what merges accept reaches it; new relay links learn our resets
+    mesh_resets.attach()  # what merges accept reaches it; new relay links learn our resets first
     auth = ConsoleAuth(
         token,
         session_ttl_s=config.session_ttl_s,
@@ -120,6 +122,7 @@ def build_app(config: Settings) -> "GunFirst":
         await expiry.start()
         await monitor.start()
         ticker = asyncio.create_task(keepalive())
+        await catch_up.start()  # after mesh_resets: a new relay link is sent our resets before we ask for its stream
         mesh.start()  # after the fences are live: nothing from a peer relay is judged without them
         ready.set()
         log.info("relay identity %s", identity.pub)
@@ -132,6 +135,7 @@ def build_app(config: Settings) -> "GunFirst":
         finally:
             ticker.cancel()
             await mesh.stop()
+            await catch_up.stop()
             await mesh_resets.stop()
             await monitor.stop()
             await control.stop()

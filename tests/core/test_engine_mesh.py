@@ -252,17 +252,24 @@ def test_a_dialled_link_carries_a_whole_relays_writes_without_the_client_rates()
     assert all("Too many messages" in m["err"] for _, m in sends(effects))
 
 
-def test_a_link_that_turns_out_to_lead_to_a_relay_is_announced_once():
+def test_a_relay_link_is_announced_once_its_greeting_names_the_relay():
     from gunrelay.core.engine import RelayLinked
 
     engine = make_engine()
     dialled = Link("dialled", "127.0.0.1", dialled=True)
     engine.connect(dialled, NOW)
-    assert [e.link for e in engine.take() if type(e) is RelayLinked] == [dialled]
+    assert [e for e in engine.take() if type(e) is RelayLinked] == []  # a GunJS relay never names itself
+    engine.receive(dialled, frame({"#": "a", "dam": "?", "pid": "peer", "@": "x", "mesh": 1, "relay": "pubP"}), NOW)
+    assert [e.link for e in engine.take() if type(e) is RelayLinked] == [dialled] and dialled.relay_pub == "pubP"
     inbound = link(engine, "inbound")
-    engine.receive(inbound, frame({"#": "h", "dam": "?", "pid": "them", "mesh": 1}), NOW)
-    engine.receive(inbound, frame({"#": "h2", "dam": "?", "pid": "them", "mesh": 1}), NOW)
-    assert [e.link for e in engine.take() if type(e) is RelayLinked] == [inbound]
+    engine.receive(inbound, frame({"#": "h", "dam": "?", "pid": "them", "mesh": 1, "relay": "pubT"}), NOW)
+    effects = engine.take()
+    assert [type(e).__name__ for e in effects] == ["Send", "RelayLinked"]  # our answer first: then it knows us when we ask
+    assert [e.link for e in effects if type(e) is RelayLinked] == [inbound]
+    [(to, answer)] = sends(effects)  # our answer names us too
+    assert to == "inbound" and answer["@"] == "h" and answer["mesh"] == 1 and answer["relay"] == "relaypub"
+    engine.receive(inbound, frame({"#": "h2", "dam": "?", "pid": "them", "mesh": 1, "relay": "other"}), NOW)
+    assert [e for e in engine.take() if type(e) is RelayLinked] == [] and inbound.relay_pub == "pubT"
     client = link(engine, "client")
     engine.receive(client, frame({"#": "h3", "dam": "?", "pid": "browser"}), NOW)
     assert [e for e in engine.take() if type(e) is RelayLinked] == []
@@ -278,3 +285,110 @@ def test_introduce_sends_stored_fields_to_one_link_under_a_fresh_id():
     assert to == "r1" and message["put"] == {"~a/resets/x": {"_": {"#": "~a/resets/x", ">": {"scope": T0}}, "scope": "room"}}
     engine.receive(r2, frame(message), NOW)  # our own id, echoed by a peer: dropped
     assert engine.take() == []
+
+
+# -- catch-up: change streams ------------------------------------------------------------------
+
+
+def named_relay(engine, name, pub):
+    """An inbound relay link that greeted with its pub."""
+    new = link(engine, name)
+    engine.receive(new, frame({"#": f"hi-{name}", "dam": "?", "pid": f"pid-{name}", "mesh": 1, "relay": pub}), NOW)
+    engine.take()
+    return new
+
+
+def test_a_named_relay_may_read_the_change_stream_one_page_at_a_time():
+    from gunrelay.core.engine import ReadChanges
+
+    engine = make_engine()
+    peer = named_relay(engine, "peer", "pubP")
+    engine.receive(peer, frame({"#": "c1", "dam": "changes", "since": 7}), NOW)
+    [read] = engine.take()
+    assert type(read) is ReadChanges and (read.link, read.msg_id, read.since) == (peer, "c1", 7)
+    engine.changes_read(read, [("s", "k", '"v"', T0), ("t", "j", "1", T0)], 9, False, NOW)
+    [(to, page)] = sends(engine.take())
+    assert to == "peer" and page["@"] == "c1" and page["changes"] == {"cursor": 9, "done": False}
+    assert page["put"] == {"s": {"_": {"#": "s", ">": {"k": T0}}, "k": "v"}, "t": {"_": {"#": "t", ">": {"j": T0}}, "j": 1}}
+
+
+def test_the_stream_never_serves_a_fenced_field_and_an_empty_page_has_no_put():
+    from gunrelay.core.fence import Fence, FenceRule, Protected
+
+    engine = make_engine(Fence([FenceRule("r", "old", T0 - 1)], protected=Protected(("~relaypub",))))
+    peer = named_relay(engine, "peer", "pubP")
+    engine.receive(peer, frame({"#": "c1", "dam": "changes", "since": 0}), NOW)
+    [read] = engine.take()
+    engine.changes_read(read, [("old", "k", '"stale"', T0 - 5)], 1, True, NOW)
+    [(_, page)] = sends(engine.take())
+    assert "put" not in page and page["changes"] == {"cursor": 1, "done": True}
+
+
+@pytest.mark.parametrize(
+    "who, since, problem",
+    [
+        ("client", 0, "Only a relay of the mesh"),  # a browser may not dump the stream
+        ("peer", -1, "'since' must be"),
+        ("peer", "3", "'since' must be"),
+    ],
+)
+def test_a_bad_stream_request_is_answered_with_an_error(who, since, problem):
+    engine = make_engine()
+    asker = {"client": link(engine, "client"), "peer": named_relay(engine, "peer", "pubP")}[who]
+    engine.receive(asker, frame({"#": "c1", "dam": "changes", "since": since}), NOW)
+    [(to, reply)] = sends(engine.take())
+    assert reply["@"] == "c1" and problem in reply["err"]
+
+
+def test_a_page_we_asked_for_is_admitted_then_caught_up_and_what_was_new_goes_on():
+    from gunrelay.core.engine import CaughtUp
+
+    engine = make_engine(max_fields_per_s=1, field_burst=1)  # a page is not held to the field rate
+    source, other = named_relay(engine, "source", "pubS"), relay_link(engine, "other")
+    engine.ask_changes(source, 4, NOW)
+    [(to, request)] = sends(engine.take())
+    assert to == "source" and request["dam"] == "changes" and request["since"] == 4
+    page = {"#": "p1", "@": request["#"], "changes": {"cursor": 6, "done": True},
+            "put": {"s": {"_": {"#": "s", ">": {"a": T0, "b": T0}}, "a": 1, "b": 2}}}
+    engine.receive(source, frame(page), NOW)
+    effects = engine.take()
+    assert sends(effects) == []  # nothing goes on before it is durable
+    [merge] = [e for e in effects if type(e) is Merge]
+    engine.merged(merge.job, [f for f in merge.fields if f.key == "a"], NOW)  # only 'a' was new here
+    after = engine.take()
+    [caught] = [e for e in after if type(e) is CaughtUp]
+    assert (caught.link, caught.cursor, caught.done) == (source, 6, True)
+    [(to, forwarded)] = [(to, m) for to, m in sends(after) if to == "other"]
+    assert forwarded["put"] == {"s": {"_": {"#": "s", ">": {"a": T0}}, "a": 1}}
+
+
+def test_a_page_the_store_failed_to_write_is_not_caught_up():
+    from gunrelay.core.engine import CaughtUp
+
+    engine = make_engine()
+    source = named_relay(engine, "source", "pubS")
+    engine.ask_changes(source, 0, NOW)
+    [(_, request)] = sends(engine.take())
+    engine.receive(source, frame({"#": "p1", "@": request["#"], "changes": {"cursor": 3, "done": True},
+                                  "put": {"s": {"_": {"#": "s", ">": {"a": T0}}, "a": 1}}}), NOW)
+    [merge] = [e for e in engine.take() if type(e) is Merge]
+    engine.merged(merge.job, None, NOW, "disk full")
+    assert [e for e in engine.take() if type(e) is CaughtUp] == []
+
+
+def test_an_empty_page_is_caught_up_at_once_and_a_page_nobody_asked_for_is_a_plain_put():
+    from gunrelay.core.engine import CaughtUp
+
+    engine = make_engine()
+    source = named_relay(engine, "source", "pubS")
+    engine.ask_changes(source, 5, NOW)
+    [(_, request)] = sends(engine.take())
+    engine.receive(source, frame({"#": "p1", "@": request["#"], "changes": {"cursor": 5, "done": True}}), NOW)
+    [caught] = engine.take()
+    assert type(caught) is CaughtUp and (caught.cursor, caught.done) == (5, True)
+    engine.receive(source, frame({"#": "p2", "@": "not-ours", "changes": {"cursor": 99, "done": True},
+                                  "put": {"s": {"_": {"#": "s", ">": {"a": T0}}, "a": 1}}}), NOW)
+    effects = engine.take()
+    merges = [e for e in effects if type(e) is Merge]
+    engine.merged(merges[0].job, merges[0].fields, NOW)
+    assert [e for e in engine.take() if type(e) is CaughtUp] == []

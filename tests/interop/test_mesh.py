@@ -348,3 +348,57 @@ def test_a_ring_of_three_delivers_each_update_exactly_once(tmp_path):
     finally:
         for relay in ring:
             relay.stop()
+
+
+def _node_of(relay: Relay, soul: str) -> dict:
+    """Every field of ``soul`` that ``relay`` serves: key -> (value, state)."""
+    with RawPeer(relay.ws_url) as peer:
+        reply = peer.request(get_msg(soul), timeout=10)
+    assert reply is not None
+    node = (reply.get("put") or {}).get(soul) or {}
+    return {key: (value, node["_"][">"][key]) for key, value in node.items() if key != "_"}
+
+
+def test_after_a_partition_every_relay_holds_every_field(tmp_path):
+    a = _relay(tmp_path, "a").start()
+    b = _relay(tmp_path, "b", "--peer", a.ws_url).start()
+    c = _relay(tmp_path, "c", "--peer", b.ws_url).start()
+    relays = (a, b, c)
+    try:
+        _links_up(b, 1)
+        _links_up(c, 1)
+        tag = rid("cut-")
+        state = now_ms()
+        with RawPeer(a.ws_url) as writer:  # before the cut: everyone has it
+            assert writer.request(put_msg(f"{tag}/before", {"k": ("v", state)}), timeout=5) is not None
+        wait_for("C has the write from before the cut", lambda: _node_of(c, f"{tag}/before"))
+        b.stop()  # the cut: A and C cannot reach each other now
+        expected = {}
+        for relay, side in ((a, "a"), (c, "c")):
+            soul = f"{tag}/{side}"
+            entries = {f"k{n}": (f"{side}-{n}", state + n) for n in range(300)}
+            with RawPeer(relay.ws_url) as writer:
+                for start in range(0, 300, 100):
+                    part = dict(list(entries.items())[start:start + 100])
+                    reply = writer.request(put_msg(soul, part), timeout=10)
+                    assert reply is not None and reply.get("ok") is True, reply
+            expected[soul] = entries
+        assert _node_of(c, f"{tag}/a") == {} and _node_of(a, f"{tag}/c") == {}  # really cut
+        time.sleep(2.0)
+        b.start()
+        _links_up(b, 1)
+        for relay in relays:
+            for soul, entries in expected.items():
+                held = wait_for(
+                    f"{relay.port} holds all of {soul}", lambda relay=relay, soul=soul: (n := _node_of(relay, soul)) == entries and n,
+                    timeout=20,
+                )
+                assert held == entries  # field by field: value and state
+        report = operator(b, "GET", "/-/api/mesh")
+        [dialled] = report["dialled"]
+        assert dialled["relay"] and dialled["stream"]["cursor"] > 0 and dialled["stream"]["caught_up"] is True
+        [inbound] = report["inbound"]
+        assert inbound["stream"]["cursor"] > 0, __import__("json").dumps(report["inbound"])
+    finally:
+        for relay in reversed(relays):
+            relay.stop()

@@ -140,7 +140,7 @@ async def test_a_new_relay_link_is_sent_the_records_held_first(pair):
     await settle()
     await finish_all(b)
     newcomer = Socket(b.relay)
-    newcomer.send({"#": "hi", "dam": "?", "pid": "some-relay", "mesh": 1})  # a relay of the mesh greets
+    newcomer.send({"#": "hi", "dam": "?", "pid": "some-relay", "mesh": 1, "relay": make_identity().pub})  # a relay of the mesh greets
     await settle()
     await finish_all(b)
     sent = [m for m in newcomer.messages() if "put" in m]

@@ -86,7 +86,10 @@ def routes(ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, me
         """The relays this one dialled (``--peer``) and the ones that dialled it."""
         show = ops.privacy.show
         inbound = [
-            {"address": show(link.address), "pid": link.pid, "since": link.connected_at * 1000, "messages_in": link.messages_in}
+            {
+                "address": show(link.address), "pid": link.pid, "relay": link.relay_pub, "since": link.connected_at * 1000,
+                "messages_in": link.messages_in, "stream": mesh.catch_up.report(link.relay_pub),
+            }
             for link in list(relay.engine.relay_links)
             if not link.dialled and not link.closed
         ]

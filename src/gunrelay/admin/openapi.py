@@ -231,6 +231,7 @@ PEERS = _all(
         }
     }
 )
+STREAM = _all({"cursor": INTEGER, "caught_up": BOOLEAN})  # how far this relay has read that relay's change stream
 MESH = _all(
     {
         "pid": STRING,
@@ -242,6 +243,8 @@ MESH = _all(
                     "state": {"enum": ["down", "connecting", "up", "covered", "self"]},
                     "since": NUMBER,
                     "pid": _nullable(STRING),
+                    "relay": _nullable(STRING),
+                    "stream": _nullable(STREAM),
                     "last_error": STRING,
                     "failures": INTEGER,
                     "messages_in": INTEGER,
@@ -251,7 +254,10 @@ MESH = _all(
         },
         "inbound": {
             "type": "array",
-            "items": _all({"address": STRING, "pid": _nullable(STRING), "since": NUMBER, "messages_in": INTEGER}),
+            "items": _all(
+                {"address": STRING, "pid": _nullable(STRING), "relay": _nullable(STRING), "since": NUMBER, "messages_in": INTEGER,
+                 "stream": _nullable(STREAM)}
+            ),
         },
     }
 )

@@ -54,7 +54,15 @@ The mesh. A relay link (``Link.relay``: a relay this one dialled, or one that gr
   relay already linked, is dropped (``Drop``);
 - a link this relay dialled carries a whole relay's writes, so the message and field rates do not
   apply to it (the operator chose that peer); the frame size limit and the slow-reader limit do.
-  A relay that dialled in is limited like any client.
+  A relay that dialled in is limited like any client;
+- catch-up: a gunrelay's greeting names it (its SEA pub); once a relay link is known that way
+  (``RelayLinked``) the server asks it for its change stream after the cursor it holds for that
+  relay (``ask_changes``: ``{"dam": "changes", "since": n}``). The asked side reads its stream
+  (``ReadChanges``, then ``changes_read``) and answers one page: the fields (fenced ones left out)
+  as a put answering the request, with the cursor to go on from and whether more was waiting. A
+  page is admitted like any put (not held to the field rate: it was asked for, one at a time) and,
+  once durable, what changed the store goes on to the other relay links and ``CaughtUp`` tells
+  the server to keep the cursor and ask for the next page.
 
 The fence is read through the ``FenceView`` given at construction; only its owner changes it.
 """
@@ -83,6 +91,8 @@ SEA_FIELD_COST = 25
 # How long a get's "not found" waits for the relays it was forwarded to (a relay link that does
 # not answer at all, as an AXE relay without the soul may not, costs the asker this much at most).
 PEER_WAIT_S = 1.5
+
+CHANGES_PAGE = 2000  # change stream entries a relay of the mesh gets per page of a catch-up
 
 RESET_ACK = "reset-ack"  # {"dam": "reset-ack", "reset": <reset_id>}: a client says it has cleared itself
 
@@ -155,7 +165,7 @@ class GetRead:
 class PutJob:
     """One put message waiting for its parts (now, deferred, certificate-checked) to be durable."""
 
-    __slots__ = ("link", "msg_id", "errors", "parts", "fence_version")
+    __slots__ = ("link", "msg_id", "errors", "parts", "fence_version", "catch_up", "stored")
 
     def __init__(self, link: Link | None, msg_id: Any):
         self.link = link
@@ -163,6 +173,8 @@ class PutJob:
         self.errors: list[str] = []
         self.parts = 0
         self.fence_version = -1  # the fence its fields were judged against
+        self.catch_up: tuple[int, bool] | None = None  # a page of a relay's change stream: (cursor, done)
+        self.stored = True  # no part failed to reach the store
 
 
 # -- effects: what the engine asks to be done -------------------------------------------------
@@ -231,6 +243,24 @@ class RelayLinked:
 
 
 @dataclass(slots=True)
+class ReadChanges:
+    """Read our change stream after ``since`` for relay ``link`` (its request ``msg_id``); report with ``changes_read``."""
+
+    link: Link
+    msg_id: str
+    since: int
+
+
+@dataclass(slots=True)
+class CaughtUp:
+    """Relay ``link``'s change stream up to ``cursor`` is durable here; ``done``: nothing more was waiting."""
+
+    link: Link
+    cursor: int
+    done: bool
+
+
+@dataclass(slots=True)
 class Drop:
     """Close ``link``: it is not wanted (a link to this relay itself, or a second one to a peer)."""
 
@@ -255,7 +285,7 @@ class Failed:
     error: BaseException
 
 
-Effect = Send | Read | ReadWhenRoom | Merge | Defer | LookUp | AwaitPeers | RelayLinked | Drop | Fenced | Failed
+Effect = Send | Read | ReadWhenRoom | Merge | Defer | LookUp | AwaitPeers | RelayLinked | ReadChanges | CaughtUp | Drop | Fenced | Failed
 
 
 def _by_soul(fields: list[Field]) -> dict[str, list[Field]]:
@@ -280,6 +310,7 @@ class RelayEngine:
         *,
         pid: str,
         new_id: Callable[[], str],
+        relay_pub: str = "",
         limits: Limits | None = None,
         acknowledge: Callable[[Link, Any], str | None] | None = None,
         now: Now = Now(0.0, 0.0),
@@ -287,6 +318,7 @@ class RelayEngine:
     ):
         self.fence = fence
         self.pid = pid
+        self.relay_pub = relay_pub  # this relay's SEA pub: how relays of the mesh know each other
         self.new_id = new_id
         self.limits = limits or Limits()
         # (link, reset_id) -> why the acknowledgement is refused, or None: the reset control's (none: no resets known)
@@ -297,6 +329,7 @@ class RelayEngine:
         self.reads: FairQueue[Link, GetRead] = FairQueue()
         self.relay_links: list[Link] = []  # open links to relays of the mesh
         self._asked: dict[str, GetRead] = {}  # gets sent on to relay links, by id, until they answer
+        self._catching_up: dict[str, Link] = {}  # our requests for a relay's change stream, by id
         self._effects: list[Effect] = []
 
     def take(self) -> list[Effect]:
@@ -317,8 +350,7 @@ class RelayEngine:
             stats.peak_connections = stats.open_links
         if link.relay:
             self.relay_links.append(link)
-            self._send(link, wire.relay_hello(self.new_id(), self.pid))
-            self._effects.append(RelayLinked(link))
+            self._send(link, wire.relay_hello(self.new_id(), self.pid, self.relay_pub))
         else:
             self._send(link, wire.hello(self.new_id(), self.pid))
 
@@ -332,6 +364,8 @@ class RelayEngine:
             self.relay_links.remove(link)
             for msg_id, job in list(self._asked.items()):  # it will not answer now
                 self._peer_answered(msg_id, job, link)
+            for msg_id in [m for m, asked in self._catching_up.items() if asked is link]:
+                del self._catching_up[msg_id]
 
     def keepalive(self, links: list[Link]) -> None:
         for link in links:
@@ -407,7 +441,7 @@ class RelayEngine:
             return  # seen already: GUN drops duplicates silently
         kind = type(message)
         if kind is wire.Put:
-            self._on_put(link, message, now)  # type: ignore[arg-type]
+            self._on_put(link, message, now, raw)  # type: ignore[arg-type]
         elif kind is wire.Get:
             self._on_get(link, message, raw)  # type: ignore[arg-type]
         elif kind is wire.Dam:
@@ -422,21 +456,76 @@ class RelayEngine:
             if message.msg_id is not None:
                 self._send(link, wire.dam_reply(self.new_id(), RESET_ACK, message.msg_id, problem))
             return
+        if message.kind == wire.CHANGES:
+            self._on_changes_request(link, message)
+            return
         if message.kind != "?":
             return  # 'hi', '!' and others need nothing from a relay
         pid = message.pid
+        named = False
         if type(pid) is str and len(pid) <= 64 and pid.isprintable():  # shown to operators and in logs
             link.pid = pid
-            if message.mesh is not None and not link.relay:  # a relay of the mesh dialled us
-                link.relay = True
-                self.relay_links.append(link)
+            if message.mesh is not None:  # a relay of the mesh: one that dialled us, or answers ours
+                if not link.relay:
+                    link.relay = True
+                    self.relay_links.append(link)
                 if self._unwanted_relay(link, pid):
                     return
-                self._effects.append(RelayLinked(link))
+                pub = message.relay_pub
+                if link.relay_pub is None and type(pub) is str and 0 < len(pub) <= 200 and pub.isprintable():
+                    link.relay_pub = pub
+                    named = True
             elif link.relay and self._unwanted_relay(link, pid):
                 return
         if message.reply_to is None and message.msg_id is not None:
-            self._send(link, wire.hello_answer(self.new_id(), self.pid, message.msg_id))
+            if link.relay:
+                self._send(link, wire.relay_hello_answer(self.new_id(), self.pid, message.msg_id, self.relay_pub))
+            else:
+                self._send(link, wire.hello_answer(self.new_id(), self.pid, message.msg_id))
+        if named:  # after our answer: the peer knows who we are before anything we then ask of it
+            self._effects.append(RelayLinked(link))
+
+    # -- catch-up: change streams between relays of the mesh ---------------------------------
+
+    def _on_changes_request(self, link: Link, message: wire.Dam) -> None:
+        if message.msg_id is None:
+            return
+        since = message.since
+        if link.relay_pub is None:
+            self._send(link, wire.error(self.new_id(), message.msg_id, "Only a relay of the mesh may read the change stream."))
+        elif type(since) is not int or since < 0:
+            self._send(link, wire.error(self.new_id(), message.msg_id, "'since' must be a whole number from 0."))
+        else:
+            self._effects.append(ReadChanges(link, str(message.msg_id), since))
+
+    def changes_read(self, effect: ReadChanges, rows: list[tuple[str, str, str, float]] | None, cursor: int, done: bool, now: Now) -> None:
+        """The store read a page of our change stream for ``effect`` (None: the read failed):
+        (soul, key, value as JSON text, state) rows, the cursor after them, and whether that was all."""
+        link = effect.link
+        if link.closed:
+            return
+        if rows is None:
+            self.stats.error("storage_read")
+            self._send(link, wire.error(self.new_id(), effect.msg_id, "Storage read failed; ask again."))
+            return
+        found: dict[str, list[Row]] = {}
+        for soul, key, value, state in rows:
+            found.setdefault(soul, []).append((key, value, state))
+        if found and self.fence:
+            found = self._served_through_fence(found, now.wall_ms)  # a reset since the read: never sent
+        graph = {
+            soul: wire.node(soul, [(key, wire.Fragment(value), state) for key, value, state in items]) for soul, items in found.items()
+        }
+        self._send(link, wire.changes_page(self.new_id(), effect.msg_id, graph, cursor, done))
+
+    def ask_changes(self, link: Link, since: int, now: Now) -> None:
+        """Ask relay ``link`` for its change stream after ``since`` (one page; ``CaughtUp`` when it is durable)."""
+        if link.closed:
+            return
+        msg_id = self.new_id()
+        self.dup.track(msg_id, None, now.steady_s)
+        self._catching_up[msg_id] = link
+        self._send(link, wire.changes_request(msg_id, since))
 
     def _unwanted_relay(self, link: Link, pid: str) -> bool:
         """Drop a relay link that leads back to this relay, or to a relay linked already."""
@@ -464,6 +553,12 @@ class RelayEngine:
             job = self._asked.get(reply_to)
             if job is not None:
                 self._peer_answered(reply_to, job, link)
+                return
+            if self._catching_up.get(reply_to) is link:  # a page of its stream with nothing in it
+                del self._catching_up[reply_to]
+                page = wire.changes_of(raw)
+                if page is not None:
+                    self._effects.append(CaughtUp(link, page[0], page[1]))
                 return
         origin = self.dup.origin(reply_to)
         if origin is not None and origin is not link and not origin.closed:
@@ -614,9 +709,13 @@ class RelayEngine:
 
     # -- put -------------------------------------------------------------------------------
 
-    def _on_put(self, link: Link, put: wire.Put, now: Now) -> None:
+    def _on_put(self, link: Link, put: wire.Put, now: Now, raw: dict[str, Any]) -> None:
         stats = self.stats
         stats.puts += 1
+        catch_up = None
+        if put.reply_to is not None and self._catching_up and self._catching_up.get(put.reply_to) is link:
+            del self._catching_up[put.reply_to]  # a page of the stream we asked this relay for
+            catch_up = wire.changes_of(raw)
         try:
             fields = fields_of_put(put.graph)
         except InvalidGraph as exc:
@@ -626,7 +725,7 @@ class RelayEngine:
         if bucket is None and self.limits.max_fields_per_s > 0 and not link.dialled:
             limits = self.limits
             bucket = link.field_bucket = TokenBucket(limits.max_fields_per_s, limits.field_burst, now.steady_s)
-        if bucket is not None:
+        if bucket is not None and catch_up is None:  # a page we asked for, one at a time: not held to the rate
             cost = len(fields) + SEA_FIELD_COST * sum(1 for item in fields if "~" in item.soul)
             if not bucket.take(cost, now.steady_s):
                 stats.refuse("put_fields", len(fields))
@@ -638,9 +737,12 @@ class RelayEngine:
                 )
         job = PutJob(link, put.msg_id)
         job.fence_version = self.fence.version
+        job.catch_up = catch_up
         judged = admit.admit(fields, now.wall_ms, self.fence, self.limits.max_skew_ms)
         self._note_refusals(job, judged)
-        if put.reply_to is None:
+        if catch_up is not None:
+            pass  # goes on to the other relays once durable, and only what was new here (``merged``)
+        elif put.reply_to is None:
             if self.relay_links and (judged.ready or judged.later):
                 self._forward(link, put.msg_id, judged.passed, now.steady_s)
         else:
@@ -732,14 +834,19 @@ class RelayEngine:
         job.parts -= 1
         if accepted is None:
             self.stats.error("storage_write")
+            job.stored = False
             job.errors.append(f"Storage write failed ({failure}); nothing of it was acknowledged, send it again later.")
         else:
             self._fan_out(accepted, now.steady_s)
+            if job.catch_up is not None and accepted and self.relay_links:
+                self._forward(job.link, None, accepted, now.steady_s)
         if job.parts == 0:
             self._reply(job)
 
     def _reply(self, job: PutJob) -> None:
         link = job.link
+        if job.catch_up is not None and job.stored and link is not None and not link.closed:
+            self._effects.append(CaughtUp(link, job.catch_up[0], job.catch_up[1]))
         if job.msg_id is None or link is None or link.closed:
             return
         if job.errors:

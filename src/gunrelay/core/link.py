@@ -17,7 +17,7 @@ from .limits import TokenBucket
 
 
 class Link:
-    __slots__ = ("id", "address", "pid", "connected_at", "messages_in", "closed", "bucket", "field_bucket", "relay", "dialled")
+    __slots__ = ("id", "address", "pid", "connected_at", "messages_in", "closed", "bucket", "field_bucket", "relay", "dialled", "relay_pub")
 
     def __init__(self, link_id: str, address: str, connected_at: float = 0.0, dialled: bool = False):
         self.id = link_id
@@ -30,6 +30,7 @@ class Link:
         self.field_bucket: TokenBucket | None = None  # its put fields' rate limit, set on connect
         self.relay = dialled  # the other side is a relay of the mesh
         self.dialled = dialled  # this relay dialled it (a --peer)
+        self.relay_pub: str | None = None  # a relay of the mesh: its SEA pub, from its greeting
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.address}>"

@@ -34,6 +34,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from .catchup import StreamCatchUp
 from .connection import Connection
 from .relay import Relay
 
@@ -52,8 +53,11 @@ SECOND = "a second link to relay"
 class PeerLink:
     """One ``--peer``: its state for the operator, and the task that keeps it up."""
 
-    def __init__(self, relay: Relay, url: str, *, max_frame_bytes: int, chance: Callable[[], float] = random.random):
+    def __init__(
+        self, relay: Relay, url: str, catch_up: StreamCatchUp, *, max_frame_bytes: int, chance: Callable[[], float] = random.random,
+    ):
         self.relay = relay
+        self.catch_up = catch_up
         self.url = url
         parts = urllib.parse.urlsplit(url)
         self.address = parts.hostname or "?"
@@ -76,6 +80,8 @@ class PeerLink:
             "state": self.state,
             "since": self.since,
             "pid": self.pid,
+            "relay": connection.relay_pub if connection is not None else None,
+            "stream": self.catch_up.report(connection.relay_pub if connection is not None else None),
             "last_error": self.last_error,
             "failures": self.failures,
             "messages_in": connection.messages_in if connection is not None else 0,
@@ -173,8 +179,9 @@ def _describe(exc: BaseException) -> str:
 class Mesh:
     """Every ``--peer`` of this relay."""
 
-    def __init__(self, relay: Relay, urls: tuple[str, ...], *, max_frame_bytes: int):
-        self.links = [PeerLink(relay, url, max_frame_bytes=max_frame_bytes) for url in urls]
+    def __init__(self, relay: Relay, urls: tuple[str, ...], catch_up: StreamCatchUp, *, max_frame_bytes: int):
+        self.catch_up = catch_up
+        self.links = [PeerLink(relay, url, catch_up, max_frame_bytes=max_frame_bytes) for url in urls]
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:

@@ -61,7 +61,7 @@ class MeshResets:
 
     def attach(self) -> None:
         self.relay.watch = self.watch
-        self.relay.on_relay_link = self.introduce
+        self.relay.relay_link_listeners.append(self.introduce)
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -14,8 +14,10 @@ what it asks, in order:
 - ``LookUp``: the write-block entries a certificate names, back to ``engine.looked_up``.
 - ``AwaitPeers``: a timer, then ``engine.peers_silent`` (a get sent on to relay links).
 - ``Drop``: close a link the mesh does not want (``server.mesh`` sees why and waits).
-- ``RelayLinked``: ``on_relay_link`` (the reset control's: it sends the link the reset records
-  this relay holds).
+- ``RelayLinked``: every ``relay_link_listeners`` (``server.mesh_resets`` sends the link the
+  reset records this relay holds, ``server.catchup`` asks it for its change stream).
+- ``ReadChanges``: ``store.changes_since``, back to ``engine.changes_read``; ``CaughtUp``:
+  ``on_caught_up`` (``server.catchup`` keeps the cursor and asks for the next page).
 
 ``watch``, when set (the reset control's), sees every batch of fields a merge accepted: how reset
 records and acknowledgements from other relays of the mesh reach the control.
@@ -39,7 +41,9 @@ from typing import Any, cast
 from ..core import reads, wire
 from ..core.clockwatch import ClockWatch
 from ..core.engine import (
+    CHANGES_PAGE,
     AwaitPeers,
+    CaughtUp,
     Defer,
     Drop,
     Failed,
@@ -51,6 +55,7 @@ from ..core.engine import (
     Now,
     PutJob,
     Read,
+    ReadChanges,
     ReadWhenRoom,
     RelayEngine,
     RelayLinked,
@@ -91,6 +96,7 @@ class Relay:
         clock_ms: Callable[[], float] = wall_clock_ms,
         monotonic: Callable[[], float] = steady_s,
         clock_settle_s: float = 600.0,
+        relay_pub: str = "",
     ):
         self.store = store
         self.clock_ms = clock_ms
@@ -99,11 +105,12 @@ class Relay:
         self.clock_watch = ClockWatch(clock_ms(), monotonic(), settle_s=clock_settle_s)
         self.engine = RelayEngine(
             fence if fence is not None else FenceView(), pid=random_pid(), new_id=wire.MessageIds(os.urandom(3).hex()), limits=limits,
-            acknowledge=acknowledge, now=self.now(),
+            acknowledge=acknowledge, now=self.now(), relay_pub=relay_pub,
         )
         self.peers: dict[str, Connection] = {}
         self.watch: Callable[[list[Field]], None] | None = None  # sees what each merge accepted
-        self.on_relay_link: Callable[[Link], None] | None = None  # a link turned out to lead to a relay
+        self.relay_link_listeners: list[Callable[[Link], None]] = []  # told when a link turns out to lead to a relay
+        self.on_caught_up: Callable[[Link, int, bool], None] | None = None  # a page of a relay's change stream is durable
         self._pending_writes: set[asyncio.Future[Any]] = set()
         self._deferred: dict[int, asyncio.TimerHandle] = {}  # by id of the Defer effect
 
@@ -224,8 +231,13 @@ class Relay:
                 elif type(effect) is AwaitPeers:
                     asyncio.get_running_loop().call_later(effect.wait_s, self._peers_silent, effect.job)
                 elif type(effect) is RelayLinked:
-                    if self.on_relay_link is not None:
-                        self.on_relay_link(effect.link)
+                    for listener in self.relay_link_listeners:
+                        listener(effect.link)
+                elif type(effect) is ReadChanges:
+                    self.store.changes_since(effect.since, CHANGES_PAGE).add_done_callback(functools.partial(self._changes_read, effect))
+                elif type(effect) is CaughtUp:
+                    if self.on_caught_up is not None:
+                        self.on_caught_up(effect.link, effect.cursor, effect.done)
                 elif type(effect) is Drop:
                     log.info("closing %s (pid %s): %s", effect.link, effect.link.pid, effect.reason)
                     cast(Connection, effect.link).close(1000, effect.reason[:120])
@@ -249,6 +261,20 @@ class Relay:
         except Exception:  # a bug must cost one get, never the reads queued behind it
             self.engine.stats.error("internal")
             log.exception("failed to answer a get from %s", job.link)
+        self._carry_out()
+
+    def _changes_read(self, effect: ReadChanges, done: asyncio.Future[Any]) -> None:
+        if done.exception() is not None:
+            self.engine.changes_read(effect, None, effect.since, False, self.now())
+        else:
+            page = done.result()
+            rows = [(c.soul, c.key, c.value, c.state) for c in page.changes]
+            self.engine.changes_read(effect, rows, page.cursor, len(rows) < CHANGES_PAGE, self.now())
+        self._carry_out()
+
+    def ask_changes(self, link: Link, since: int) -> None:
+        """Ask relay ``link`` for a page of its change stream after ``since``."""
+        self.engine.ask_changes(link, since, self.now())
         self._carry_out()
 
     def _peers_silent(self, job: GetRead) -> None:

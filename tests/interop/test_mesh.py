@@ -398,7 +398,7 @@ def test_after_a_partition_every_relay_holds_every_field(tmp_path):
         [dialled] = report["dialled"]
         assert dialled["relay"] and dialled["stream"]["cursor"] > 0 and dialled["stream"]["caught_up"] is True
         [inbound] = report["inbound"]
-        assert inbound["stream"]["cursor"] > 0, __import__("json").dumps(report["inbound"])
+        assert inbound["stream"]["cursor"] > 0, report["inbound"]
     finally:
         for relay in reversed(relays):
             relay.stop()

@@ -20,6 +20,7 @@ def _serve_parser(sub: Any) -> None:
         default = ("on" if setting.default else "off") if setting.type is bool else repr(setting.default)
         # read as text: load_config checks and converts it (a switch is on/off, not Python's bool())
         serve.add_argument(setting.option, dest=setting.name, type=str if setting.type is bool else setting.type, default=None,
+                           action="append" if setting.repeat else "store",
                            help=f"{setting.help} ({told}env {setting.env}, default {default})")
 
 
@@ -119,6 +120,8 @@ def _reset_parsers(sub: Any) -> None:
     resets = sub.add_parser("resets", help="history of resets, or one reset's acknowledgements and purge")
     _operator_options(resets)
     resets.add_argument("reset_id", nargs="?", help="show this reset in detail")
+    mesh = sub.add_parser("mesh", help="the links to other relays: dialled (--peer) and inbound, their state and last error")
+    _operator_options(mesh)
 
 
 def _interchange_parsers(sub: Any) -> None:

@@ -153,6 +153,10 @@ async def resets(s: Session, args: argparse.Namespace) -> None:
     _show(await s.call("GET", "/-/api/resets" + (f"/{args.reset_id}" if args.reset_id else "")))
 
 
+async def mesh(s: Session, args: argparse.Namespace) -> None:
+    _show(await s.call("GET", "/-/api/mesh"))
+
+
 async def ban(s: Session, args: argparse.Namespace) -> None:
     if bool(args.address) == bool(args.connected):
         raise OperatorError("give an address or --connected (not both)")
@@ -282,7 +286,7 @@ async def import_jsonl(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans,
-    "rotate": rotate, "ttl": ttl, "snapshot": snapshot,
+    "rotate": rotate, "ttl": ttl, "snapshot": snapshot, "mesh": mesh,
 }
 OFFLINE_COMMANDS = {"export": export, "import": import_jsonl}  # on the data folder itself, no API session
 

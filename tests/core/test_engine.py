@@ -50,7 +50,7 @@ def make_engine(fence=None, **limits):
 
     engine = RelayEngine(
         fence if fence is not None else Fence(protected=Protected(("~relaypub",))),
-        pid="relaypid", new_id=Ids(), limits=Limits(**limits), acknowledge=acknowledge, now=NOW,
+        pid="relaypid", new_id=Ids(), limits=Limits(**limits), acknowledge=acknowledge, now=NOW, relay_pub="relaypub",
     )
     engine.acks = acks
     return engine

@@ -239,3 +239,74 @@ def replace_query(query, **changes):
     from dataclasses import replace
 
     return replace(query, **changes)
+
+
+# -- the change stream: what merge accepted, numbered, one entry per field (graph.py) ----------------
+
+
+async def _stream(graph, cursor=0, limit=1000):
+    """Every entry after ``cursor`` as (soul, key, value JSON, state), read in pages of ``limit``; and the last cursor."""
+    out = []
+    for _ in range(10_000):  # bounded
+        page = await graph.changes_since(cursor, limit)
+        assert len(page.changes) <= limit
+        assert [c.seq for c in page.changes] == sorted({c.seq for c in page.changes})
+        assert all(c.seq > cursor for c in page.changes)
+        out += [(c.soul, c.key, c.value, c.state) for c in page.changes]
+        if not page.changes:
+            assert page.cursor == cursor
+            return out, cursor
+        cursor = page.cursor
+    raise AssertionError("the stream never ended")
+
+
+async def test_the_stream_holds_what_merges_accepted_in_order(graph):
+    assert await _stream(graph) == ([], 0)
+    await graph.merge([Field("s", "a", "x", 1), Field("t", "b", {"#": "s"}, 2)])
+    await graph.merge([Field("s", "a", "older", 0), Field("u", "c", None, 3)])  # the loser is not a change
+    changes, cursor = await _stream(graph, limit=1)
+    assert changes == [("s", "a", '"x"', 1), ("t", "b", '{"#":"s"}', 2), ("u", "c", "null", 3)]
+    await graph.merge([Field("v", "d", 1.5, 4)])
+    more, next_cursor = await _stream(graph, cursor)
+    assert more == [("v", "d", "1.5", 4)] and next_cursor > cursor
+    assert (await graph.changes_since(cursor, 0)).changes == []
+
+
+async def test_a_field_changed_again_moves_to_the_end_with_its_new_value_only(graph):
+    await graph.merge([Field("s", "a", "first", 1), Field("s", "b", "b", 1)])
+    first = await graph.changes_since(0, 100)
+    await graph.merge([Field("s", "a", "second", 2)])
+    changes, _ = await _stream(graph)
+    assert changes == [("s", "b", '"b"', 1), ("s", "a", '"second"', 2)]  # kept: the latest change per field
+    after = await graph.changes_since(first.cursor, 100)
+    assert [(c.soul, c.key, c.value) for c in after.changes] == [("s", "a", '"second"')]
+    assert after.changes[0].seq > max(c.seq for c in first.changes)
+
+
+async def test_a_reader_behind_gets_each_field_once_at_its_current_value(graph):
+    for state in range(1, 6):
+        await graph.merge([Field("s", "k", f"v{state}", state), Field("other", str(state), state, state)])
+    changes, _ = await _stream(graph, limit=2)
+    assert [c for c in changes if c[0] == "s"] == [("s", "k", '"v5"', 5)]
+    assert len(changes) == 6
+
+
+async def test_purged_fields_leave_the_stream_and_numbers_are_never_reused(graph):
+    await graph.merge([Field("keep", "k", 1, 10), Field("room/a", "k", 1, 10)])
+    _, cursor = await _stream(graph)  # a reader has seen both, the highest number included
+    assert await graph.purge(FenceRule("r1", "room", 100.0), PROTECTED) == 1
+    changes, _ = await _stream(graph)
+    assert changes == [("keep", "k", "1", 10)]  # a fenced field is never handed out
+    await graph.merge([Field("new", "k", 2, 20)])
+    assert (await _stream(graph, cursor))[0] == [("new", "k", "2", 20)]  # not hidden behind the reader's cursor
+
+
+async def test_a_restore_is_new_to_every_reader(graph, tmp_path):
+    await graph.merge([Field("a", "k", "v1", 1), Field("b", "k", "v1", 1)])
+    await graph.snapshot_to(tmp_path / "snap")
+    await graph.merge([Field("a", "k", "v2", 2)])
+    _, cursor = await _stream(graph)
+    await graph.restore_fields_from(tmp_path / "snap")
+    changes, _ = await _stream(graph, cursor)
+    assert sorted(changes) == [("a", "k", '"v1"', 1), ("b", "k", '"v1"', 1)]
+    assert sorted((await _stream(graph))[0]) == sorted(changes)

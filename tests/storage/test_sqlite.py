@@ -12,10 +12,10 @@ from gunrelay.core.fence import FenceRule, Protected
 from gunrelay.core.graph import Field
 from gunrelay.core.reset import ResetRecord
 from gunrelay.storage.base import ReadQuery
-from gunrelay.storage.sqlite import SQLiteGraph, SQLiteStore
+from gunrelay.storage.sqlite import SchemaTooNew, SQLiteGraph, SQLiteStore
 
 PROTECTED = Protected(("~relay", "_system"))
-CONTROL_TABLES = {"resets", "fence_souls", "reset_acks", "ttl_rules", "audit", "bans"}
+CONTROL_TABLES = {"resets", "fence_souls", "reset_acks", "ttl_rules", "audit", "bans", "stream_cursors"}
 
 
 @pytest.fixture(params=[SQLiteGraph, SQLiteStore], ids=["graph", "store"])
@@ -127,7 +127,7 @@ async def test_a_graph_only_file_has_no_control_tables(tmp_path):
         await graph.probe()
     finally:
         await graph.close()
-    assert tables_in(path) == {"fields", "probe"}
+    assert tables_in(path) == {"fields", "probe", "stream_head"}
     assert not tables_in(path) & CONTROL_TABLES
 
 
@@ -136,11 +136,12 @@ async def test_the_relays_file_holds_the_graph_and_the_control_tables(tmp_path):
     store = SQLiteStore(path)
     await store.open()
     await store.close()
-    assert tables_in(path) == {"fields", "probe"} | CONTROL_TABLES
+    assert tables_in(path) == {"fields", "probe", "stream_head"} | CONTROL_TABLES
 
 
-# The relay's schema as it was before the graph and the control log were split: a data folder
-# written then must open with no change to its tables.
+# The relay's schema as it was before the graph and the control log were split (and before the
+# change stream): a data folder written then must open with its data and control tables as they were,
+# the fields gaining their stream numbers.
 SCHEMA_BEFORE_THE_SPLIT = """
 CREATE TABLE IF NOT EXISTS fields (
     soul  TEXT NOT NULL,
@@ -204,13 +205,13 @@ def schema_of(path):
         db.close()
 
 
-async def test_a_data_folder_from_before_the_split_opens_unchanged(tmp_path):
+async def test_a_data_folder_from_before_the_split_opens_and_gains_the_stream(tmp_path):
     path = tmp_path / "gunrelay.sqlite3"
     record = ResetRecord(reset_id="r1", scope="room", epoch=1, watermark=100.0, issued_at=100.0)
     db = sqlite3.connect(path)
     db.executescript(SCHEMA_BEFORE_THE_SPLIT)
     with db:
-        db.execute("INSERT INTO fields VALUES ('room', 'k', '\"v\"', 10), ('rand1', 'k', '1', 10), ('other', 'k', '2', 10)")
+        db.execute("INSERT INTO fields VALUES ('room', 'k', '\"v\"', 10), ('rand1', 'k', '1', 10), ('other', 'k', '2', 9)")
         db.execute("INSERT INTO resets (reset_id, record, purged) VALUES ('r1', ?, 0)", (record.to_json(),))
         db.execute("INSERT INTO fence_souls VALUES ('r1', 'rand1')")
         db.execute("INSERT INTO bans VALUES ('10.0.0.1', 100.0, 'spam')")
@@ -220,16 +221,53 @@ async def test_a_data_folder_from_before_the_split_opens_unchanged(tmp_path):
     store = SQLiteStore(path)
     await store.open()
     try:
+        page = await store.changes_since(0, 10)
+        assert [(c.soul, c.state) for c in page.changes] == [("other", 9), ("rand1", 10), ("room", 10)]  # state order
         [held] = await store.load_resets()
         assert held.record == record and held.souls == {"rand1"} and not held.purge_done
         assert await store.load_bans() == [Ban("10.0.0.1", 100.0, "spam")] and await store.load_ttls() == {"tmp": 5000.0}
         assert await store.purge(held.rule, PROTECTED) == 2  # the prefix and its installed closure
-        assert (await store.read(ReadQuery(soul="other")))["other"] == [("k", "2", 10)]
+        assert (await store.read(ReadQuery(soul="other")))["other"] == [("k", "2", 9)]
         [held] = await store.load_resets()
         assert held.purged == 2
+        await store.merge([Field("new", "k", 1, 11)])
+        assert [c.soul for c in (await store.changes_since(page.cursor, 10)).changes] == ["new"]
     finally:
         await store.close()
-    assert schema_of(path) == before
+    after = schema_of(path)
+    unchanged = [entry for entry in before if entry[1] != "fields"]
+    assert [entry for entry in after if entry[1] in {e[1] for e in unchanged}] == unchanged
+    assert {entry[1] for entry in after} - {entry[1] for entry in before} == {"stream_head", "fields_by_seq", "stream_cursors"}
+    assert "seq INTEGER" in next(entry[3] for entry in after if entry[1] == "fields")
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    db.close()
+
+
+async def test_a_file_from_a_newer_gunrelay_is_refused(SQLite, tmp_path):
+    path = tmp_path / "db.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(SchemaTooNew, match="newer gunrelay"):
+        await SQLite(path).open()
+
+
+async def test_stream_numbers_are_not_reused_after_the_highest_were_purged_and_the_file_reopened(SQLite, tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = SQLite(path)
+    await store.open()
+    await store.merge([Field("keep", "k", 1, 10), Field("room/a", "k", 1, 10), Field("room/b", "k", 1, 10)])
+    cursor = (await store.changes_since(0, 10)).cursor  # a reader has seen all three
+    await store.purge(FenceRule("r1", "room", 100.0), PROTECTED)
+    await store.close()
+    again = SQLite(path)
+    await again.open()
+    try:
+        await again.merge([Field("later", "k", 1, 20)])
+        assert [c.soul for c in (await again.changes_since(cursor, 10)).changes] == ["later"]
+    finally:
+        await again.close()
 
 
 async def test_a_closure_larger_than_sqlites_parameter_limit(SQLite, tmp_path):

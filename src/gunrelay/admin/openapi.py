@@ -225,9 +225,40 @@ PEERS = _all(
                     "messages_out": INTEGER,
                     "subscriptions": INTEGER,
                     "last_ack": _nullable(_all({"reset_id": STRING, "at": NUMBER})),
+                    "relay": BOOLEAN,
                 }
             ),
         }
+    }
+)
+STREAM = _all({"cursor": INTEGER, "caught_up": BOOLEAN})  # how far this relay has read that relay's change stream
+MESH = _all(
+    {
+        "pid": STRING,
+        "dialled": {
+            "type": "array",
+            "items": _all(
+                {
+                    "url": STRING,
+                    "state": {"enum": ["down", "connecting", "up", "covered", "self"]},
+                    "since": NUMBER,
+                    "pid": _nullable(STRING),
+                    "relay": _nullable(STRING),
+                    "stream": _nullable(STREAM),
+                    "last_error": STRING,
+                    "failures": INTEGER,
+                    "messages_in": INTEGER,
+                    "messages_out": INTEGER,
+                }
+            ),
+        },
+        "inbound": {
+            "type": "array",
+            "items": _all(
+                {"address": STRING, "pid": _nullable(STRING), "relay": _nullable(STRING), "since": NUMBER, "messages_in": INTEGER,
+                 "stream": _nullable(STREAM)}
+            ),
+        },
     }
 )
 AUDIT_PAGE = _all(
@@ -418,6 +449,10 @@ PATHS: dict[str, Any] = {
     },
     "/-/api/stats": {"get": _operation("get", "stats", "Live figures", "figures", _ok(200, STATS, "the figures"))},
     "/-/api/peers": {"get": _operation("get", "listPeers", "Connected peers", "peers", _ok(200, PEERS, "the peers"))},
+    "/-/api/mesh": {
+        "get": _operation("get", "listMesh", "Links to other relays: the ones dialled (--peer) and the ones that dialled in", "peers",
+                          _ok(200, MESH, "the links"))
+    },
     "/-/api/peers/{peer_id}/kick": {
         "post": _operation(
             "post", "kickPeer", "Close a peer's connection (it may come back)", "peers", _ok(200, _all({"kicked": STRING})),

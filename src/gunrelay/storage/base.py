@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from .control import AuditEntry, ControlLog, ResetAck, StoredReset
 from .graph import (
+    Change,
+    ChangePage,
     GraphStore,
     ReadPage,
     ReadQuery,
@@ -42,6 +44,8 @@ class Store(GraphStore, ControlLog):
 
 __all__ = [
     "AuditEntry",
+    "Change",
+    "ChangePage",
     "ControlLog",
     "GraphStore",
     "ReadPage",

@@ -21,13 +21,30 @@ Around them: deleting what a fence rule covers (``purge_batch``/``purge``, with 
 souls (the closure fenced with a prefix) travel in ``FenceRule.souls``: a graph store knows no
 installed resets.
 
-Where the change stream will go. The mesh of relays and the fleet will need a durable, ordered
-stream of the changes ``merge`` accepted, so that a relay can be replayed everything after a
-cursor. It belongs here, in ``GraphStore``, because it is a property of the graph's writes, not of
-the control log: each merge would append its accepted fields under increasing sequence numbers in
-the same durable step as the fields themselves (SQLite: a ``changes`` table written by the same
-group commit; memory: a list), and a paged ``changes_since(cursor, limit)`` would read them back.
-It is not built yet; nothing here depends on it.
+The change stream. The mesh of relays and the fleet replay "everything after a cursor" from a
+durable, ordered stream of what ``merge`` accepted, so it lives here, as a property of the graph's
+writes (``changes_since(cursor, limit)``). Its rules, the same for every backend:
+
+- Every field a merge accepts takes the next sequence number, in the same durable step as the
+  field itself (SQLite: a ``seq`` column of the field's own row, written by the same upsert in the
+  same group commit; memory: an insertion-ordered index; PostgreSQL: see ``postgres.py``).
+- The stream holds one entry per stored field: its latest change (keep-latest-per-field
+  compaction, done by the write itself). A field accepted again moves to the end under a new
+  number; its older entry is gone. So the stream never outgrows the graph, every cursor stays
+  valid (no horizon, no "too old, resync" answer: cursor 0 is a full resync), and a reader that
+  fell behind gets each field once, at its current value, in HAM order per field (a field's
+  numbers only grow with the states that beat the stored one).
+- An entry *is* the stored field: ``changes_since`` hands out the value stored now, never a value
+  a later write replaced, and a purge (a reset's fence, a TTL rule) deletes the entry with the
+  field. A fenced field is therefore never replayed from the stream; what a reset means to a peer
+  travels as the reset's signed record, which is itself a change in the stream (and a reader should
+  still ask its fence before sending, for a reset that lands between its read and its send).
+- Numbers are never reused, even after a purge or a restore deleted the highest ones (the head is
+  kept durably where rows disappear), so a reader's cursor never hides a later change. A restore
+  gives every restored field a new number: to a reader, the restored graph is new.
+- ``changes_since(cursor, limit)`` returns up to ``limit`` entries with numbers above ``cursor``
+  in increasing order, and the cursor to pass next (the last number returned; the same cursor when
+  nothing is new). Deletions are not in the stream: a reader learns of them from reset records.
 """
 
 from __future__ import annotations
@@ -48,6 +65,25 @@ from ..core.jsjson import stringify
 from ..core.lex import cost
 from ..core.reads import ReadPage, ReadQuery, Row
 from ..core.wire import loads, relation_targets
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change stream: a stored field (value as JSON text) under its number."""
+
+    seq: int
+    soul: str
+    key: str
+    value: str
+    state: State
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """Entries after a cursor, in order, and the cursor to pass next."""
+
+    changes: list[Change]
+    cursor: int
+
 
 @dataclass(frozen=True, slots=True)
 class StoreStats:
@@ -166,6 +202,10 @@ class GraphStore(abc.ABC):
 
     @abc.abstractmethod
     def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]: ...
+
+    @abc.abstractmethod
+    def changes_since(self, cursor: int, limit: int) -> asyncio.Future[ChangePage]:
+        """Up to ``limit`` stream entries numbered above ``cursor``, in order (module docstring)."""
 
     async def read(self, query: ReadQuery) -> dict[str, list[Row]]:
         """Everything the query matches, in one page."""

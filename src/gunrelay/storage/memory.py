@@ -2,7 +2,10 @@
 
 Theory of operation. ``MemoryGraph`` keeps the graph as ``{soul: {key: (value JSON, state)}}``
 and answers every call at once (its futures are born resolved); it is what a Python peer keeps
-when its copy need not outlive it. ``MemoryStore`` is the relay's: the same graph (inherited, so
+when its copy need not outlive it. Its change stream is ``_stream``, ``{(soul, key): number}`` in
+insertion order: an accepted field is popped and put back at the end under the next number, so
+the dict's order is the stream's and it holds each field's latest change only; a reader walks it
+from the end back to its cursor (cost: the entries it is behind, not the graph's size). ``MemoryStore`` is the relay's: the same graph (inherited, so
 merge and reads are the very same code) plus the control log in plain dicts and a list. The two
 meet in two hooks of the purge: a reset's closure is the one installed with it
 (``_closure_of``), and each batch adds to the reset's ``purged`` count (``_purge_counted``).
@@ -23,6 +26,8 @@ from ..core.reset import ResetRecord
 from .base import Store
 from .control import AuditEntry, ResetAck, StoredReset
 from .graph import (
+    Change,
+    ChangePage,
     GraphStore,
     ReadPage,
     ReadQuery,
@@ -43,6 +48,8 @@ class MemoryGraph(GraphStore):
     def __init__(self) -> None:
         self.health = StorageHealth()  # memory never fails a write
         self._souls: dict[str, dict[str, tuple[str, State]]] = {}
+        self._stream: dict[tuple[str, str], int] = {}  # in number order: each field's latest change
+        self._head = 0  # the last number given; never reused
 
     async def open(self) -> None:
         return None
@@ -57,12 +64,30 @@ class MemoryGraph(GraphStore):
 
     def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]:
         accepted = []
+        stream = self._stream
         for field in fields:
             node = self._souls.setdefault(field.soul, {})
             if ham_wins(field, node.get(field.key)):
                 node[field.key] = (encode_value(field.value), field.state)
                 accepted.append(field)
+                place = (field.soul, field.key)
+                stream.pop(place, None)
+                self._head += 1
+                stream[place] = self._head
         return self._done(accepted)
+
+    def changes_since(self, cursor: int, limit: int) -> asyncio.Future[ChangePage]:
+        newer: list[tuple[tuple[str, str], int]] = []
+        for place, seq in reversed(self._stream.items()):
+            if seq <= cursor:
+                break
+            newer.append((place, seq))
+        newer.reverse()
+        changes = []
+        for (soul, key), seq in newer[: max(limit, 0)]:
+            value, state = self._souls[soul][key]
+            changes.append(Change(seq, soul, key, value, state))
+        return self._done(ChangePage(changes, changes[-1].seq if changes else cursor))
 
     def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]:
         after = query.after
@@ -119,6 +144,7 @@ class MemoryGraph(GraphStore):
         for soul, key in doomed:
             node = self._souls[soul]
             del node[key]
+            del self._stream[(soul, key)]
             if not node:
                 del self._souls[soul]
         self._purge_counted(rule.rule_id, len(doomed))
@@ -143,8 +169,11 @@ class MemoryGraph(GraphStore):
     async def restore_fields_from(self, path: Path) -> StoreStats:
         rows = json.loads(path.read_text())
         self._souls = {}
+        self._stream = {}
         for soul, key, value, state in rows:
             self._souls.setdefault(soul, {})[key] = (value, state)
+            self._head += 1
+            self._stream[(soul, key)] = self._head
         return await self.stats()
 
 
@@ -157,6 +186,7 @@ class MemoryStore(MemoryGraph, Store):
         self._acks: dict[tuple[str, str], ResetAck] = {}
         self._bans: dict[str, Ban] = {}
         self._ttls: dict[str, float] = {}
+        self._stream_cursors: dict[str, int] = {}
         self._audit: list[AuditEntry] = []
 
     # -- where the graph's purge meets the control log ---------------------------------------------
@@ -215,6 +245,12 @@ class MemoryStore(MemoryGraph, Store):
 
     async def load_ttls(self) -> dict[str, float]:
         return dict(self._ttls)
+
+    async def save_stream_cursor(self, relay_pub: str, cursor: int) -> None:
+        self._stream_cursors[relay_pub] = max(cursor, self._stream_cursors.get(relay_pub, 0))
+
+    async def load_stream_cursors(self) -> dict[str, int]:
+        return dict(self._stream_cursors)
 
     async def append_audit(self, entry: AuditEntry) -> int:
         stored = replace(entry, id=len(self._audit) + 1)

@@ -9,9 +9,19 @@ jobs pile up and form the next group, so a busy relay pays one commit (one fsync
 batches reads the same way on its own connection; WAL lets it read while the writer writes, and
 it sees only committed rows, so a client never reads a write that could still be lost.
 
-Rows: ``fields(soul, key, value, state)`` with ``value`` the JSON text of the GUN value (so
+Rows: ``fields(soul, key, value, state, seq)`` with ``value`` the JSON text of the GUN value (so
 replies embed it without re-parsing) and ``state`` a REAL (an IEEE double, exactly JavaScript's
 number), primary key (soul, key), WITHOUT ROWID so a node's fields are stored together in key order.
+
+The change stream (``graph.py``) is the ``seq`` column, indexed: the upsert that stores a winning
+field gives it the writer's next number in the same statement, so the field and its stream entry
+are one row written in one commit, and a field's older entry is replaced by the write itself. Only
+the writer thread numbers, and group commits are serial, so numbers are committed in order and a
+reader (``SELECT ... WHERE seq > cursor ORDER BY seq``) can never pass over a change that commits
+later. The writer keeps the last number in memory; ``stream_head`` keeps it durably only where rows
+may vanish (a purge, a restore), so that a number is never given twice. A file from before the
+stream gets the column on open, its fields numbered in state order (``PRAGMA user_version`` 1; a
+file from a newer version is refused).
 
 Two classes share all of that. ``SQLiteGraph`` creates the graph's tables only (``fields``, and
 ``probe``, the one row the health check rewrites): a Python peer's durable copy. ``SQLiteStore``,
@@ -38,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.bans import Ban
+from ..core.errors import LocalError
 from ..core.fence import ALL, FenceRule, Protected
 from ..core.graph import Field
 from ..core.lex import Lex
@@ -45,6 +56,8 @@ from ..core.reset import ResetRecord
 from .base import Store
 from .control import AuditEntry, ResetAck, StoredReset
 from .graph import (
+    Change,
+    ChangePage,
     GraphStore,
     ReadPage,
     ReadQuery,
@@ -67,8 +80,13 @@ CREATE TABLE IF NOT EXISTS fields (
     key   TEXT NOT NULL,
     value TEXT NOT NULL,
     state REAL NOT NULL,
+    seq   INTEGER,
     PRIMARY KEY (soul, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stream_head (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS probe (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at REAL NOT NULL
@@ -101,6 +119,10 @@ CREATE TABLE IF NOT EXISTS ttl_rules (
     prefix TEXT PRIMARY KEY,
     ttl_ms REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stream_cursors (
+    relay_pub TEXT PRIMARY KEY,
+    cursor    INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     at      REAL NOT NULL,
@@ -119,6 +141,42 @@ CREATE TABLE IF NOT EXISTS bans (
 """
 
 SCHEMA = GRAPH_SCHEMA + CONTROL_SCHEMA  # the relay's store
+SCHEMA_VERSION = 1  # PRAGMA user_version: 0 before the change stream, 1 with it
+
+
+class SchemaTooNew(LocalError):
+    """The data file was written by a newer gunrelay than this one."""
+
+
+def _migrate(conn: sqlite3.Connection) -> int:
+    """Bring a file to ``SCHEMA_VERSION`` (tables already created); the stream's last number."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(f"the data file was written by a newer gunrelay (schema {version}; this one knows up to {SCHEMA_VERSION})")
+    conn.execute("BEGIN IMMEDIATE")
+    if "seq" not in {row[1] for row in conn.execute("PRAGMA table_info(fields)")}:
+        conn.execute("ALTER TABLE fields ADD COLUMN seq INTEGER")
+    if version < 1:  # number the fields written before the stream existed, oldest state first
+        conn.execute(
+            "WITH numbered AS (SELECT soul, key, row_number() OVER (ORDER BY state, soul, key) AS n FROM fields) "
+            "UPDATE fields SET seq = numbered.n FROM numbered WHERE fields.soul = numbered.soul AND fields.key = numbered.key"
+        )
+    conn.execute("CREATE INDEX IF NOT EXISTS fields_by_seq ON fields (seq)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    (head,) = conn.execute("SELECT max(coalesce((SELECT max(seq) FROM fields), 0), coalesce((SELECT seq FROM stream_head), 0))").fetchone()
+    conn.execute("COMMIT")
+    return int(head)
+
+
+class _StreamHead:
+    """The last number the writer gave (touched on the writer thread only)."""
+
+    def __init__(self, last: int):
+        self.last = last
+
+    def keep(self, conn: sqlite3.Connection) -> None:
+        """Store it durably, in the current transaction: rows about to vanish may hold the highest."""
+        conn.execute("INSERT OR REPLACE INTO stream_head (id, seq) VALUES (1, ?)", (self.last,))
 
 _STOP = object()
 Job = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
@@ -269,11 +327,17 @@ class SQLiteGraph(GraphStore):
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
         self._closures: dict[sqlite3.Connection, _RuleClosure] = {}
+        self._head = _StreamHead(0)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer_conn = _connect(self.path, self.synchronous)
-        writer_conn.executescript(self.schema)
+        try:
+            writer_conn.executescript(self.schema)
+            self._head = _StreamHead(_migrate(writer_conn))
+        except BaseException:
+            writer_conn.close()
+            raise
         writer_conn.create_function("ham_tie_wins", 2, ham_tie_wins, deterministic=True)
         reader_conn = _connect(self.path, self.synchronous)
         self._closures = {conn: _RuleClosure(conn) for conn in (writer_conn, reader_conn)}
@@ -290,11 +354,16 @@ class SQLiteGraph(GraphStore):
 
     def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]:
         assert self._writer is not None, "store is not open"
-        return self._writer.submit(lambda conn: _merge(conn, fields))
+        head = self._head
+        return self._writer.submit(lambda conn: _merge(conn, fields, head))
 
     def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]:
         assert self._reader is not None, "store is not open"
         return self._reader.submit(lambda conn: _read_page(conn, query))
+
+    def changes_since(self, cursor: int, limit: int) -> asyncio.Future[ChangePage]:
+        assert self._reader is not None, "store is not open"
+        return self._reader.submit(lambda conn: _changes_since(conn, cursor, limit))
 
     async def probe(self) -> None:
         await self._write(lambda conn: conn.execute("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (time.time(),)))
@@ -351,6 +420,7 @@ class SQLiteGraph(GraphStore):
         def job(conn: sqlite3.Connection) -> int:
             where, params = self._fenced_sql(conn, rule, protected)
             sql = f"DELETE FROM fields WHERE (soul, key) IN (SELECT soul, key FROM fields WHERE {where} LIMIT ?)"
+            self._head.keep(conn)
             deleted: int = conn.execute(sql, (*params, limit)).rowcount
             self._purge_counted(conn, rule.rule_id, deleted)
             return deleted
@@ -405,7 +475,13 @@ class SQLiteGraph(GraphStore):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("DELETE FROM fields")
-                conn.execute("INSERT INTO fields (soul, key, value, state) SELECT soul, key, value, state FROM snap.fields")
+                restored = conn.execute(
+                    "INSERT INTO fields (soul, key, value, state, seq) "
+                    "SELECT soul, key, value, state, ? + row_number() OVER (ORDER BY state, soul, key) FROM snap.fields",
+                    (self._head.last,),
+                ).rowcount
+                self._head.last += restored
+                self._head.keep(conn)
                 conn.execute("COMMIT")
             except Exception:
                 conn.execute("ROLLBACK")
@@ -517,6 +593,18 @@ class SQLiteStore(SQLiteGraph, Store):
     async def load_ttls(self) -> dict[str, float]:
         return dict(await self._query(lambda conn: conn.execute("SELECT prefix, ttl_ms FROM ttl_rules").fetchall()))
 
+    async def save_stream_cursor(self, relay_pub: str, cursor: int) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO stream_cursors (relay_pub, cursor) VALUES (?, ?) "
+                "ON CONFLICT (relay_pub) DO UPDATE SET cursor = max(cursor, excluded.cursor)",
+                (relay_pub, cursor),
+            )
+        )
+
+    async def load_stream_cursors(self) -> dict[str, int]:
+        return dict(await self._query(lambda conn: conn.execute("SELECT relay_pub, cursor FROM stream_cursors").fetchall()))
+
     async def append_audit(self, entry: AuditEntry) -> int:
         def job(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
@@ -547,19 +635,35 @@ def _prefix_bounds(prefix: str) -> tuple[str, str]:
 
 # HAM in one statement: insert, or replace when the incoming state is newer, or equal with a
 # greater JSON.stringify (the rare tie goes to Python); RETURNING tells whether it changed the store.
+# A winner takes the stream's next number with it (a loser's offered number is simply offered again).
 _UPSERT = """
-INSERT INTO fields (soul, key, value, state) VALUES (?, ?, ?, ?)
-ON CONFLICT (soul, key) DO UPDATE SET value = excluded.value, state = excluded.state
+INSERT INTO fields (soul, key, value, state, seq) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (soul, key) DO UPDATE SET value = excluded.value, state = excluded.state, seq = excluded.seq
 WHERE excluded.state > fields.state
    OR (excluded.state = fields.state AND ham_tie_wins(excluded.value, fields.value))
 RETURNING 1
 """
 
 
-def _merge(conn: sqlite3.Connection, fields: list[Field]) -> list[Field]:
+def _merge(conn: sqlite3.Connection, fields: list[Field], head: _StreamHead) -> list[Field]:
     rows = [(f.soul, f.key, encode_value(f.value), f.state) for f in fields]  # may raise: before any write
     execute = conn.execute
-    return [field for field, row in zip(fields, rows) if execute(_UPSERT, row).fetchone() is not None]
+    accepted = []
+    last = head.last
+    for field, (soul, key, value, state) in zip(fields, rows):
+        if execute(_UPSERT, (soul, key, value, state, last + 1)).fetchone() is not None:
+            last += 1
+            accepted.append(field)
+    head.last = last  # numbers of a group that fails to commit are skipped, never given twice
+    return accepted
+
+
+def _changes_since(conn: sqlite3.Connection, cursor: int, limit: int) -> ChangePage:
+    rows = conn.execute(
+        "SELECT seq, soul, key, value, state FROM fields WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, max(limit, 0))
+    ).fetchall()
+    changes = [Change(seq, soul, key, value, as_state(state)) for seq, soul, key, value, state in rows]
+    return ChangePage(changes, changes[-1].seq if changes else cursor)
 
 
 def _read_page(conn: sqlite3.Connection, query: ReadQuery) -> ReadPage:

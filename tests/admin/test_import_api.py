@@ -119,3 +119,28 @@ async def test_the_cli_imports_and_exports_through_a_running_relay(live_relay, t
     assert wrong.returncode != 0 and "relay refused (401)" in wrong.stderr and "Traceback" not in wrong.stderr
     nowhere = await asyncio.to_thread(gunrelay, "export", "--url", "http://127.0.0.1:9", "--token", TOKEN)
     assert nowhere.returncode != 0 and "cannot reach the relay" in nowhere.stderr and "Traceback" not in nowhere.stderr
+
+
+async def test_a_live_import_lets_the_relay_serve_its_peers_between_batches(live_relay):
+    """A get for a field the import merged early is answered with it while the import still runs."""
+    old = time.time() * 1000 - 60_000
+    total = 60_000
+    body = (HEADER + "\n" + "".join(line(f"n/{i}", "v", i, old) + "\n" for i in range(total))).encode()
+    async with httpx.AsyncClient(base_url=live_relay.http, headers=AUTH, timeout=120) as http:
+        async with websockets.connect(live_relay.ws) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["dam"] == "?"
+            importing = asyncio.create_task(http.post("/-/api/import", content=body))
+            served_meanwhile = False
+            for i in range(5000):  # bounded: until a get is answered with the imported field, or the import ends
+                if importing.done():
+                    break
+                await ws.send(json.dumps({"#": f"probe{i}", "get": {"#": "n/0"}}))
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                for message in reply if isinstance(reply, list) else [reply]:
+                    if (message.get("put") or {}).get("n/0", {}).get("v") == 0 and not importing.done():
+                        served_meanwhile = True
+                if served_meanwhile:
+                    break
+            response = await asyncio.wait_for(importing, 120)
+    assert response.status_code == 200 and response.json()["imported"] == total, response.text
+    assert served_meanwhile

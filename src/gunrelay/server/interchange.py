@@ -186,10 +186,6 @@ class ImportReport:
     def skip_file(self, name: str, reason: str) -> None:
         self.skipped_files.append((name, reason))
 
-    @property
-    def malformed_lines(self) -> list[int | str]:
-        return self.malformed_at
-
     def as_json(self) -> dict[str, Any]:
         counts = {
             "imported": self.imported, "kept": self.kept, "fenced": self.fenced,
@@ -257,10 +253,10 @@ class FieldImport:
         self.batch: list[Field] = []
 
     async def add(self, entry: Entry) -> None:
-        if type(entry) is Malformed:
+        if isinstance(entry, Malformed):
             self.report.bad_line(entry.where)
             return
-        self.batch.append(entry)  # type: ignore[arg-type]
+        self.batch.append(entry)
         if len(self.batch) >= self.batch_size:
             await self.flush()
 
@@ -269,17 +265,26 @@ class FieldImport:
         if batch:
             await self._merge(batch)
 
+    def _through_fence(self, batch: list[Field], now: float) -> list[Field]:
+        """The fields the fence lets in (read-only rules still serving what they found); the rest counted."""
+        fence = self.fence
+        if not fence:
+            return batch
+        judged: list[Field] = []
+        for item in batch:
+            rule = fence.blocks(item.soul, item.state, now)
+            if rule is None or (rule.serves and item.state <= self.served_until(rule.rule_id)):
+                judged.append(item)
+            else:
+                self.report.fenced += 1
+        return judged
+
     async def _merge(self, batch: list[Field]) -> None:
         report = self.report
         now = self.clock_ms()
         fence = self.fence
-        judged: list[Field] = []
-        for item in batch:
-            rule = fence.blocks(item.soul, item.state, now) if fence else None
-            if rule is None or (rule.serves and item.state <= self.served_until(rule.rule_id)):
-                judged.append(item)
-            else:
-                report.fenced += 1
+        version = fence.version
+        judged = self._through_fence(batch, now)
         # the fence was asked above (read-only rules serving what they found); the rest of the wire's admission here
         verdict = admission.admit(judged, now, FenceView(fence.protected), self.max_skew_ms, refuse_protected=False)
         for kind, _ in verdict.refused:
@@ -292,6 +297,8 @@ class FieldImport:
             for kind, _ in again.refused:
                 report.refuse(kind)
             passed = passed + again.passed
+        if fence.version != version:  # a reset went up while write-block entries were read (a live relay)
+            passed = self._through_fence(passed, self.clock_ms())
         if report.dry_run:
             report.imported += len(passed)
             return
@@ -300,7 +307,7 @@ class FieldImport:
         report.kept += len(passed) - len(changed)
 
 
-async def _each(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+async def _async_items(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
     if isinstance(items, AsyncIterable):
         async for item in items:
             yield item
@@ -345,16 +352,14 @@ class Interchange:
 
     async def import_entries(
         self, entries: Iterable[Entry] | AsyncIterable[Entry], report: ImportReport, *,
-        merge: Merge | None = None, batch: int = BATCH, progress: Callable[[], None] | None = None,
+        merge: Merge | None = None, batch: int = BATCH,
     ) -> ImportReport:
         """Import fields read by another reader (a RAD folder: ``server/radata.py``) against the
         fences this relay holds; ``report`` already says the source and whether it is a dry run."""
         report.relay = self.relay_pub
         run = self._field_import(report, self.control.fence, {}, merge, batch)
-        async for entry in _each(entries):
+        async for entry in _async_items(entries):
             await run.add(entry)
-            if progress is not None and not run.batch:
-                progress()
         await run.flush()
         return report
 
@@ -366,7 +371,7 @@ class Interchange:
         into a serving relay (``POST /-/api/import``), which takes fields only: a header carrying
         resets or TTL rules is refused (import those offline)."""
         report = ImportReport(dry_run=dry_run, relay=self.relay_pub)
-        numbered = _each(lines)
+        numbered = _async_items(lines)
         number = 0
         run: FieldImport | None = None
         async for text in numbered:

@@ -318,6 +318,22 @@ HEALTH = _all(
     }
 )
 
+NDJSON = "application/x-ndjson"
+IMPORTED = _all(
+    {
+        "dry_run": BOOLEAN, "source_relay": _nullable(STRING), "relay": STRING, "lines": INTEGER,
+        "resets_installed": INTEGER, "resets_already_known": INTEGER, "ttl_rules": INTEGER,
+        "imported": {**INTEGER, "description": "fields that changed the store (a dry run: that passed every check)"},
+        "kept": {**INTEGER, "description": "fields whose stored value won by HAM"},
+        "fenced": {**INTEGER, "description": "fields a reset, rotation or TTL rule covers: not stored"},
+        "refused": INTEGER,
+        "refused_by_reason": {"type": "object", "additionalProperties": INTEGER, "description": "e.g. sea, future_state"},
+        "malformed": INTEGER,
+        "malformed_lines": {"type": "array", "items": INTEGER, "description": "the first 100 malformed lines' numbers"},
+    },
+    description="What an import did (docs/interchange.md).",
+)
+
 # -- operations -----------------------------------------------------------------------------------
 
 READ: list[dict[str, list[str]]] = [{"operatorToken": []}, {"session": []}]
@@ -547,6 +563,29 @@ PATHS: dict[str, Any] = {
             errors={"400": "not a snapshot name", "404": "no such snapshot"}, path_parameters=True, action="snapshot.restore",
         )
     },
+    "/-/api/export": {
+        "get": _operation(
+            "get", "exportStore", "The whole store as gunrelay-jsonl lines (docs/interchange.md), streamed", "store",
+            {"200": {"description": "a header line, then one line per field", "content": {NDJSON: {"schema": STRING}}}},
+        )
+    },
+    "/-/api/import": {
+        "post": {
+            **_operation(
+                "post", "importFields", "Merge gunrelay-jsonl field lines into the running relay (fence, SEA, HAM as for a put)", "store",
+                _ok(200, IMPORTED, "imported (see the counts)"),
+                parameters=[_query("dry_run", {"enum": ["true", "false"], "default": "false"}, "check and count, write nothing")],
+                errors={"400": "the first line is not a gunrelay-jsonl header, or it carries resets or TTL rules (import those offline); nothing was changed"},
+                action="store.import",
+            ),
+            "requestBody": {
+                "required": False,
+                "description": "A gunrelay-jsonl header line without resets or TTL rules, then one field per line "
+                f"({{\"soul\", \"key\", \"value\", \"state\"}}); lines over {16 << 20} bytes are malformed.",
+                "content": {NDJSON: {"schema": STRING}},
+            },
+        }
+    },
     "/-/api/audit": {
         "get": _operation(
             "get", "audit", "The audit log, newest first, a page at a time", "audit", _ok(200, AUDIT_PAGE, "a page"),
@@ -668,7 +707,7 @@ SPEC: dict[str, Any] = {
             },
         },
     },
-    "tags": [{"name": name} for name in ("session", "figures", "peers", "bans", "resets", "namespaces", "ttl", "snapshots", "audit", "privacy", "meta")],
+    "tags": [{"name": name} for name in ("session", "figures", "peers", "bans", "resets", "namespaces", "ttl", "snapshots", "store", "audit", "privacy", "meta")],
 }
 
 

@@ -31,7 +31,8 @@ The rules, in the order a frame meets them:
   value, so callbacks never hang) or ``err`` naming what was refused; and the fields that changed
   the store are pushed to their subscribers (the writer only if it subscribed). A put answering
   another peer's get goes on to that peer at once, with only the fields that passed.
-- ``{"dam": "?"}`` is answered with the relay's pid; ``{"dam": "reset-ack"}`` asks
+- ``{"dam": "?"}`` is answered with the relay's pid and its state clock (``clock``, also in the
+  greeting: clients date their first contact by it); ``{"dam": "reset-ack"}`` asks
   ``acknowledge`` (the reset control's) and is answered ``ok`` or ``err``.
 
 The fence is read through the ``FenceView`` given at construction; only its owner changes it.
@@ -261,7 +262,7 @@ class RelayEngine:
         stats.open_links += 1
         if stats.open_links > stats.peak_connections:
             stats.peak_connections = stats.open_links
-        self._send(link, wire.hello(self.new_id(), self.pid))
+        self._send(link, wire.hello(self.new_id(), self.pid, now.wall_ms))
 
     def disconnect(self, link: Link) -> None:
         if not link.closed:
@@ -348,12 +349,12 @@ class RelayEngine:
         elif kind is wire.Get:
             self._on_get(link, message)  # type: ignore[arg-type]
         elif kind is wire.Dam:
-            self._on_dam(link, message)  # type: ignore[arg-type]
+            self._on_dam(link, message, now)  # type: ignore[arg-type]
         elif kind is wire.Reply:
             self._route_reply(link, raw, message.reply_to)  # type: ignore[union-attr]
         # anything else: GunJS floods unknown messages to every peer; a relay has no reason to
 
-    def _on_dam(self, link: Link, message: wire.Dam) -> None:
+    def _on_dam(self, link: Link, message: wire.Dam, now: Now) -> None:
         if message.kind == RESET_ACK:
             problem = self.acknowledge(link, message.raw_reset)
             if message.msg_id is not None:
@@ -365,7 +366,7 @@ class RelayEngine:
         if type(pid) is str and len(pid) <= 64 and pid.isprintable():  # shown to operators and in logs
             link.pid = pid
         if message.reply_to is None and message.msg_id is not None:
-            self._send(link, wire.hello_answer(self.new_id(), self.pid, message.msg_id))
+            self._send(link, wire.hello_answer(self.new_id(), self.pid, message.msg_id, now.wall_ms))
 
     def _route_reply(self, link: Link, raw: dict[str, Any], reply_to: Any) -> None:
         """A reply to another link's message goes to that link only (acks for our pushes end here)."""

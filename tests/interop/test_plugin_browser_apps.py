@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
-import json
+import os
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -115,6 +117,15 @@ def test_a_new_visitor_after_many_old_resets_is_never_cleared_then_a_new_reset_c
     assert "A NEW full reset" in s["notice"]["text"], s["notice"]
     assert s["ls"].get("demo-name") == "newcomer" and "app-value" not in s["ls"], s["ls"]  # the demo keeps demo-name
     assert not set(GUN_DBS) & set(s["dbs"]), s["dbs"]
+    # the notice counts who acknowledged: this one browser, once, though it acknowledged on two loads
+    count = wait_for("the acknowledgement count in the notice", lambda: p.page.evaluate(
+        "document.getElementById('reset-acks').dataset.count"), 10)
+    assert count == "1", count
+    acks = operator(relay, "GET", f"/-/api/resets/{record['reset_id']}")["acknowledged"]
+    assert {a["pid"] for a in acks} == {s["pid"]}, acks
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        urllib.request.urlopen(f"{relay.http_url}/-/resets/no-such-reset/acknowledged", timeout=5)
+    assert unknown.value.code == 404
 
 
 def test_a_new_visitor_on_a_slow_device_is_never_cleared_either(old_relay, profiles) -> None:
@@ -234,3 +245,45 @@ def test_hold_reads_lets_an_offline_app_start_after_the_bounded_wait(relay_for_a
     first = next(e for e in app.seen() if e["what"] == "topic" and e["value"] == "written offline")
     assert first["holding"] is False, app.seen()  # ...and released by the bound, not by a relay
     assert app.evaluate("window.app.ctl.mark") is None  # no relay ever answered: nothing was judged
+
+
+FIT_JS = """() => {
+  const out = [];
+  for (const id of ['room', 'join', 'name', 'message', 'send', 'reset-dismiss']) {
+    const el = document.getElementById(id), r = el.getBoundingClientRect();
+    if (el.offsetParent !== null && (r.left < 0 || r.right > window.innerWidth)) { out.push(id); }
+  }
+  return {overflow: document.documentElement.scrollWidth - window.innerWidth, outside: out};
+}"""
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 375, "height": 667}], ids=["desktop", "phone"])
+def test_the_demo_fits_a_phone_and_a_desktop_before_and_after_a_reset(relay_for_apps: Relay, profiles,
+                                                                      viewport: dict[str, int], tmp_path: Path) -> None:
+    """Screenshots go to $GUNRELAY_SCREENSHOTS (docs/screenshots holds the ones checked by eye) or the
+    test's tmp folder."""
+    relay = relay_for_apps
+    size = "phone" if viewport["width"] < 600 else "desktop"
+    shots = Path(os.environ.get("GUNRELAY_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    room = f"lobby-{size}-{rid()}"
+    p = profiles(relay, room, "alice", viewport=viewport)
+    for text in ("Hello, everyone", "A second message, long enough to wrap on a narrow screen"):
+        p.send(text)
+    fit = p.page.evaluate(FIT_JS)
+    assert fit["overflow"] <= 0 and not fit["outside"], fit
+    p.page.screenshot(path=str(shots / f"demo-{size}-before-reset.png"), full_page=True)
+
+    record = reset(relay, f"demo/rooms/{room}", message="The operator cleared this room: spam")
+    p.page.wait_for_selector(f"#reset-notice[data-reset-id='{record['reset_id']}']", timeout=15000)
+    wait_for("the acknowledgement count", lambda: p.page.evaluate(
+        "document.getElementById('reset-acks').dataset.count || ''") not in ("", "0"), 15)
+    time.sleep(2.0)  # the demo reloads after clearing its room; the notice comes back
+    p.page.wait_for_selector(f"#reset-notice[data-reset-id='{record['reset_id']}']", timeout=15000)
+    wait_for("the count after the reload", lambda: p.page.evaluate(
+        "document.getElementById('reset-acks').dataset.count || ''") == "1", 15)
+    s = p.state()
+    assert s["texts"] == [] and "spam" in s["notice"]["text"], s
+    fit = p.page.evaluate(FIT_JS)
+    assert fit["overflow"] <= 0 and not fit["outside"], fit
+    p.page.screenshot(path=str(shots / f"demo-{size}-after-reset.png"), full_page=True)

@@ -178,11 +178,20 @@ def build_app(config: Settings) -> "GunFirst":
     async def identity_route(request: Request) -> JSONResponse:
         return JSONResponse({"pub": identity.pub, "epub": identity.epub}, headers=CORS)
 
+    async def reset_acks_route(request: Request) -> JSONResponse:
+        # public, like the signed record itself: how many peers acknowledged (the demo shows it)
+        reset_id = request.path_params["reset_id"]
+        count = control.acknowledged_peers(reset_id)
+        if count is None:
+            return JSONResponse({"error": f"no reset {reset_id!r}"}, status_code=404, headers=CORS)
+        return JSONResponse({"reset_id": reset_id, "acknowledged": count}, headers=CORS)
+
     routes = [
         Route("/health", health),
         Route("/version", version),
         Route("/metrics", metrics_route),
         Route("/-/identity", identity_route),
+        Route("/-/resets/{reset_id}/acknowledged", reset_acks_route),
         *login.routes(auth, audit, privacy, gate),
         *api.routes(ops, gate),
         *observe.routes(ops, monitor, audit, logbook, mesh, gate),

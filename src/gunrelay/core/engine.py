@@ -31,7 +31,8 @@ The rules, in the order a frame meets them:
   value, so callbacks never hang) or ``err`` naming what was refused; and the fields that changed
   the store are pushed to their subscribers (the writer only if it subscribed). A put answering
   another peer's get goes on to that peer at once, with only the fields that passed.
-- ``{"dam": "?"}`` is answered with the relay's pid; ``{"dam": "reset-ack"}`` asks
+- ``{"dam": "?"}`` is answered with the relay's pid and its state clock (``clock``, also in the
+  greeting: clients date their first contact by it); ``{"dam": "reset-ack"}`` asks
   ``acknowledge`` (the reset control's) and is answered ``ok`` or ``err``.
 
 The mesh. A relay link (``Link.relay``: a relay this one dialled, or one that greeted with
@@ -352,7 +353,7 @@ class RelayEngine:
             self.relay_links.append(link)
             self._send(link, wire.relay_hello(self.new_id(), self.pid, self.relay_pub))
         else:
-            self._send(link, wire.hello(self.new_id(), self.pid))
+            self._send(link, wire.hello(self.new_id(), self.pid, now.wall_ms))
 
     def disconnect(self, link: Link) -> None:
         if not link.closed:
@@ -445,12 +446,12 @@ class RelayEngine:
         elif kind is wire.Get:
             self._on_get(link, message, raw)  # type: ignore[arg-type]
         elif kind is wire.Dam:
-            self._on_dam(link, message)  # type: ignore[arg-type]
+            self._on_dam(link, message, now)  # type: ignore[arg-type]
         elif kind is wire.Reply:
             self._route_reply(link, raw, message.reply_to)  # type: ignore[union-attr]
         # anything else: GunJS floods unknown messages to every peer; a relay has no reason to
 
-    def _on_dam(self, link: Link, message: wire.Dam) -> None:
+    def _on_dam(self, link: Link, message: wire.Dam, now: Now) -> None:
         if message.kind == RESET_ACK:
             problem = self.acknowledge(link, message.raw_reset)
             if message.msg_id is not None:
@@ -481,7 +482,7 @@ class RelayEngine:
             if link.relay:
                 self._send(link, wire.relay_hello_answer(self.new_id(), self.pid, message.msg_id, self.relay_pub))
             else:
-                self._send(link, wire.hello_answer(self.new_id(), self.pid, message.msg_id))
+                self._send(link, wire.hello_answer(self.new_id(), self.pid, message.msg_id, now.wall_ms))
         if named:  # after our answer: the peer knows who we are before anything we then ask of it
             self._effects.append(RelayLinked(link))
 

@@ -271,8 +271,12 @@ def dam_reply(msg_id: str, kind: str, reply_to: Any, problem: str | None) -> str
     return encode({"#": msg_id, "dam": kind, "@": reply_to, "err": problem})
 
 
-def hello(msg_id: str, pid: str) -> str:
-    return encode({"#": msg_id, "dam": "?", "pid": pid})
+def hello(msg_id: str, pid: str, clock_ms: float | None = None) -> str:
+    """The relay's greeting; ``clock`` (its state clock, ms) lets a client date its first contact
+    by the relay's clock rather than its own (the JS plugin's install mark)."""
+    if clock_ms is None:
+        return encode({"#": msg_id, "dam": "?", "pid": pid})
+    return encode({"#": msg_id, "dam": "?", "pid": pid, "clock": clock_ms})
 
 
 def relay_hello(msg_id: str, pid: str, relay_pub: str) -> str:
@@ -314,8 +318,10 @@ def changes_of(raw: dict[str, Any]) -> tuple[int, bool] | None:
     return cursor, done
 
 
-def hello_answer(msg_id: str, pid: str, reply_to: Any) -> str:
-    return encode({"#": msg_id, "dam": "?", "pid": pid, "@": reply_to})
+def hello_answer(msg_id: str, pid: str, reply_to: Any, clock_ms: float | None = None) -> str:
+    if clock_ms is None:
+        return encode({"#": msg_id, "dam": "?", "pid": pid, "@": reply_to})
+    return encode({"#": msg_id, "dam": "?", "pid": pid, "@": reply_to, "clock": clock_ms})
 
 
 def batch(encoded: list[str]) -> str:

@@ -465,6 +465,13 @@ class ResetControl:
             ],
         }
 
+    def acknowledged_peers(self, reset_id: str) -> int | None:
+        """How many GUN peers acknowledged ``reset_id`` (one per pid, or per connection without one);
+        None for a reset this relay does not know. Public: a count, nobody's address."""
+        if reset_id not in self.resets:
+            return None
+        return len({a.pid if a.pid is not None else f"link:{a.peer_id}" for a in self.acks.get(reset_id, {}).values()})
+
     def rotations(self) -> list[dict[str, Any]]:
         """Rotated scopes, oldest first: where each went, and when its old data is (or was) purged."""
         return [

@@ -208,8 +208,10 @@ def test_the_description_says_who_may_call_what():
 def test_the_description_limits_are_the_codes():
     assert openapi.LABEL_PATTERN == "^(" + LABEL.pattern[1:-1] + ")?$"
     assert parse_duration(openapi.MAX_DURATION_S) == openapi.MAX_DURATION_S
-    with pytest.raises(ValueError):
-        parse_duration(openapi.MAX_DURATION_S + 0.001)
+    assert parse_duration(openapi.MIN_DURATION_S) == openapi.MIN_DURATION_S
+    for beyond in (openapi.MAX_DURATION_S + 0.001, openapi.MIN_DURATION_S - 0.001):
+        with pytest.raises(ValueError):
+            parse_duration(beyond)
     assert f"At most {MAX_BODY} bytes" in SPEC["paths"]["/-/api/resets"]["post"]["requestBody"]["description"]
     # a quarantine's reason is the reset's own: the body's "reason" is not read (the description said it was)
     quarantine = SPEC["paths"]["/-/api/resets/{reset_id}/quarantine"]["post"]["requestBody"]["content"][JSON]["schema"]

@@ -22,7 +22,7 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["", "five", "5x", "-5", "0", True, None, "99999w"])
+@pytest.mark.parametrize("bad", ["", "five", "5x", "-5", "0", "0.5s", 0.99, True, None, "99999w"])
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)

@@ -23,7 +23,8 @@ from .auth import COOKIE, ConsoleAuth
 from .gate import MAX_BODY, Handler, client_address, error
 
 JSON = "application/json"
-MAX_DURATION_S = 10 * 365 * 86400  # core.duration's upper bound
+MIN_DURATION_S = 1.0  # core.duration's bounds
+MAX_DURATION_S = 10 * 365 * 86400
 # core.duration's syntax: numbers with an optional unit (s, m, h, d, w; any case), e.g. 90, 5m, 1h30m,
 # in ASCII; around it, white space as Python's str.strip sees it (which takes \x1c-\x1f too)
 DURATION_PATTERN = r"^[\s\x1c-\x1f]*([0-9]+(\.[0-9]+)?[smhdwSMHDW]?)+[\s\x1c-\x1f]*$"
@@ -70,10 +71,10 @@ SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": STRING}, ("error",), description="Every refusal: a 4xx (or 5xx) with a readable reason."),
     "Duration": {
         "description": f"A duration: seconds as a number, or text such as 90, 90s, 5m, 2h, 7d, 1w, 1h30m. "
-        f"It must come to more than 0 and at most {MAX_DURATION_S} s (ten years), or the request is refused (400).",
+        f"It must come to at least {MIN_DURATION_S:g} s and at most {MAX_DURATION_S} s (ten years), or the request is refused (400).",
         "oneOf": [
             {"type": "string", "pattern": DURATION_PATTERN},
-            {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
+            {"type": "number", "minimum": MIN_DURATION_S, "maximum": MAX_DURATION_S},
         ],
     },
     "Ban": _all({"address": STRING, "until": {**NUMBER, "description": "seconds since the epoch"}, "reason": STRING}),

@@ -1,9 +1,14 @@
-"""Durations as operators type them: ``90``, ``90s``, ``5m``, ``2h``, ``7d`` (and ``1h30m``)."""
+"""Durations as operators type them: ``90``, ``90s``, ``5m``, ``2h``, ``7d`` (and ``1h30m``).
+
+At least a second (``MIN_S``): a ban, TTL or grace period shorter than that would lapse before it
+could matter (a ban made and gone before the operator's next command), and at most ten years."""
 
 from __future__ import annotations
 
 import re
 
+MIN_S = 1.0
+MAX_S = 10 * 365 * 86400
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw]?)")  # ASCII digits only: \d would read "١h" as an hour
 
@@ -23,6 +28,6 @@ def parse_duration(text: str | float | int) -> float:
             pos = match.end()
     else:
         raise ValueError(f"not a duration: {text!r} (use e.g. 90, 90s, 5m, 2h, 7d)")
-    if not 0 < seconds <= 10 * 365 * 86400:
-        raise ValueError(f"duration out of range: {text!r}")
+    if not MIN_S <= seconds <= MAX_S:
+        raise ValueError(f"duration out of range: {text!r} (from 1 second to 10 years)")
     return seconds

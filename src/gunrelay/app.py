@@ -35,7 +35,7 @@ from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.logbook import LogBook
 from .server.catchup import StreamCatchUp
-from .server.mesh import Mesh
+from .server.mesh import MESH_HEADER, Mesh, MeshSync
 from .server.mesh_resets import MeshResets
 from .server.monitor import Monitor
 from .server.relay import Relay
@@ -93,6 +93,7 @@ def build_app(config: Settings) -> "GunFirst":
     mesh = Mesh(relay, config.peer_urls, catch_up, max_frame_bytes=config.max_frame_bytes)
     mesh_resets = MeshResets(relay, control, identity, config.trusted_relays)
     mesh_resets.attach()  # what merges accept reaches it; new relay links learn our resets first
+    mesh_sync = MeshSync(mesh, mesh_resets.pending, enabled=bool(config.trusted_relays), wait_s=config.mesh_sync_wait_s)
     auth = ConsoleAuth(
         token,
         session_ttl_s=config.session_ttl_s,
@@ -150,6 +151,9 @@ def build_app(config: Settings) -> "GunFirst":
     async def health(request: Request) -> JSONResponse:
         if not ready.is_set():
             return JSONResponse({"status": "starting"}, status_code=503, headers=CORS)
+        syncing = mesh_sync.waiting_for()
+        if syncing is not None:  # not in step with the relays it obeys yet: clients are refused meanwhile
+            return JSONResponse({"status": "syncing", "reason": syncing}, status_code=503, headers=CORS)
         # 503 while writes cannot be made durable: a probe should take the relay out of service
         # (it refuses every write meanwhile); /version answers as long as the process runs
         healthy = store.health.ok
@@ -221,7 +225,7 @@ def build_app(config: Settings) -> "GunFirst":
         deadline_s=config.handshake_timeout_s,
         trusted=TrustedProxies.parse(config.trusted_proxies),
     )
-    return GunFirst(GunSocket(relay, access.refuse), app)
+    return GunFirst(GunSocket(relay, access.refuse, mesh_sync.waiting_for, MESH_HEADER.encode()), app)
 
 
 class GunFirst:

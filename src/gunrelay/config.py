@@ -81,6 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--peer", repeat=True),
     Setting("trust_relays", str, "", "the SEA pub of a relay whose signed resets this relay obeys (as on GET /-/identity); repeat the option for more (env: comma-separated)",
             flag="--trust-relay", repeat=True),
+    Setting("mesh_sync_wait_s", float, 10.0, "with --trust-relay and --peer: seconds at most that clients wait at start until the relay is in step with its peers (their resets installed)"),
 )
 
 
@@ -124,6 +125,7 @@ class Settings:
     trusted_proxies: str
     peers: str
     trust_relays: str
+    mesh_sync_wait_s: float
 
     @property
     def peer_urls(self) -> tuple[str, ...]:

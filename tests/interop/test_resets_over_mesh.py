@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,10 +143,10 @@ def test_a_relay_down_during_the_reset_fences_when_its_link_is_back(mesh, tmp_pa
     try:
         record = reset(mesh["a"], scope=scope)
     finally:
-        b.start()
-    _links_up(b, 1)
-    status = wait_for("B fenced on its way back", lambda: _has_reset(b, record["reset_id"]), timeout=15)
-    assert status["purge"]["fields_removed"] >= 1
+        b.start()  # returns once /health says 200: B is in step with A before it serves anyone
+    status = _has_reset(b, record["reset_id"])
+    assert status is not None and status["purge"]["fields_removed"] >= 1
+    assert "in step with the mesh: serving clients" in b.log_text(limit=10**6)
     assert not _served(b, soul, "m1")
     wait_for("C obeyed through B", lambda: _has_reset(mesh["c"], record["reset_id"]), timeout=15)
     for name in ("a", "c"):  # B's stale copy reached neither
@@ -176,3 +177,38 @@ def test_an_untrusted_relays_reset_and_a_forged_record_change_nothing(mesh, tmp_
     for name in ("a", "b", "c"):
         assert _has_reset(mesh[name], "1-forged", purged=False) is None
         assert _served(mesh[name], soul, "m1")
+
+
+def test_clients_wait_while_the_relay_gets_in_step_and_the_wait_is_bounded(mesh, tmp_path):
+    import socket
+    import threading
+
+    import websockets.sync.client
+
+    silent = socket.socket()  # a peer that takes the connection and never answers the upgrade
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    late = _relay(tmp_path, "late", "--peer", f"ws://127.0.0.1:{port}/gun", "--trust-relay", mesh["pub_a"], "--mesh-sync-wait-s", "4")
+    starting = threading.Thread(target=late.start)
+    starting.start()
+    try:
+        wait_for("it listens", lambda: f"listening on http://127.0.0.1:{late.port}" in late.log_text(limit=10**6), timeout=20)
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            websockets.sync.client.connect(late.ws_url, open_timeout=5).close()
+        assert refused.value.response.status_code == 403
+        try:
+            urllib.request.urlopen(late.http_url + "/health", timeout=5)
+            raise AssertionError("healthy while syncing")
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read())
+            assert exc.code == 503 and body["status"] == "syncing" and "not up yet" in body["reason"]
+        starting.join(timeout=30)
+        assert not starting.is_alive() and late.alive()
+        assert "serving clients without being in step with every peer" in late.log_text(limit=10**6)
+        with websockets.sync.client.connect(late.ws_url, open_timeout=5):
+            pass  # served now
+    finally:
+        starting.join(timeout=30)
+        late.stop()
+        silent.close()

@@ -9,9 +9,14 @@ from .relay import Relay
 
 
 class GunSocket:
-    def __init__(self, relay: Relay, refuse: Callable[[str], str | None] = lambda address: None):
+    def __init__(
+        self, relay: Relay, refuse: Callable[[str], str | None] = lambda address: None,
+        hold: Callable[[], str | None] = lambda: None, mesh_header: bytes = b"",
+    ):
         self.relay = relay
         self.refuse = refuse  # address -> why it may not connect (a ban), or None
+        self.hold = hold  # why clients must wait (not in step with the mesh yet), or None
+        self.mesh_header = mesh_header  # the upgrade header a relay of the mesh dials with: let in while holding
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         event = await receive()
@@ -23,6 +28,10 @@ class GunSocket:
         if self.refuse(address) is not None:
             relay.stats.refuse("banned")
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403 at the upgrade
+            return
+        if self.hold() is not None and not any(name == self.mesh_header for name, _ in scope.get("headers", ())):
+            relay.stats.refuse("syncing")
+            await send({"type": "websocket.close", "code": 1013})  # try again later (HTTP 403 at the upgrade)
             return
         await send({"type": "websocket.accept"})
         scope.clear()  # not read after the upgrade, yet the server holds it for the socket's life (about 1 KB)

@@ -14,6 +14,16 @@ fence); what the relay sends a slow peer is bounded by the connection's outbox l
 Dialling, reading and writing run in the link's own task, so an unreachable or slow peer never
 holds up the relay's clients.
 
+A relay that obeys others' resets (``--trust-relay``) and dials peers does not serve its clients
+until it is in step with them (``MeshSync``): until every dialled link is up and has been read to
+the end of its change stream once (which brings the resets issued meanwhile: their records are in
+the issuer's stream), and every reset so learned is installed; or until ``--mesh-sync-wait-s``
+passed, or the link turned out to be a GunJS relay (no stream), or could not be reached at all.
+Meanwhile ``/health`` answers 503 "syncing" and client websockets are refused (a GunJS client
+retries); links from relays of the mesh (``MESH_HEADER`` on the upgrade) are let in, since that
+is how relays that dial each other get in step. So a relay that was down during a reset fences
+before it serves a single stale field.
+
 The engine drops a link that leads back to this relay (its pid is ours: not dialled again) or a
 second link to a relay already linked (two relays that dial each other keep one link, and either
 end may be the one that notices first; the dialler whose link lost, told so by this relay's engine
@@ -45,6 +55,8 @@ LONGEST_WAIT_S = 30.0
 STEADY_S = 60.0  # up this long: the next failure waits the shortest time again
 OPEN_TIMEOUT_S = 10.0
 COVERED_CHECK_S = 2.0  # how often a duplicate link looks whether the other one is gone
+GUNJS_RELAY_AFTER_S = 2.0  # a link up this long whose peer never named itself is a GunJS relay (it keeps no stream)
+MESH_HEADER = "x-gunrelay-mesh"  # on the websocket upgrade of a link a gunrelay dials
 
 SELF = "a link to this relay itself"  # the engine's reasons for dropping a relay link (core.engine)
 SECOND = "a second link to relay"
@@ -70,6 +82,7 @@ class PeerLink:
         self.failures = 0  # in a row, since the link was last steady
         self.dials_failed = 0  # since start (for /metrics)
         self.connection: Connection | None = None
+        self.up_since = 0.0  # time.monotonic() when the current link came up
         self._socket: ClientConnection | None = None
         self._dropped_because = ""
 
@@ -125,12 +138,14 @@ class PeerLink:
         self._dropped_because = ""
         async with connect(
             self.url, max_size=self.max_size, open_timeout=OPEN_TIMEOUT_S, compression=None, user_agent_header="gunrelay",
+            additional_headers={MESH_HEADER: "1"},
         ) as socket:
             self._socket = socket
             relay = self.relay
             connection = Connection(self._send, self.address, max_queue_bytes=relay.max_queue_bytes, stats=relay.stats, dialled=True)
             self.connection = connection
             relay.connect(connection)
+            self.up_since = time.monotonic()
             self._enter("up")
             self.last_error = ""
             log.info("linked to peer %s", self.url)
@@ -197,3 +212,50 @@ class Mesh:
 
     def report(self) -> list[dict[str, Any]]:
         return [link.report() for link in self.links]
+
+
+class MeshSync:
+    """Whether this relay is in step with the relays it dials (module docstring), with the reason
+    while it is not. Once in step (or given up waiting) it stays so until the relay restarts."""
+
+    def __init__(
+        self, mesh: Mesh, pending_resets: Callable[[], int], *, enabled: bool, wait_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.mesh = mesh
+        self.pending_resets = pending_resets  # resets learned from the mesh still being installed
+        self.clock = clock
+        self.deadline = clock() + wait_s
+        self.done = not enabled or not mesh.links
+
+    def waiting_for(self) -> str | None:
+        if self.done:
+            return None
+        if self.clock() >= self.deadline:
+            self.done = True
+            log.warning("serving clients without being in step with every peer: waited %s", self._reason())
+            return None
+        reason = self._reason()
+        if reason is None:
+            self.done = True
+            log.info("in step with the mesh: serving clients")
+        return reason
+
+    def _reason(self) -> str | None:
+        now = self.clock()
+        for link in self.mesh.links:
+            if link.state == "self" or (link.state != "up" and link.dials_failed > 0):
+                continue  # itself, or not reachable now: nothing to wait for
+            connection = link.connection
+            if link.state != "up" or connection is None:
+                return f"the link to {link.url} is not up yet"
+            pub = connection.relay_pub
+            if pub is None:
+                if now - link.up_since >= GUNJS_RELAY_AFTER_S:
+                    continue  # a GunJS relay: no stream, no resets of its own
+                return f"{link.url} has not said who it is yet"
+            if not self.mesh.catch_up.caught_up.get(pub):
+                return f"reading {link.url}'s changes"
+        if self.pending_resets():
+            return "installing resets learned from the mesh"
+        return None

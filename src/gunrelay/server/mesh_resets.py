@@ -59,6 +59,10 @@ class MeshResets:
         self._record_prefixes = tuple(index_soul(pub) + "/" for pub in sorted(self.trusted))
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def pending(self) -> int:
+        """Records being read back or resets being installed right now."""
+        return len(self._tasks)
+
     def attach(self) -> None:
         self.relay.watch = self.watch
         self.relay.relay_link_listeners.append(self.introduce)

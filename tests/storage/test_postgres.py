@@ -203,3 +203,28 @@ async def test_a_lost_connection_fails_that_group_unacknowledged_and_the_next_re
         assert [key for key, _, _ in found] == ["a", "b1"]  # the refused write is not there
     finally:
         await store.close()
+
+
+async def test_control_text_with_a_nul_fails_its_own_call_only(two):
+    from gunrelay.core.bans import Ban
+    from gunrelay.core.errors import RemoteError
+
+    first, _ = two
+    merged = first.merge([Field("s", "k", "v", 1)])
+    with pytest.raises(RemoteError, match="NUL"):
+        await first.save_ban(Ban("10.0.0.1", 100.0, "bad\x00reason"))
+    with pytest.raises(RemoteError, match="NUL"):
+        await first.install_reset(ResetRecord(reset_id="r\x00", scope="*", epoch=1, watermark=1.0, issued_at=1.0), frozenset())
+    assert await merged == [Field("s", "k", "v", 1)]
+    assert await first.load_bans() == [] and await first.load_resets() == []
+
+
+def test_storage_postgres_is_a_setting_that_needs_its_url():
+    from gunrelay.app import make_store
+    from gunrelay.config import InvalidSetting, load_config
+
+    with pytest.raises(InvalidSetting, match="--postgres-url"):
+        load_config({"storage": "postgres"}, {})
+    config = load_config({}, {"GUNRELAY_STORAGE": "postgres", "GUNRELAY_POSTGRES_URL": "postgresql://u@127.0.0.1:1/db"})
+    store = make_store(config, PROTECTED)
+    assert isinstance(store, PostgresStore) and store.url == config.postgres_url and store.protected == PROTECTED

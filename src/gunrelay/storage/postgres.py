@@ -57,7 +57,7 @@ from typing import Any
 import psycopg
 
 from ..core.bans import Ban
-from ..core.errors import LocalError
+from ..core.errors import LocalError, RemoteError
 from ..core.fence import ALL, FenceRule, Protected
 from ..core.graph import Field
 from ..core.lex import Lex
@@ -148,6 +148,15 @@ def _b(text: str) -> bytes:
     return text.encode()
 
 
+def _texts(*values: str | None) -> None:
+    """Control-log text comes from operators, peers and imported files; a PostgreSQL ``text`` cannot
+    hold NUL. Checked in the job before it writes, so such a value fails its own call only (a
+    database error would fail every write of the group)."""
+    for value in values:
+        if value is not None and "\x00" in value:
+            raise RemoteError(f"text with a NUL character cannot be stored: {value!r}")
+
+
 def _prefix_bounds(prefix: bytes) -> tuple[bytes, bytes]:
     """Souls under ``prefix/`` sort from ``prefix/`` (inclusive) to ``prefix0`` ('0' follows '/')."""
     return prefix + b"/", prefix + b"0"
@@ -180,6 +189,8 @@ RETURNING 1
 
 def storage_failure(exc: Exception) -> StorageFailure:
     """What a failed transaction means, in words for the writer's error and the operator's health page."""
+    if isinstance(exc, StorageFailure):
+        return exc
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, psycopg.errors.DiskFull):
         return StorageFailure("the PostgreSQL server's disk is full")
@@ -201,7 +212,7 @@ class _Worker:
 
     def __init__(self, name: str, connect: Callable[[], psycopg.Connection[Any]], writer: bool, health: StorageHealth | None):
         self.connect = connect
-        self.conn: psycopg.Connection[Any] | None = connect()
+        self.conn: psycopg.Connection[Any] | None = None  # connected by the thread, for its first group
         self.writer = writer
         self.health = health
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -466,6 +477,7 @@ class PostgresStore(Store):
 
     async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
         def job(conn: psycopg.Connection[Any]) -> None:
+            _texts(record.reset_id)
             conn.execute("INSERT INTO resets (reset_id, record) VALUES (%s, %s)", (record.reset_id, record.to_json()))
             with conn.cursor() as cur:
                 cur.executemany(
@@ -490,12 +502,15 @@ class PostgresStore(Store):
         return await self._query(job)  # type: ignore[no-any-return]
 
     async def finish_purge(self, reset_id: str, purged: int) -> None:
+        _texts(reset_id)
         await self._write(lambda conn: conn.execute("UPDATE resets SET purge_done = true, purged = %s WHERE reset_id = %s", (purged, reset_id)))
 
     async def mark_published(self, reset_id: str) -> None:
+        _texts(reset_id)
         await self._write(lambda conn: conn.execute("UPDATE resets SET published = true WHERE reset_id = %s", (reset_id,)))
 
     async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
+        _texts(by)
         def job(conn: psycopg.Connection[Any]) -> list[str]:
             ids = []
             for reset_id, record in conn.execute("SELECT reset_id, record FROM resets WHERE superseded_by IS NULL").fetchall():
@@ -510,6 +525,7 @@ class PostgresStore(Store):
     # -- acks, bans, TTL rules, audit --------------------------------------------------------------
 
     async def record_ack(self, ack: ResetAck) -> None:
+        _texts(ack.reset_id, ack.peer_id, ack.address, ack.pid)
         await self._write(
             lambda conn: conn.execute(
                 "INSERT INTO reset_acks (reset_id, peer_id, address, pid, at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -526,6 +542,7 @@ class PostgresStore(Store):
         return [ResetAck(*row) for row in rows]
 
     async def save_ban(self, ban: Ban) -> None:
+        _texts(ban.address, ban.reason)
         await self._write(
             lambda conn: conn.execute(
                 "INSERT INTO bans (address, until, reason) VALUES (%s, %s, %s) "
@@ -535,6 +552,7 @@ class PostgresStore(Store):
         )
 
     async def delete_ban(self, address: str) -> None:
+        _texts(address)
         await self._write(lambda conn: conn.execute("DELETE FROM bans WHERE address = %s", (address,)))
 
     async def load_bans(self) -> list[Ban]:
@@ -542,6 +560,7 @@ class PostgresStore(Store):
         return [Ban(*row) for row in rows]
 
     async def save_ttl(self, prefix: str, ttl_ms: float) -> None:
+        _texts(prefix)
         def job(conn: psycopg.Connection[Any]) -> None:
             conn.execute(
                 "INSERT INTO ttl_rules (prefix, ttl_ms) VALUES (%s, %s) ON CONFLICT (prefix) DO UPDATE SET ttl_ms = excluded.ttl_ms",
@@ -556,6 +575,7 @@ class PostgresStore(Store):
         await self._write(job)
 
     async def delete_ttl(self, prefix: str) -> None:
+        _texts(prefix)
         def job(conn: psycopg.Connection[Any]) -> None:
             conn.execute("DELETE FROM ttl_rules WHERE prefix = %s", (prefix,))
             conn.execute("DELETE FROM fence_rules WHERE rule_id = %s", (f"ttl:{prefix}",))
@@ -566,6 +586,7 @@ class PostgresStore(Store):
         return dict(await self._query(lambda conn: conn.execute("SELECT prefix, ttl_ms FROM ttl_rules").fetchall()))
 
     async def append_audit(self, entry: AuditEntry) -> int:
+        _texts(entry.who, entry.address, entry.action, entry.detail, entry.outcome)
         def job(conn: psycopg.Connection[Any]) -> int:
             row = conn.execute(
                 "INSERT INTO audit (at, who, address, action, detail, outcome, status) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",

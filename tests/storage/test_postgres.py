@@ -137,6 +137,9 @@ async def test_a_ttl_rule_fences_old_writes_in_every_process(two):
     assert await second.merge([Field("tmp/a", "old", 1, now - 60_000), Field("tmp/a", "fresh", 1, now)]) == [Field("tmp/a", "fresh", 1, now)]
     await first.delete_ttl("tmp")
     assert await second.merge([Field("tmp/a", "old", 1, now - 60_000)]) == [Field("tmp/a", "old", 1, now - 60_000)]
+    await first.save_ttl("*", 10_000.0)  # the whole graph but the protected souls
+    offered = [Field("any", "old", 1, now - 60_000), Field("~relay", "old", 1, now - 60_000)]
+    assert await second.merge(offered) == [Field("~relay", "old", 1, now - 60_000)]
 
 
 async def test_a_tie_that_would_win_is_still_fenced(two):

@@ -460,7 +460,10 @@ class PostgresStore(Store):
         return await self._query(job)  # type: ignore[no-any-return]
 
     async def restore_fields_from(self, path: Path) -> StoreStats:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        def load() -> list[list[Any]]:
+            return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+        rows = await asyncio.to_thread(load)  # read before the writer takes the fleet's lock
 
         def job(conn: psycopg.Connection[Any]) -> StoreStats:
             conn.execute("DELETE FROM fields")
@@ -569,7 +572,7 @@ class PostgresStore(Store):
             conn.execute(
                 "INSERT INTO fence_rules (rule_id, scope, ttl_ms) VALUES (%s, %s, %s) "
                 "ON CONFLICT (rule_id) DO UPDATE SET ttl_ms = excluded.ttl_ms",
-                (f"ttl:{prefix}", _b(prefix), ttl_ms),
+                (f"ttl:{prefix}", None if prefix == ALL else _b(prefix), ttl_ms),
             )
 
         await self._write(job)

@@ -12,7 +12,7 @@ from gunrelay.core.fence import Protected
 from gunrelay.core.graph import Field
 from gunrelay.core.reset import ResetRecord
 from gunrelay.storage.base import ReadQuery, StorageFailure
-from gunrelay.storage.postgres import SCHEMA_VERSION, PostgresStore, SchemaTooNew, _merge
+from gunrelay.storage.postgres import SCHEMA_VERSION, PostgresStore, SchemaTooNew, _install_reset, _merge
 
 PROTECTED = Protected(("~relay", "_system"))
 
@@ -126,6 +126,26 @@ async def test_a_reset_installed_by_another_process_fences_the_merge(two):
     # a restore that undid both: they fence nothing any more
     assert await first.supersede_resets(0.0, by="restore") == ["r1", "r2"]
     assert await second.merge([Field("else", "k", "y", 150)]) == [Field("else", "k", "y", 150)]
+
+
+async def test_a_write_racing_a_reset_on_another_process_is_refused(two):
+    first, second = two
+    holding, release = threading.Event(), threading.Event()
+    record = ResetRecord(reset_id="r1", scope="room", epoch=1, watermark=100.0, issued_at=100.0)
+
+    def slow_install(conn):  # the reset is written but not yet committed
+        _install_reset(conn, record, frozenset())
+        holding.set()
+        release.wait(10)
+
+    installing = first._write(slow_install)
+    assert await asyncio.to_thread(holding.wait, 10)
+    racing = second.merge([Field("room/a", "k", "stale", 50), Field("other", "k", 1, 50)])
+    await asyncio.sleep(0.3)  # with no fleet-wide ordering the racing write would commit now, unfenced
+    release.set()
+    await installing
+    assert await racing == [Field("other", "k", 1, 50)]
+    assert await second.read(ReadQuery(soul="room/a")) == {}
 
 
 async def test_a_ttl_rule_fences_old_writes_in_every_process(two):

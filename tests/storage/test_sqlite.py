@@ -283,3 +283,16 @@ async def test_a_closure_larger_than_sqlites_parameter_limit(SQLite, tmp_path):
         assert (await graph.stats()).fields == 1
     finally:
         await graph.close()
+
+
+async def test_a_merge_failing_halfway_does_not_make_two_fields_share_a_number(SQLite, tmp_path):
+    store = SQLite(tmp_path / "db.sqlite3")
+    await store.open()
+    try:
+        with pytest.raises(UnicodeEncodeError):  # SQLite cannot take a lone surrogate; the first field is written already
+            await store.merge([Field("a", "k", 1, 1), Field("\ud800", "k", 1, 1)])
+        await store.merge([Field("b", "k", 1, 1)])
+        page = await store.changes_since(0, 10)
+        assert [c.soul for c in page.changes] == ["a", "b"] and page.changes[0].seq < page.changes[1].seq
+    finally:
+        await store.close()

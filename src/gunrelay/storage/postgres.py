@@ -479,19 +479,7 @@ class PostgresStore(Store):
     # -- resets (each with its fence rule, which the merge statements obey) -------------------------
 
     async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
-        def job(conn: psycopg.Connection[Any]) -> None:
-            _texts(record.reset_id)
-            conn.execute("INSERT INTO resets (reset_id, record) VALUES (%s, %s)", (record.reset_id, record.to_json()))
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO fence_souls (reset_id, soul) VALUES (%s, %s) ON CONFLICT DO NOTHING", [(record.reset_id, _b(s)) for s in souls]
-                )
-            scope = None if record.scope == ALL else _b(record.scope)
-            conn.execute(
-                "INSERT INTO fence_rules (rule_id, scope, watermark) VALUES (%s, %s, %s)", (record.reset_id, scope, record.watermark)
-            )
-
-        await self._write(job)
+        await self._write(lambda conn: _install_reset(conn, record, souls))
 
     async def load_resets(self) -> list[StoredReset]:
         def job(conn: psycopg.Connection[Any]) -> list[StoredReset]:
@@ -650,6 +638,17 @@ def _settle_ties(conn: psycopg.Connection[Any], rows: list[dict[str, Any]], lost
         if conn.execute(_TIE_UPDATE, {**row, "current": held[0]}).fetchone() is not None:
             won[i] = True
             current[(row["soul"], row["key"])] = (row["value"], row["state"])
+
+
+def _install_reset(conn: psycopg.Connection[Any], record: ResetRecord, souls: frozenset[str]) -> None:
+    """Record, closure and fence rule in one transaction: from its commit, every process's merge obeys it."""
+    _texts(record.reset_id)
+    closure = [(record.reset_id, _b(s)) for s in souls]
+    conn.execute("INSERT INTO resets (reset_id, record) VALUES (%s, %s)", (record.reset_id, record.to_json()))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO fence_souls (reset_id, soul) VALUES (%s, %s) ON CONFLICT DO NOTHING", closure)
+    scope = None if record.scope == ALL else _b(record.scope)
+    conn.execute("INSERT INTO fence_rules (rule_id, scope, watermark) VALUES (%s, %s, %s)", (record.reset_id, scope, record.watermark))
 
 
 def _changes_since(conn: psycopg.Connection[Any], cursor: int, limit: int) -> ChangePage:

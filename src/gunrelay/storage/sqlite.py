@@ -633,12 +633,10 @@ def _merge(conn: sqlite3.Connection, fields: list[Field], head: _StreamHead) -> 
     rows = [(f.soul, f.key, encode_value(f.value), f.state) for f in fields]  # may raise: before any write
     execute = conn.execute
     accepted = []
-    last = head.last
     for field, (soul, key, value, state) in zip(fields, rows):
-        if execute(_UPSERT, (soul, key, value, state, last + 1)).fetchone() is not None:
-            last += 1
+        if execute(_UPSERT, (soul, key, value, state, head.last + 1)).fetchone() is not None:
+            head.last += 1  # at once: a job failing later still commits this row; a failed group leaves a gap
             accepted.append(field)
-    head.last = last  # numbers of a group that fails to commit are skipped, never given twice
     return accepted
 
 

@@ -251,3 +251,22 @@ def test_storage_postgres_is_a_setting_that_needs_its_url():
     config = load_config({}, {"GUNRELAY_STORAGE": "postgres", "GUNRELAY_POSTGRES_URL": "postgresql://u@127.0.0.1:1/db"})
     store = make_store(config, PROTECTED)
     assert isinstance(store, PostgresStore) and store.url == config.postgres_url and store.protected == PROTECTED
+
+
+async def test_merges_sent_together_keep_their_own_outcomes(postgres_url):
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        # submitted in one go, they reach the server in one pipeline
+        futures = [
+            store.merge([Field("s", "k", "a", 10)]),
+            store.merge([Field("\ud800", "k", 1, 1)]),  # cannot be encoded: fails alone
+            store.merge([Field("s", "k", "c", 10)]),
+            store.merge([Field("s", "k", "b", 10), Field("t", "k", 1, 1)]),
+        ]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        assert outcomes[0] == [Field("s", "k", "a", 10)] and isinstance(outcomes[1], UnicodeEncodeError)
+        assert outcomes[2] == [Field("s", "k", "c", 10)] and outcomes[3] == [Field("t", "k", 1, 1)]
+        assert (await store.read(ReadQuery(soul="s")))["s"] == [("k", '"c"', 10)]
+    finally:
+        await store.close()

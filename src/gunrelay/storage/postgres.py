@@ -5,6 +5,8 @@ database; ``merge`` and every control write go to one writer thread that runs ea
 waiting jobs in one transaction and resolves their futures only after the commit (acks after
 commit, one commit for many puts); reads go to a reader thread on its own connection, which sees
 committed rows only. psycopg 3 in its blocking form releases the GIL while it waits on the network.
+The merges of a group go to the server as one pipeline (``_merge_run``: one round trip, not one per
+put), so a busy relay pays a round trip and a commit for many puts.
 
 Three things are decided *inside* the database, because other processes write the same rows:
 
@@ -259,7 +261,17 @@ class _Worker:
             conn = self.conn
             if self.writer:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (STREAM_LOCK,))
-            for job, future in jobs:
+            start = 0
+            while start < len(jobs):
+                job, future = jobs[start]
+                if isinstance(job, _Merge):  # a run of merges goes to the server as one pipeline
+                    end = start + 1
+                    while end < len(jobs) and isinstance(jobs[end][0], _Merge):
+                        end += 1
+                    outcomes += _merge_run(conn, jobs[start:end])
+                    start = end
+                    continue
+                start += 1
                 try:
                     outcomes.append((future, True, job(conn)))
                 except psycopg.Error:
@@ -365,7 +377,7 @@ class PostgresStore(Store):
     # -- the graph ---------------------------------------------------------------------------------
 
     def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]:
-        return self._write(lambda conn: _merge(conn, fields))
+        return self._write(_Merge(fields))
 
     def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]:
         return self._query(lambda conn: _read_page(conn, query))
@@ -604,11 +616,60 @@ class PostgresStore(Store):
 # -- the jobs ------------------------------------------------------------------------------------
 
 
+class _Merge:
+    """A merge job: the writer sends a run of them in one pipeline (``_merge_run``)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: list[Field]):
+        self.fields = fields
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> list[Field]:
+        return _merge(conn, self.fields)
+
+
+def _rows(fields: list[Field]) -> list[dict[str, Any]]:
+    return [{"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state} for f in fields]
+
+
 def _merge(conn: psycopg.Connection[Any], fields: list[Field]) -> list[Field]:
-    rows = [{"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state} for f in fields]  # may raise: before any write
+    rows = _rows(fields)  # may raise: before any write
+    won = _apply(conn, rows)
+    return [field for field, accepted in zip(fields, won) if accepted]
+
+
+def _merge_run(conn: psycopg.Connection[Any], jobs: list[Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+    """Consecutive merge jobs in one pipeline (one round trip instead of one per job), in order. A
+    job whose fields cannot be encoded fails alone, before anything is sent."""
+    refused: dict[int, Exception] = {}
+    rows: list[dict[str, Any]] = []
+    spans: list[tuple[int, int]] = []
+    for index, (job, _) in enumerate(jobs):
+        assert isinstance(job, _Merge)
+        try:
+            job_rows = _rows(job.fields)
+        except Exception as exc:
+            log.exception("storage job failed")
+            refused[index] = exc
+            job_rows = []
+        spans.append((len(rows), len(rows) + len(job_rows)))
+        rows += job_rows
+    won = _apply(conn, rows) if rows else []
+    outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+    for index, ((job, future), (low, high)) in enumerate(zip(jobs, spans)):
+        if index in refused:
+            outcomes.append((future, False, refused[index]))
+        else:
+            assert isinstance(job, _Merge)
+            outcomes.append((future, True, [field for field, accepted in zip(job.fields, won[low:high]) if accepted]))
+    return outcomes
+
+
+def _apply(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> list[bool]:
+    """Write ``rows`` in order by HAM and the fence; which of them changed the store."""
     won = [False] * len(rows)
     with conn.cursor() as cur:
-        cur.executemany(_UPSERT, rows, returning=True)  # pipelined: one round trip for the whole call
+        cur.executemany(_UPSERT, rows, returning=True)  # pipelined: one round trip for them all
         for i in range(len(rows)):
             won[i] = cur.fetchone() is not None
             if i + 1 < len(rows):
@@ -616,7 +677,7 @@ def _merge(conn: psycopg.Connection[Any], fields: list[Field]) -> list[Field]:
     lost = [i for i in range(len(rows)) if not won[i]]
     if lost:
         _settle_ties(conn, rows, lost, won)
-    return [field for field, accepted in zip(fields, won) if accepted]
+    return won
 
 
 def _settle_ties(conn: psycopg.Connection[Any], rows: list[dict[str, Any]], lost: list[int], won: list[bool]) -> None:

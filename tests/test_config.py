@@ -72,3 +72,24 @@ def test_switches_are_real_booleans_written_on_or_off():
     assert load_config({"legacy_nodes": "OFF"}, {"GUNRELAY_PRIVACY": "On"}) == load_config({}, {}).__class__(
         **{**load_config({}, {}).__dict__, "legacy_nodes": False, "privacy": True}
     )
+
+
+def test_trusted_proxies_default_to_loopback_take_networks_and_refuse_anything_else_at_start():
+    import pytest
+
+    from gunrelay.config import InvalidSetting
+
+    assert load_config({}, {}).trusted_proxies == "127.0.0.1,::1"
+    assert load_config({}, {"GUNRELAY_TRUSTED_PROXIES": ""}).trusted_proxies == ""  # trust none
+    assert load_config({"trusted_proxies": "10.0.0.0/8, fd00::/8"}, {}).trusted_proxies == "10.0.0.0/8, fd00::/8"
+    with pytest.raises(InvalidSetting) as refused:
+        load_config({"trusted_proxies": "127.0.0.1,proxy.local"}, {})
+    assert "--trusted-proxies" in str(refused.value) and "'proxy.local' is not an IP address or network" in str(refused.value)
+    with pytest.raises(InvalidSetting) as refused:
+        load_config({}, {"GUNRELAY_TRUSTED_PROXIES": "10.0.0.0/40"})
+    assert "GUNRELAY_TRUSTED_PROXIES" in str(refused.value)
+
+
+def test_tls_is_off_by_default():
+    config = load_config({}, {})
+    assert (config.tls_cert, config.tls_key) == ("", "")

@@ -41,7 +41,7 @@ from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
 from .server.interchange import Interchange
 from .server.handshake import ConnectionGuard, descriptor_budget, protocols
 from .server.identity import TOKEN_FILE, register_local_relay, token_file_for_port
-from .server.wsprotocol import ForwardedHeaders
+from .core.forwarded import TrustedProxies
 from .core.limits import ConnectionLimits
 from .storage.base import Store
 from .storage.memory import MemoryStore
@@ -200,6 +200,7 @@ def build_app(config: Settings) -> "GunFirst":
         ConnectionLimits(descriptor_budget(config.max_connections), config.max_connections_per_address),
         relay.stats.refuse,
         deadline_s=config.handshake_timeout_s,
+        trusted=TrustedProxies.parse(config.trusted_proxies),
     )
     return GunFirst(GunSocket(relay, access.refuse), app)
 
@@ -249,11 +250,13 @@ def note_local_relay(app: Any, port: int) -> None:
 
 
 def uvicorn_config(app: Any, config: Settings) -> Any:
-    """How uvicorn serves the app: our connection guard and websocket protocol, our limits."""
+    """How uvicorn serves the app: our connection guard and websocket protocol, our limits, TLS
+    when a certificate is set. Proxy headers are read by the connection guard (``handshake``),
+    for the ``--trusted-proxies`` only, not by uvicorn's middleware."""
     import uvicorn
 
     http_protocol, ws_protocol = protocols(app.state.connection_guard)
-    settings = uvicorn.Config(
+    return uvicorn.Config(
         app,
         log_level=config.log_level.lower(),
         http=http_protocol,
@@ -265,11 +268,8 @@ def uvicorn_config(app: Any, config: Settings) -> Any:
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=5,
-        # uvicorn's proxy headers handling stays, for the addresses it trusts (its default or
-        # FORWARDED_ALLOW_IPS), but without its middleware's frame on every open socket's stack:
-        # ForwardedHeaders is a plain function, so the ASGI version is named rather than guessed
         proxy_headers=False,
         interface="asgi3",
+        ssl_certfile=config.tls_cert or None,
+        ssl_keyfile=config.tls_key or None,
     )
-    settings.app = ForwardedHeaders(app, settings.forwarded_allow_ips)
-    return settings

@@ -6,7 +6,6 @@ import argparse
 import logging
 import signal
 import socket
-import sys
 from typing import Any
 
 from .config import SETTINGS, InvalidSetting, load_config
@@ -49,17 +48,20 @@ def serve(args: argparse.Namespace) -> None:
     app.state.data_lock.acquire()  # one process per data folder: refused here with a clear message
     note_local_relay(app, port)
     server = uvicorn.Server(uvicorn_config(app, config))
-    shown = f"[{host}]" if ":" in host else host
-    print(f"gunrelay listening on http://{shown}:{port} (GUN websocket at ws://{shown}:{port}/gun, "
-          f"storage {config.storage} in {config.data})", flush=True)
-    # uvicorn re-raises SIGTERM/SIGINT once it has shut down cleanly; that is a normal exit here
+    # A signal from here until uvicorn has taken SIGTERM/SIGINT over (as it starts)
+    # asks it to stop as soon as it can; uvicorn re-raises the signal once it has shut down cleanly,
+    # which is then a normal exit. (Raising SystemExit here instead could land in whatever code the
+    # signal interrupts, e.g. a weakref callback that swallows it, and the relay would not stop.)
+    def stop(signum: int, frame: Any) -> None:
+        server.should_exit = True
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _exit_cleanly)
+        signal.signal(signum, stop)
+    shown = f"[{host}]" if ":" in host else host
+    http, ws = ("https", "wss") if config.tls_cert else ("http", "ws")
+    print(f"gunrelay listening on {http}://{shown}:{port} (GUN websocket at {ws}://{shown}:{port}/gun, "
+          f"storage {config.storage} in {config.data})", flush=True)
     server.run(sockets=[sock])
-
-
-def _exit_cleanly(signum: int, frame: Any) -> None:
-    sys.exit(0)
 
 
 def _operator_options(parser: argparse.ArgumentParser) -> None:

@@ -9,11 +9,13 @@ the choices: a typo must not quietly become a default.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .core.errors import RemoteError
+from .core.forwarded import DEFAULT_TRUSTED, BadProxyList, TrustedProxies
 
 
 class InvalidSetting(RemoteError):
@@ -69,6 +71,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("login_max_failures", int, 5, "failed logins (per address, and per user) within 5 minutes before a lockout"),
     Setting("login_lockout_s", float, 900.0, "seconds a lockout lasts"),
     Setting("privacy", bool, False, "privacy mode at start: on anonymises addresses in the console, the API and the logs"),
+    Setting("tls_cert", str, "", "PEM certificate (chain) file: serve https:// and wss:// directly (with --tls-key; default: plain http)"),
+    Setting("tls_key", str, "", "PEM private key file of --tls-cert (unencrypted, readable by the relay)"),
+    Setting("trusted_proxies", str, DEFAULT_TRUSTED, "addresses or networks of reverse proxies whose X-Forwarded-For / Forwarded headers name the client, comma-separated (empty: trust none)"),
 )
 
 
@@ -108,6 +113,9 @@ class Settings:
     login_max_failures: int
     login_lockout_s: float
     privacy: bool
+    tls_cert: str
+    tls_key: str
+    trusted_proxies: str
 
 
 SWITCH = {"on": True, "off": False}  # how a bool setting is written, on the command line and in the environment
@@ -139,13 +147,63 @@ def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None
     env = os.environ if env is None else env
     cli = {**(cli or {}), **overrides}
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # where each setting was given, as an error names it
     for setting in SETTINGS:
         if cli.get(setting.name) is not None:
             values[setting.name] = _checked(setting, cli[setting.name], setting.option)
+            sources[setting.name] = setting.option
         elif setting.env in env:
             values[setting.name] = _checked(setting, env[setting.env], setting.env)
+            sources[setting.name] = setting.env
         else:
             values[setting.name] = setting.default
+            sources[setting.name] = setting.option
     if values["storage"] == "postgres" and not values["postgres_url"]:
         raise InvalidSetting("--storage postgres needs --postgres-url (or GUNRELAY_POSTGRES_URL)")
-    return Settings(**values)
+    settings = Settings(**values)
+    try:
+        TrustedProxies.parse(settings.trusted_proxies)
+    except BadProxyList as exc:
+        raise InvalidSetting(f"{sources['trusted_proxies']}: {exc}") from None
+    check_tls(settings.tls_cert, settings.tls_key, sources["tls_cert"], sources["tls_key"])
+    return settings
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_password() -> bytes:
+    raise _EncryptedKey  # never OpenSSL's prompt on the terminal: a service has none, and would hang
+
+
+def check_tls(cert: str, key: str, cert_source: str = "--tls-cert", key_source: str = "--tls-key") -> None:
+    """Both files or neither; both readable PEM, the key unencrypted and the certificate's own.
+    Loaded the way the server will load them (Python's ``ssl``), so whatever would fail there
+    fails here, at start, with the file named."""
+    if not cert and not key:
+        return
+    if not cert or not key:
+        given, missing = (cert_source, key_source) if cert else (key_source, cert_source)
+        raise InvalidSetting(f"{given} is set but {missing} is not: TLS needs both the certificate and its key")
+    for source, path, marker, what in (
+        (cert_source, cert, b"-----BEGIN CERTIFICATE-----", "a PEM certificate"),
+        (key_source, key, b"PRIVATE KEY-----", "a PEM private key"),
+    ):
+        try:
+            with open(path, "rb") as file:
+                head = file.read(1 << 20)
+        except OSError as exc:
+            raise InvalidSetting(f"{source}={path!r}: cannot read it: {exc.strerror or exc}") from None
+        if marker not in head:
+            raise InvalidSetting(f"{source}={path!r} does not hold {what} (no '-----BEGIN ...' block of that kind)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, password=_no_password)
+    except _EncryptedKey:
+        raise InvalidSetting(f"{key_source}={key!r} is encrypted: give the relay an unencrypted key (readable by its user only)") from None
+    except ssl.SSLError as exc:
+        why = "the key does not belong to the certificate" if "KEY_VALUES_MISMATCH" in str(exc) else f"not a usable certificate and key ({exc.reason or exc})"
+        raise InvalidSetting(f"{cert_source}={cert!r} with {key_source}={key!r}: {why}") from None
+    except OSError as exc:
+        raise InvalidSetting(f"{cert_source}={cert!r} with {key_source}={key!r}: {exc}") from None

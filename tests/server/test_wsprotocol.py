@@ -17,7 +17,7 @@ from websockets.http11 import Request
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
-from gunrelay.server.wsprotocol import ForwardedHeaders, Gate, Inbox, Ping, PingClock, shed_upgrade_request
+from gunrelay.server.wsprotocol import Gate, Inbox, Ping, PingClock, shed_upgrade_request
 
 
 def ws_protocols(live_relay) -> list:
@@ -100,22 +100,6 @@ async def test_the_proxy_headers_of_a_trusted_proxy_name_the_peer(live_relay):
 
 
 # -- the pieces, one by one ----------------------------------------------------------------------
-
-
-async def test_forwarded_headers_rewrite_the_scope_and_return_the_apps_own_coroutine():
-    seen = []
-
-    async def app(scope, receive, send):
-        seen.append(scope["client"])
-
-    forwarded = ForwardedHeaders(app, "127.0.0.1")
-    scope = {"type": "websocket", "client": ("127.0.0.1", 5000), "headers": [(b"x-forwarded-for", b"198.51.100.7")]}
-    step = forwarded(scope, None, None)
-    assert step.cr_code is app.__code__  # nothing of its own on the stack
-    await step
-    stranger = {"type": "http", "client": ("192.0.2.1", 5000), "headers": [(b"x-forwarded-for", b"198.51.100.7")]}
-    await forwarded(stranger, None, None)
-    assert seen == [("198.51.100.7", 0), ("192.0.2.1", 5000)]  # only a trusted proxy is believed
 
 
 async def test_the_inbox_hands_over_in_order():

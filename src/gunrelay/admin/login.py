@@ -19,7 +19,9 @@ from .gate import BadRequest, Gate, caller, client_address, error, json_body, te
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    # the scheme the client used: https when the relay serves TLS, or when a trusted proxy says so
+    # (``--trusted-proxies``, read by the connection guard); a header from anyone else is not believed
+    return request.url.scheme == "https"
 
 
 def _same_origin(request: Request) -> bool:

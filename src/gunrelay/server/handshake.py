@@ -15,6 +15,14 @@ file descriptors until the relay refuses everyone. Here:
   (``refused{reason="handshake_timeout"}``). A kept-alive connection gets the same deadline for
   each further request.
 
+- Behind a reverse proxy the TCP peer is the proxy. Once a request's headers are in, a trusted
+  proxy's ``X-Forwarded-For`` / ``Forwarded`` name the client (``core.forwarded``, once per
+  request or upgrade, never per frame): the scope's ``client`` (and ``scheme``) become the
+  client's, so bans, the peer list, privacy labels, the audit log and login lockouts all see it,
+  and a websocket's count moves from the proxy's address to the client's (``Handshake.move``):
+  over the client's limit it is refused with the same 503. The total is counted at accept and
+  does not move.
+
 The guard is handed to uvicorn as protocol classes (``protocols``): an HTTP protocol that admits
 and times connections, and the websocket protocol (``wsprotocol``) that takes the count and the
 deadline over when the connection upgrades.
@@ -26,9 +34,13 @@ import asyncio
 import logging
 import resource
 from collections.abc import Callable
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from websockets.datastructures import Headers
+from websockets.http11 import Request
 
+from ..core.forwarded import Origin, ProxyHeaders, TrustedProxies, resolve
 from ..core.limits import ConnectionLimits
 
 log = logging.getLogger("gunrelay.handshake")
@@ -65,11 +77,24 @@ def descriptor_budget(wanted: int) -> int:
 class ConnectionGuard:
     """The connection limits and the handshake deadline, shared by every protocol instance."""
 
-    def __init__(self, limits: ConnectionLimits, refused: Callable[[str], None], deadline_s: float = 10.0):
+    def __init__(
+        self,
+        limits: ConnectionLimits,
+        refused: Callable[[str], None],
+        deadline_s: float = 10.0,
+        trusted: TrustedProxies = TrustedProxies(),
+    ):
         self.limits = limits
         self.refused = refused  # counts a refusal by its reason (the relay's stats)
         self.deadline_s = deadline_s
+        self.trusted = trusted  # proxies whose forwarding headers name the client
         self.lingering = 0
+
+    def origin(self, client: tuple[str, int] | None, headers: ProxyHeaders) -> Origin | None:
+        """The client a trusted proxy ``client`` forwards, or None (keep ``client``)."""
+        if client is None or not self.trusted.networks:
+            return None
+        return resolve(client[0], headers, self.trusted)
 
     def admit(self, address: str) -> str | None:
         """Count a new connection from ``address``; or why it is refused (counted), or None."""
@@ -142,6 +167,34 @@ class Handshake:
             self.guard.release(self.address)
             self.address = None
 
+    def move(self, address: str) -> str | None:
+        """Count the connection under ``address`` (the client a proxy forwards) instead: why that
+        is refused (counted, and the connection no longer counts), or None."""
+        if address == self.address:
+            return None
+        if self.address is not None:
+            self.guard.release(self.address)
+            self.address = None
+        reason = self.guard.admit(address)
+        if reason is None:
+            self.address = address
+        return reason
+
+
+def _websocket_proxy_headers(headers: Headers) -> ProxyHeaders:
+    return ProxyHeaders(
+        tuple(headers.get_all("X-Forwarded-For")), tuple(headers.get_all("X-Forwarded-Proto")), tuple(headers.get_all("Forwarded"))
+    )
+
+
+def _scheme(secure: bool | None, websocket: bool, otherwise: Any) -> Any:
+    """The scope's scheme as the proxy reports the client's (``otherwise``: as the socket has it)."""
+    if secure is None:
+        return otherwise
+    if websocket:
+        return "wss" if secure else "ws"
+    return "https" if secure else "http"
+
 
 def protocols(guard: ConnectionGuard) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
     """uvicorn's ``http`` and ``ws`` protocol classes, bound to ``guard``."""
@@ -176,6 +229,11 @@ def protocols(guard: ConnectionGuard) -> tuple[type[asyncio.Protocol], type[asyn
         def on_headers_complete(self) -> None:
             if not (self.parser.should_upgrade() and self._should_upgrade()):
                 self.handshake.release()  # a plain request: in time, and no longer half-open
+                # (an upgrade is re-read by the websocket protocol, which names its client there)
+                origin = guard.origin(self.client, ProxyHeaders.from_asgi(self.headers))
+                if origin is not None:
+                    self.scope["client"] = (origin.address, origin.port)
+                    self.scope["scheme"] = _scheme(origin.secure, False, self.scope["scheme"])
             super().on_headers_complete()
 
         def handle_websocket_upgrade(self) -> None:
@@ -194,6 +252,27 @@ def protocols(guard: ConnectionGuard) -> tuple[type[asyncio.Protocol], type[asyn
             super().connection_made(transport)
             upgraded_from = transport.get_protocol()  # still the HTTP protocol at this point
             self.handshake = getattr(upgraded_from, "handshake_handover", None) or Handshake(guard, None)
+
+        def handle_connect(self, event: Request) -> None:
+            origin = guard.origin(self.client, _websocket_proxy_headers(event.headers))
+            if origin is not None:
+                self.client = (origin.address, origin.port)
+                self.scheme = _scheme(origin.secure, True, self.scheme)
+                reason = self.handshake.move(origin.address)
+                if reason is not None:
+                    self.refuse_upgrade(reason)
+                    return
+            super().handle_connect(event)
+
+        def refuse_upgrade(self, reason: str) -> None:
+            """503, as a refusal at accept, for a client over its limit behind a proxy."""
+            self.handshake.done()
+            self.handshake_complete = True
+            self.close_sent = True
+            response = self.conn.reject(503, f"Too many connections ({reason}); try again later.\n")
+            self.conn.send_response(response)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
 
         def start_keepalive(self) -> None:
             self.handshake.done()  # the 101 is written: the upgrade finished in time

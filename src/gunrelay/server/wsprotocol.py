@@ -20,8 +20,9 @@ the bytes per connection they cost (tracemalloc, 1,000 idle connections):
   over (its size; a peer that sent one big frame and went quiet keeps nothing);
 - a UUID websockets makes for its own logs, which this protocol does not write (about 0.1 KB).
 
-``ForwardedHeaders`` (used by ``cli.uvicorn_config``) keeps uvicorn's proxy headers handling
-without its middleware's coroutine frame on every open socket's stack (about 0.5 KB).
+No proxy-headers middleware wraps the app (uvicorn's would stay on every open socket's stack,
+about 0.5 KB): the connection guard (``handshake``) names the client a trusted proxy forwards,
+once, as the upgrade request is read.
 
 A close asked for while the socket's buffers are full (the peer stopped reading: the relay drops
 it, see ``peer.py``) aborts the connection at once: the stock protocol would wait for the buffers
@@ -46,7 +47,6 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
 from websockets.http11 import Request
@@ -363,30 +363,3 @@ def shed_upgrade_request(conn: ServerProtocol, request: Request | None) -> None:
         outer.close()
     elif request is not None:
         request.headers.clear()
-
-
-async def _rewritten(scope: Any, receive: Any, send: Any) -> None:
-    return None
-
-
-class ForwardedHeaders:
-    """uvicorn's ``X-Forwarded-For``/``-Proto`` handling for trusted proxies (its own
-    ``ProxyHeadersMiddleware``, run on the scope), without a frame on every open socket's stack:
-    the stock middleware is a coroutine that awaits the app, so it stays on the stack of every
-    connection for its life (about 300 bytes each); this is a plain function that rewrites the
-    scope and returns the app's own coroutine."""
-
-    def __init__(self, app: Any, trusted_hosts: list[str] | str):
-        self.app = app
-        self.rewrite = ProxyHeadersMiddleware(_rewritten, trusted_hosts)
-
-    def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[None]:
-        step = self.rewrite(scope, receive, send)
-        try:
-            step.send(None)  # the stock middleware rewrites the scope, then awaits _rewritten: done at once
-        except StopIteration:
-            pass
-        else:  # pragma: no cover - a uvicorn whose middleware waits for something before the app
-            step.close()
-            raise RuntimeError("uvicorn's ProxyHeadersMiddleware did not finish at once")
-        return self.app(scope, receive, send)

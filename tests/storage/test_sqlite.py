@@ -296,3 +296,22 @@ async def test_a_merge_failing_halfway_does_not_make_two_fields_share_a_number(S
         assert [c.soul for c in page.changes] == ["a", "b"] and page.changes[0].seq < page.changes[1].seq
     finally:
         await store.close()
+
+
+async def test_fields_written_into_the_file_by_hand_are_numbered_after_the_head_on_open(SQLite, tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = SQLite(path)
+    await store.open()
+    await store.merge([Field("a", "k", 1, 5)])
+    cursor = (await store.changes_since(0, 10)).cursor
+    await store.close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("INSERT INTO fields (soul, key, value, state) VALUES ('hand', 'k', '1', 1)")  # no number
+    db.close()
+    again = SQLite(path)
+    await again.open()
+    try:
+        assert [c.soul for c in (await again.changes_since(cursor, 10)).changes] == ["hand"]
+    finally:
+        await again.close()

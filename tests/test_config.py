@@ -74,6 +74,29 @@ def test_switches_are_real_booleans_written_on_or_off():
     )
 
 
+def test_peers_come_from_a_repeated_option_or_a_comma_separated_variable():
+    config = load_config({"peers": ["ws://127.0.0.1:1/gun", "wss://relay.example/gun"]}, {})
+    assert config.peer_urls == ("ws://127.0.0.1:1/gun", "wss://relay.example/gun")
+    config = load_config({}, {"GUNRELAY_PEERS": " ws://a:1/gun, ,ws://b:2/gun,ws://a:1/gun "})
+    assert config.peer_urls == ("ws://a:1/gun", "ws://b:2/gun")  # blanks and repeats dropped
+    assert load_config({}, {}).peer_urls == ()
+
+
+def test_a_peer_url_that_cannot_be_dialled_is_refused_naming_it():
+    import pytest
+
+    from gunrelay.config import InvalidSetting
+
+    for bad in ("http://127.0.0.1:1/gun", "127.0.0.1:8765", "ws://:1/gun", "ws://h:99999/gun", "ws://h:x/gun",
+                "ws://h:0/gun", "ws://h:1/gun#frag"):
+        with pytest.raises(InvalidSetting) as refused:
+            load_config({"peers": [bad]}, {})
+        assert f"--peer={bad!r}" in str(refused.value)
+    with pytest.raises(InvalidSetting) as refused:
+        load_config({}, {"GUNRELAY_PEERS": "ftp://x"})
+    assert "GUNRELAY_PEERS='ftp://x'" in str(refused.value)
+
+
 def test_trusted_proxies_default_to_loopback_take_networks_and_refuse_anything_else_at_start():
     import pytest
 
@@ -93,3 +116,19 @@ def test_trusted_proxies_default_to_loopback_take_networks_and_refuse_anything_e
 def test_tls_is_off_by_default():
     config = load_config({}, {})
     assert (config.tls_cert, config.tls_key) == ("", "")
+
+
+def test_trusted_relays_are_sea_pubs_and_anything_else_is_refused_at_start(tmp_path):
+    import pytest
+
+    from gunrelay.config import InvalidSetting
+    from gunrelay.server.identity import load_or_create_identity
+
+    real = load_or_create_identity(tmp_path).pub
+    assert load_config({"trust_relays": [real, real]}, {}).trusted_relays == (real,)
+    assert load_config({}, {"GUNRELAY_TRUST_RELAYS": f" {real} ,"}).trusted_relays == (real,)
+    x, y = real.split(".")
+    for bad in ("not-a-key", real + "x", x, "a.b", f"{y}.{x}", f"{x}.{y}.{x}"):
+        with pytest.raises(InvalidSetting) as refused:
+            load_config({"trust_relays": [bad]}, {})
+        assert f"--trust-relay={bad!r}" in str(refused.value)

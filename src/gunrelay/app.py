@@ -35,10 +35,14 @@ from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
 from .server.gunsocket import GunSocket
 from .server.logbook import LogBook
+from .server.catchup import StreamCatchUp
+from .server.mesh import Mesh
+from .server.mesh_resets import MeshResets
 from .server.monitor import Monitor
 from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
 from .server.interchange import Interchange
+from .server.radata import RadFolder  # for the CLI's `import radata` (cli imports app, not server)
 from .server.handshake import ConnectionGuard, descriptor_budget, protocols
 from .server.identity import TOKEN_FILE, register_local_relay, token_file_for_port
 from .core.forwarded import TrustedProxies
@@ -76,7 +80,7 @@ def build_app(config: Settings) -> "GunFirst":
     )
     relay = Relay(
         store, fence=control.fence, acknowledge=control.acknowledge, limits=limits,
-        max_queue_bytes=config.max_send_queue_bytes, clock_settle_s=config.clock_settle_s,
+        max_queue_bytes=config.max_send_queue_bytes, clock_settle_s=config.clock_settle_s, relay_pub=identity.pub,
     )
     control.connect_relay(relay)
     access = Access(relay, store)
@@ -89,6 +93,10 @@ def build_app(config: Settings) -> "GunFirst":
     logbook = LogBook(privacy)
     logging.getLogger("gunrelay").setLevel(config.log_level.upper())
     monitor = Monitor(relay, store)
+    catch_up = StreamCatchUp(relay, store)
+    mesh = Mesh(relay, config.peer_urls, catch_up, max_frame_bytes=config.max_frame_bytes)
+    mesh_resets = MeshResets(relay, control, identity, config.trusted_relays)
+    mesh_resets.attach()  # what merges accept reaches it; new relay links learn our resets first
     auth = ConsoleAuth(
         token,
         session_ttl_s=config.session_ttl_s,
@@ -98,7 +106,7 @@ def build_app(config: Settings) -> "GunFirst":
     audit = Audit(store, privacy)
     gate = Gate(auth, audit)
     ops = api.Operations(relay, control, access, expiry, snapshots, privacy)
-    metrics = Metrics(RelayCollector(relay, control, access, monitor, expiry, auth.counters))
+    metrics = Metrics(RelayCollector(relay, control, access, monitor, expiry, auth.counters, mesh))
 
     async def keepalive() -> None:
         while True:
@@ -119,6 +127,8 @@ def build_app(config: Settings) -> "GunFirst":
         await expiry.start()
         await monitor.start()
         ticker = asyncio.create_task(keepalive())
+        await catch_up.start()  # after mesh_resets: a new relay link is sent our resets before we ask for its stream
+        mesh.start()  # after the fences are live: nothing from a peer relay is judged without them
         ready.set()
         log.info("relay identity %s", identity.pub)
         if token_file is not None:
@@ -129,6 +139,9 @@ def build_app(config: Settings) -> "GunFirst":
             yield
         finally:
             ticker.cancel()
+            await mesh.stop()
+            await catch_up.stop()
+            await mesh_resets.stop()
             await monitor.stop()
             await control.stop()
             await expiry.stop()
@@ -169,14 +182,23 @@ def build_app(config: Settings) -> "GunFirst":
     async def identity_route(request: Request) -> JSONResponse:
         return JSONResponse({"pub": identity.pub, "epub": identity.epub}, headers=CORS)
 
+    async def reset_acks_route(request: Request) -> JSONResponse:
+        # public, like the signed record itself: how many peers acknowledged (the demo shows it)
+        reset_id = request.path_params["reset_id"]
+        count = control.acknowledged_peers(reset_id)
+        if count is None:
+            return JSONResponse({"error": f"no reset {reset_id!r}"}, status_code=404, headers=CORS)
+        return JSONResponse({"reset_id": reset_id, "acknowledged": count}, headers=CORS)
+
     routes = [
         Route("/health", health),
         Route("/version", version),
         Route("/metrics", metrics_route),
         Route("/-/identity", identity_route),
+        Route("/-/resets/{reset_id}/acknowledged", reset_acks_route),
         *login.routes(auth, audit, privacy, gate),
         *api.routes(ops, gate),
-        *observe.routes(ops, monitor, audit, logbook, gate),
+        *observe.routes(ops, monitor, audit, logbook, mesh, gate),
         *console.routes(),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
@@ -186,6 +208,7 @@ def build_app(config: Settings) -> "GunFirst":
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.relay = relay
+    app.state.mesh = mesh
     app.state.data_lock = lock
     app.state.store = store
     app.state.control = control

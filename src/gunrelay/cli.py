@@ -20,6 +20,7 @@ def _serve_parser(sub: Any) -> None:
         default = ("on" if setting.default else "off") if setting.type is bool else repr(setting.default)
         # read as text: load_config checks and converts it (a switch is on/off, not Python's bool())
         serve.add_argument(setting.option, dest=setting.name, type=str if setting.type is bool else setting.type, default=None,
+                           action="append" if setting.repeat else "store",
                            help=f"{setting.help} ({told}env {setting.env}, default {default})")
 
 
@@ -119,18 +120,27 @@ def _reset_parsers(sub: Any) -> None:
     resets = sub.add_parser("resets", help="history of resets, or one reset's acknowledgements and purge")
     _operator_options(resets)
     resets.add_argument("reset_id", nargs="?", help="show this reset in detail")
+    mesh = sub.add_parser("mesh", help="the links to other relays: dialled (--peer) and inbound, their state and last error")
+    _operator_options(mesh)
 
 
 def _interchange_parsers(sub: Any) -> None:
-    export = sub.add_parser("export", help="write a STOPPED relay's whole store as JSON lines (docs/interchange.md)")
+    export = sub.add_parser("export", help="write a relay's whole store as JSON lines (docs/interchange.md)")
     export.add_argument("--data", default=None, help="the STOPPED relay's data folder (default $GUNRELAY_DATA, else ./gunrelay-data)")
+    export.add_argument("--url", default=None, help="instead: the running relay (e.g. http://127.0.0.1:8765), through its API")
+    export.add_argument("--token", default=None, help="with --url: operator token (default: $GUNRELAY_ADMIN_TOKEN, else DATA/admin-token)")
     export.add_argument("--out", default=None, metavar="FILE", help="write here (complete or not at all) instead of stdout")
-    load = sub.add_parser("import", help="load an export into a STOPPED relay's data folder")
+    load = sub.add_parser("import", help="load an export (jsonl) or a Node GUN relay's RAD folder (radata) into a relay")
     formats = load.add_subparsers(dest="format", required=True)
     jsonl = formats.add_parser("jsonl", help="a gunrelay-jsonl file: resets and fences first, then every field by HAM")
-    jsonl.add_argument("--data", required=True, help="the STOPPED relay's data folder to load into (created if missing)")
     jsonl.add_argument("file", metavar="FILE", help="the export ('-': stdin)")
-    jsonl.add_argument("--dry-run", action="store_true", help="count what would be imported, kept out or refused; write nothing")
+    radata = formats.add_parser("radata", help="a STOPPED Node GUN relay's RAD folder (npm gun's default storage): every field by HAM")
+    radata.add_argument("path", metavar="PATH", help="the RAD folder (the Node relay's `file` option, 'radata' by default)")
+    for each in (jsonl, radata):
+        each.add_argument("--data", default=None, help="the STOPPED relay's data folder to load into (created if missing)")
+        each.add_argument("--url", default=None, help="instead: the running relay, through its API (fields only; its live fence and HAM apply)")
+        each.add_argument("--token", default=None, help="with --url: operator token (default: $GUNRELAY_ADMIN_TOKEN, else DATA/admin-token)")
+        each.add_argument("--dry-run", action="store_true", help="count what would be imported, kept out or refused; write nothing")
 
 
 def main(argv: list[str] | None = None) -> None:

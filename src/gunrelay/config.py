@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import ssl
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .core import sea
 from .core.errors import RemoteError
 from .core.forwarded import DEFAULT_TRUSTED, BadProxyList, TrustedProxies
 
@@ -29,6 +31,8 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] = ()  # the only values allowed (compared case-insensitively, stored as written here)
+    flag: str = ""  # the command-line option when it is not --<name>
+    repeat: bool = False  # the option may be given several times (the environment variable: comma-separated)
 
     @property
     def env(self) -> str:
@@ -36,7 +40,7 @@ class Setting:
 
     @property
     def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.flag or "--" + self.name.replace("_", "-")
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -74,6 +78,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls_cert", str, "", "PEM certificate (chain) file: serve https:// and wss:// directly (with --tls-key; default: plain http)"),
     Setting("tls_key", str, "", "PEM private key file of --tls-cert (unencrypted, readable by the relay)"),
     Setting("trusted_proxies", str, DEFAULT_TRUSTED, "addresses or networks of reverse proxies whose X-Forwarded-For / Forwarded headers name the client, comma-separated (empty: trust none)"),
+    Setting("peers", str, "", "a relay to link to, ws://HOST:PORT/gun or wss://... (a gunrelay or a GunJS relay); repeat the option for more (env: comma-separated)",
+            flag="--peer", repeat=True),
+    Setting("trust_relays", str, "", "the SEA pub of a relay whose signed resets this relay obeys (as on GET /-/identity); repeat the option for more (env: comma-separated)",
+            flag="--trust-relay", repeat=True),
 )
 
 
@@ -116,6 +124,16 @@ class Settings:
     tls_cert: str
     tls_key: str
     trusted_proxies: str
+    peers: str
+    trust_relays: str
+
+    @property
+    def peer_urls(self) -> tuple[str, ...]:
+        return peer_urls(self.peers)
+
+    @property
+    def trusted_relays(self) -> tuple[str, ...]:
+        return trusted_relays(self.trust_relays)
 
 
 SWITCH = {"on": True, "off": False}  # how a bool setting is written, on the command line and in the environment
@@ -141,6 +159,41 @@ def _checked(setting: Setting, raw: Any, source: str) -> Any:
     return value
 
 
+def peer_urls(text: str, source: str = "--peer") -> tuple[str, ...]:
+    """The relays to link to, from a comma-separated list; a URL that cannot be dialled is refused."""
+    urls: list[str] = []
+    for item in text.split(","):
+        url = item.strip()
+        if not url:
+            continue
+        parts = urllib.parse.urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            raise InvalidSetting(f"{source}={url!r}: the port is not a number from 0 to 65535") from None
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise InvalidSetting(f"{source}={url!r} is not a websocket URL such as ws://127.0.0.1:8765/gun or wss://relay.example/gun")
+        if port == 0 or parts.fragment or any(c.isspace() for c in url):
+            raise InvalidSetting(f"{source}={url!r} cannot be dialled (port 0, a #fragment or a space)")
+        if url not in urls:
+            urls.append(url)
+    return tuple(urls)
+
+
+def trusted_relays(text: str, source: str = "--trust-relay") -> tuple[str, ...]:
+    """The relays whose resets this one obeys, from a comma-separated list of SEA pubs."""
+    pubs: list[str] = []
+    for item in text.split(","):
+        pub = item.strip()
+        if not pub:
+            continue
+        if not sea.is_pub(pub):
+            raise InvalidSetting(f"{source}={pub!r} is not a relay's SEA pub (two base64url P-256 coordinates joined by '.', as GET /-/identity shows)")
+        if pub not in pubs:
+            pubs.append(pub)
+    return tuple(pubs)
+
+
 def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the command line, then the environment, then the defaults (``overrides`` win).
     Raises ``InvalidSetting`` for a value that cannot be used."""
@@ -149,8 +202,11 @@ def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}  # where each setting was given, as an error names it
     for setting in SETTINGS:
-        if cli.get(setting.name) is not None:
-            values[setting.name] = _checked(setting, cli[setting.name], setting.option)
+        given = cli.get(setting.name)
+        if setting.repeat and isinstance(given, (list, tuple)):
+            given = ",".join(given)
+        if given is not None:
+            values[setting.name] = _checked(setting, given, setting.option)
             sources[setting.name] = setting.option
         elif setting.env in env:
             values[setting.name] = _checked(setting, env[setting.env], setting.env)
@@ -161,6 +217,9 @@ def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None
     if values["storage"] == "postgres" and not values["postgres_url"]:
         raise InvalidSetting("--storage postgres needs --postgres-url (or GUNRELAY_POSTGRES_URL)")
     settings = Settings(**values)
+    # refused at start, not when dialled or when a record arrives
+    peer_urls(settings.peers, sources["peers"])
+    trusted_relays(settings.trust_relays, sources["trust_relays"])
     try:
         TrustedProxies.parse(settings.trusted_proxies)
     except BadProxyList as exc:

@@ -2,9 +2,11 @@
 admin API: against a running relay over HTTP (``--url``), or in-process on a stopped relay's data
 folder (``--data`` alone), which is the old "stop the server, delete radata, restart" recipe done
 safely: the same fence, purge, record and history, and a lock that refuses to touch a store a
-running relay holds. Long steps show progress bars on stderr. ``export`` and ``import jsonl``
-(docs/interchange.md) work offline only, on the started application's interchange directly (an
-export streams page by page, which an in-process HTTP call would buffer whole).
+running relay holds. Long steps show progress bars on stderr. ``export``, ``import jsonl`` and
+``import radata`` (docs/interchange.md) work offline on the started application's interchange
+directly (an export streams page by page, which an in-process HTTP call would buffer whole), or
+with ``--url`` through a running relay's ``GET /-/api/export`` and ``POST /-/api/import``, streamed
+both ways.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, BinaryIO
 import httpx
 from tqdm import tqdm
 
-from .app import local_token_files
+from .app import RadFolder, local_token_files
 from .core.errors import LocalError, OperatorError
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -153,6 +155,10 @@ async def resets(s: Session, args: argparse.Namespace) -> None:
     _show(await s.call("GET", "/-/api/resets" + (f"/{args.reset_id}" if args.reset_id else "")))
 
 
+async def mesh(s: Session, args: argparse.Namespace) -> None:
+    _show(await s.call("GET", "/-/api/mesh"))
+
+
 async def ban(s: Session, args: argparse.Namespace) -> None:
     if bool(args.address) == bool(args.connected):
         raise OperatorError("give an address or --connected (not both)")
@@ -207,8 +213,99 @@ def _data_folder(args: argparse.Namespace) -> str:
     return str(args.data or os.environ.get("GUNRELAY_DATA") or "./gunrelay-data")
 
 
+@asynccontextmanager
+async def _relay_client(args: argparse.Namespace) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the running relay at --url, with the operator token; no read timeout
+    (an import answers once every line is merged, an export streams as long as the store is)."""
+    headers = {"Authorization": f"Bearer {_token(args)}"}
+    timeout = httpx.Timeout(30, read=None, write=None)
+    async with httpx.AsyncClient(base_url=args.url.rstrip("/"), headers=headers, timeout=timeout) as client:
+        yield client
+
+
+async def _refused(response: httpx.Response) -> OperatorError:
+    await response.aread()
+    try:
+        detail = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        detail = response.text
+    return OperatorError(f"relay refused ({response.status_code}): {detail}")
+
+
+async def export_live(args: argparse.Namespace) -> None:
+    """A running relay's store as JSON lines, through ``GET /-/api/export``."""
+    target = Path(args.out) if args.out and args.out != "-" else None
+    partial = target.with_name(target.name + ".partial") if target else None
+    try:
+        async with _relay_client(args) as client, client.stream("GET", "/-/api/export") as response:
+            if response.status_code >= 400:
+                raise await _refused(response)
+            out = open(partial, "wb") if partial else sys.stdout.buffer
+            try:
+                with tqdm(desc="exported", unit="B", unit_scale=True, file=sys.stderr, disable=partial is None) as bar:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+                        bar.update(len(chunk))
+                out.flush()
+                if partial:
+                    os.fsync(out.fileno())
+            finally:
+                if partial:
+                    out.close()
+    except httpx.HTTPError as exc:
+        if partial:
+            partial.unlink(missing_ok=True)
+        raise RelayUnreachable(f"cannot reach the relay: {exc}") from None
+    except BaseException:
+        if partial:
+            partial.unlink(missing_ok=True)
+        raise
+    if target and partial:
+        os.replace(partial, target)
+        print(f"exported to {target}", file=sys.stderr)
+
+
+async def import_live(args: argparse.Namespace, lines: AsyncIterator[str] | Iterator[str]) -> dict[str, Any]:
+    """Send gunrelay-jsonl lines to a running relay's ``POST /-/api/import``; its report."""
+    async def body() -> AsyncIterator[bytes]:
+        buffered: list[str] = []
+        size = 0
+        async for line in _each_line(lines):
+            buffered.append(line)
+            size += len(line)
+            if size >= 1 << 16:
+                yield "".join(buffered).encode()
+                buffered, size = [], 0
+        if buffered:
+            yield "".join(buffered).encode()
+
+    query = "?dry_run=true" if args.dry_run else ""
+    try:
+        async with _relay_client(args) as client:
+            response = await client.post("/-/api/import" + query, content=body(), headers={"Content-Type": "application/x-ndjson"})
+    except httpx.HTTPError as exc:
+        raise RelayUnreachable(f"cannot reach the relay: {exc}") from None
+    if response.status_code >= 400:
+        raise await _refused(response)
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def _each_line(lines: AsyncIterator[str] | Iterator[str]) -> AsyncIterator[str]:
+    if isinstance(lines, Iterator):
+        for line in lines:
+            yield line if line.endswith("\n") else line + "\n"
+    else:
+        async for line in lines:
+            yield line if line.endswith("\n") else line + "\n"
+
+
 async def export(args: argparse.Namespace) -> None:
-    """Every field and reset of a stopped relay's store as JSON lines (docs/interchange.md)."""
+    """Every field and reset of a stopped relay's store as JSON lines (docs/interchange.md); with
+    --url, of a running relay's."""
+    if args.url:
+        await export_live(args)
+        return
     data = _data_folder(args)
     if not (Path(data) / STORE_FILE).is_file():
         raise OperatorError(f"no relay store in {data} (no {STORE_FILE})")
@@ -253,15 +350,27 @@ def _lines(source: BinaryIO, progress: Callable[[int], None]) -> Iterator[str]:
 
 
 async def import_jsonl(args: argparse.Namespace) -> None:
-    """Load an export into a stopped relay's data folder: resets first, then fields by HAM."""
-    data = _data_folder(args)
+    """Load an export into a stopped relay's data folder: resets first, then fields by HAM; with
+    --url, its fields into a running relay."""
+    if args.url is None and args.data is None:
+        raise OperatorError("give --data DIR (a STOPPED relay's folder) or --url URL (a running relay)")
     try:
         source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
     except OSError as exc:
         raise LocalError(f"cannot read {args.file}: {exc}") from None
     size = None if args.file == "-" else os.fstat(source.fileno()).st_size
     try:
-        async with offline_app(data) as app:
+        if args.url:
+            with tqdm(desc="sent", unit="B", unit_scale=True, total=size, file=sys.stderr) as bar:
+                def sent(done: int) -> None:
+                    if done - bar.n >= 1 << 20 or done == size:
+                        bar.n = done
+                        bar.refresh()
+
+                result = await import_live(args, _lines(source, sent))
+            _report_malformed(args.file, result)
+            return
+        async with offline_app(args.data) as app:
             with tqdm(desc="imported", unit="B", unit_scale=True, total=size, file=sys.stderr) as bar:
                 def progress(done: int) -> None:
                     if done - bar.n >= 1 << 20 or done == size:
@@ -274,17 +383,46 @@ async def import_jsonl(args: argparse.Namespace) -> None:
     finally:
         if source is not sys.stdin.buffer:
             source.close()
-    result = report.as_json()
+    _report_malformed(args.file, report.as_json())
+
+
+def _report_malformed(name: str, result: dict[str, Any]) -> None:
     for number in result["malformed_lines"]:
-        print(f"{args.file}:{number}: malformed line skipped", file=sys.stderr)
+        print(f"{name}:{number}: malformed line skipped", file=sys.stderr)
     _show(result)
+
+
+async def import_radata(args: argparse.Namespace) -> None:
+    """A stopped Node GUN relay's RAD folder, every field merged by HAM through the import's checks:
+    into a stopped relay's data folder (--data), or a running relay (--url)."""
+    if args.url is None and args.data is None:
+        raise OperatorError("give --data DIR (a STOPPED relay's folder) or --url URL (a running relay)")
+    folder = RadFolder(Path(args.path), dry_run=args.dry_run)
+    with tqdm(desc="RAD files", unit="file", total=len(folder.files), file=sys.stderr) as bar:
+        def skipped(path: Path, reason: str) -> None:
+            bar.write(f"{path}: skipped ({reason})", file=sys.stderr)
+
+        entries = folder.entries(skipped, lambda path: bar.update(1))
+        if args.url:
+            folder.add_live_result(await import_live(args, folder.lines(entries)))
+        else:
+            async with offline_app(args.data) as app:
+                await app.state.interchange.import_entries(entries, folder.report)
+    result = folder.report.as_json()
+    for where in result["malformed_entries"]:
+        print(f"{where}: not a field, skipped", file=sys.stderr)
+    _show(result)
+
+
+async def import_command(args: argparse.Namespace) -> None:
+    await (import_radata(args) if args.format == "radata" else import_jsonl(args))
 
 
 COMMANDS = {
     "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans,
-    "rotate": rotate, "ttl": ttl, "snapshot": snapshot,
+    "rotate": rotate, "ttl": ttl, "snapshot": snapshot, "mesh": mesh,
 }
-OFFLINE_COMMANDS = {"export": export, "import": import_jsonl}  # on the data folder itself, no API session
+OFFLINE_COMMANDS = {"export": export, "import": import_command}  # the data folder itself, or --url's streaming routes
 
 
 def run_operator_command(args: argparse.Namespace) -> None:

@@ -46,7 +46,7 @@ def state_changing_routes(app) -> list[tuple[str, str]]:
 
 async def test_every_state_changing_endpoint_needs_a_session_and_its_csrf_token(live_relay):
     routes = state_changing_routes(live_relay.app)
-    assert len(routes) == 14 and ("POST", "/-/api/resets") in routes and ("POST", "/-/api/privacy") in routes
+    assert len(routes) == 15 and ("POST", "/-/api/import") in routes and ("POST", "/-/api/resets") in routes and ("POST", "/-/api/privacy") in routes
     body = {"scope": "*", "address": "127.0.0.1", "duration": "1h", "connected": True, "prefix": "x", "ttl": "1d",
             "to": "y", "enabled": True, "label": "x"}
     async with httpx.AsyncClient(base_url=live_relay.http) as http:

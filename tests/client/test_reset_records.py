@@ -14,7 +14,8 @@ from client_support import eventually, new_key, now_ms, record, record_graph
 from fake_relay import FakeRelay
 
 from gunrelay.client.outbox import MemoryOutbox
-from gunrelay.client.resets import ResetKeeper, record_of, reset_soul
+from gunrelay.client.resets import ResetKeeper
+from gunrelay.core.reset import record_of, reset_soul
 from gunrelay.core.graph import Field
 from gunrelay.core.reset import ResetRecord, fence_rule
 from gunrelay.client.ledger import MemoryResetLedger

@@ -18,7 +18,7 @@ from client_support import (
 )
 from interop_support import RawPeer, Relay, operator, rid, wait_published
 
-from gunrelay.client.resets import reset_soul
+from gunrelay.core.reset import reset_soul
 from gunrelay.core.reset import ResetRecord
 
 NODE_HAS_NO_RESETS = "the reference Node relay has no resets, identity or operator API"

@@ -50,7 +50,7 @@ def make_engine(fence=None, **limits):
 
     engine = RelayEngine(
         fence if fence is not None else Fence(protected=Protected(("~relaypub",))),
-        pid="relaypid", new_id=Ids(), limits=Limits(**limits), acknowledge=acknowledge, now=NOW,
+        pid="relaypid", new_id=Ids(), limits=Limits(**limits), acknowledge=acknowledge, now=NOW, relay_pub="relaypub",
     )
     engine.acks = acks
     return engine
@@ -91,12 +91,13 @@ def put(msg_id, soul, state=T0, reply_to=None, **values):
 # -- connections and dedup ---------------------------------------------------------------------
 
 
-def test_a_new_link_is_greeted_with_the_relays_pid():
+def test_a_new_link_is_greeted_with_the_relays_pid_and_clock():
     engine = make_engine()
     a = Link("a", "127.0.0.1")
     engine.connect(a, NOW)
     [(to, hello)] = sends(engine.take())
     assert to == "a" and hello["dam"] == "?" and hello["pid"] == "relaypid"
+    assert hello["clock"] == NOW.wall_ms  # the JS plugin's install mark is taken by the relay's clock
     assert engine.stats.connections == 1 and engine.stats.peak_connections == 1
 
 
@@ -518,9 +519,10 @@ def test_a_bug_costs_one_message_only(monkeypatch):
 def test_the_hello_is_answered_and_the_pid_remembered():
     engine = make_engine()
     a = link(engine, "a")
-    engine.receive(a, frame({"#": "h", "dam": "?", "pid": "client-pid"}), NOW)
+    engine.receive(a, frame({"#": "h", "dam": "?", "pid": "client-pid"}), Now(T0 + 5, 51.0))
     [(_, answer)] = sends(engine.take())
     assert answer["@"] == "h" and answer["pid"] == "relaypid" and a.pid == "client-pid"
+    assert answer["clock"] == T0 + 5
 
 
 @pytest.mark.parametrize("reset_id, reply", [("known", {"ok": True}), ("other", {"err": "Unknown reset id."})])

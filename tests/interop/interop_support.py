@@ -67,8 +67,11 @@ class RelayError(AssertionError):
 class Relay:
     """One relay subprocess (ours or the reference Node relay) bound to 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, log_dir: Path, target: str = TARGET, port: int | None = None):
+    def __init__(self, data_dir: Path, log_dir: Path, target: str = TARGET, port: int | None = None,
+                 args: list[str] | None = None, env: dict[str, str] | None = None):
         self.target = target
+        self.args = list(args or [])  # more options for `gunrelay serve`
+        self.env = dict(env or {})  # more environment for the process (AXE=false for a Node relay)
         self.data_dir = Path(data_dir)
         self.log_dir = Path(log_dir)
         self.port = port or free_port()
@@ -97,7 +100,7 @@ class Relay:
         if self.target == "node":
             return ["node", str(NODE_RELAY), str(self.port), str(self.data_dir / "radata")]
         return [sys.executable, "-m", "gunrelay", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port), "--data", str(self.data_dir)]
+                "--port", str(self.port), "--data", str(self.data_dir), *self.args]
 
     def ready_marker(self) -> str:
         if self.target == "node":
@@ -114,6 +117,7 @@ class Relay:
         env["GUNRELAY_GUN_DIR"] = str(GUN_DIR)
         env["MULTICAST"] = "false"
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(self.env)
         log = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(self.command(), cwd=str(REPO), env=env, stdout=log,

@@ -9,130 +9,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from interop_support import TARGET, Relay, identity, operator, reset, rid, run_gun, wait_for
+from demo_pages import GUN_DBS, profiles, relay_texts  # noqa: F401 -- profiles is a fixture
+from interop_support import TARGET, Relay, identity, operator, reset, rid, wait_for
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.interop,
     pytest.mark.skipif(TARGET == "node", reason="the reference Node relay has no resets"),
 ]
-
-GUN_DBS = ["gun", "radata", "radata-mobile", "demo-cache"]  # GUN's own + the demo's idbNames
-
-
-
-
-
-
-
-
-
-def relay_texts(relay: Relay, room: str, tmp: Path, expect: int = 1, timeout_ms: int = 1500) -> list[str]:
-    """The message texts the relay serves for a demo room, read by a fresh Node GunJS client."""
-    r = run_gun(relay, [{"op": "map_once", "path": [f"demo/rooms/{room}", "messages"], "expect": expect,
-                         "timeout": timeout_ms}], tmpdir=tmp)
-    assert r.error is None, r
-    return sorted(v["text"] for v in r[0]["items"].values() if isinstance(v, dict) and "text" in v)
-
-
-# ---- one browser profile on the demo -------------------------------------------------------------
-
-STATE_JS = """async () => {
-  const ls = {};
-  for (let i = 0; i < localStorage.length; i++) { const k = localStorage.key(i); ls[k] = localStorage.getItem(k); }
-  const ss = [];
-  for (let i = 0; i < sessionStorage.length; i++) { ss.push(sessionStorage.key(i)); }
-  const box = document.getElementById('reset-notice');
-  return {
-    ls, ss,
-    dbs: (await indexedDB.databases()).map((d) => d.name).sort(),
-    texts: [...document.querySelectorAll('#messages li')].map((li) => li.dataset.text),
-    notice: box.hidden ? null : {id: box.dataset.resetId, scope: box.dataset.scope, text: box.textContent},
-    applied: window.demo.controller ? window.demo.controller.applied() : null,
-    fenced: window.demo.controller ? window.demo.controller.fenced : null,
-    marked: window.__mark === 1,
-  };
-}"""
-
-SEED_JS = """async (names) => {
-  localStorage.setItem('junk', 'app state that a full reset removes');
-  sessionStorage.setItem('junk', 'session state');
-  for (const name of names) {
-    await new Promise((resolve, reject) => {
-      const req = indexedDB.open(name, 1);
-      req.onupgradeneeded = () => req.result.createObjectStore('s');
-      req.onsuccess = () => { req.result.close(); resolve(); };
-      req.onerror = () => reject(req.error);
-    });
-  }
-}"""
-
-
-class Profile:
-    """One browser context (its own localStorage/IndexedDB) with one page on /demo."""
-
-    def __init__(self, browser: Any, relay: Relay, room: str, name: str):
-        self.relay = relay
-        self.context = browser.new_context()
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(15000)
-        self.console: list[str] = []
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"[:300]))
-        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"[:300]))
-        self.page.goto(f"{relay.http_url}/demo?room={room}", wait_until="load")
-        self.wait_ready()
-        self.page.fill("#name", name)
-        self.page.dispatch_event("#name", "change")
-
-    def wait_ready(self) -> None:
-        self.page.wait_for_selector("body[data-ready='1']", timeout=15000)
-        self.page.wait_for_selector("#status[data-state='connected']", timeout=15000)
-
-    def send(self, text: str) -> None:
-        self.page.fill("#message", text)
-        self.page.click("#send")
-        self.see(text)
-
-    def see(self, text: str, timeout: float = 10000) -> None:
-        self.page.wait_for_selector(f"#messages li[data-text='{text}']", timeout=timeout)
-
-    def state(self) -> dict[str, Any]:
-        return self.page.evaluate(STATE_JS)
-
-    def seed(self, dbs: list[str]) -> None:
-        self.page.evaluate(SEED_JS, dbs)
-
-    def mark(self) -> None:
-        """Tag the current document; a reload drops the tag."""
-        self.page.evaluate("window.__mark = 1")
-
-    def wait_reloaded(self, timeout: float = 15.0) -> None:
-        wait_for("the page to reload", lambda: self.page.evaluate(
-            "window.__mark === undefined && !!window.demo && window.demo.ready === true"), timeout)
-        self.wait_ready()
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def profiles(browser: Any) -> Iterator[Callable[..., Profile]]:
-    made: list[Profile] = []
-
-    def make(relay: Relay, room: str, name: str) -> Profile:
-        p = Profile(browser, relay, room, name)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
-
 
 # ---- tests ---------------------------------------------------------------------------------------
 

@@ -201,3 +201,36 @@ def test_the_plugin_redials_the_relay_after_a_restart_longer_than_gunjs_retries(
     assert with_plugin.cmd("put", soul=room, key="plugin", value="after", timeout=15)["ack"].get("ok")
     # stock GunJS has forgotten the relay: its write goes nowhere and is never acknowledged
     assert stock.cmd("put", soul=room, key="stock", value="after", timeout=15).get("timeout") is True
+
+
+def test_resets_before_the_first_contact_are_history_and_a_later_one_reaches_live_views(fresh_relay: Relay, spawn,
+                                                                                        tmp_path: Path) -> None:
+    room = f"hist-{rid()}"
+    old = [reset(fresh_relay, "*"), reset(fresh_relay, room)]  # before this client ever connected
+    c = spawn(fresh_relay, label="newcomer")
+    status = wait_for("both old records judged", lambda: (
+        lambda s: s if {old[0]["scope"], room} <= set(s["applied"]) else None)(c.cmd("status")), 15)
+    assert status["mark"] >= old[-1]["issued_at"], status  # the relay's clock at the first contact
+    assert c.event(lambda e: e.get("event") == "reset", 1.0) is None, c.events  # history: no onReset
+    acks = operator(fresh_relay, "GET", f"/-/api/resets/{old[0]['reset_id']}")["acknowledged"]
+    assert status["pid"] in [a["pid"] for a in acks], acks
+
+    # a restart of the same client (same store): still history, the mark does not move
+    c.close()
+    c = spawn(fresh_relay, label="again")
+    assert c.cmd("status")["mark"] == status["mark"]
+    assert c.event(lambda e: e.get("event") == "reset", 1.5) is None, c.events
+
+    # a reset after the first contact: the live views hear the fields go before onReset, as null
+    assert c.cmd("put", soul=room, key="topic", value="t")["ack"]["ok"]
+    c.cmd("subscribe", soul=room, keys=["topic"])
+    assert c.event(lambda e: e.get("event") == "key" and e.get("value") == "t", 5), c.events
+    before = len(c.events)
+    record = reset(fresh_relay, room)
+    ev = c.event(lambda e: e.get("event") == "reset", 10)
+    assert ev and ev["record"]["reset_id"] == record["reset_id"], c.events
+    after = c.events[before:]
+    heard = [i for i, e in enumerate(after) if e.get("event") in ("key", "on")]
+    assert {"event": "key", "soul": room, "key": "topic", "value": None} in after, after
+    assert {"event": "on", "soul": room, "key": None, "value": None} in after, after
+    assert heard and heard[0] < after.index(ev), after  # the views first, then onReset

@@ -104,6 +104,15 @@ async def test_ttl_rules_persist(store):
     assert await store.load_ttls() == {"tmp": 2000.0}
 
 
+async def test_stream_cursors_persist_and_never_go_back(store):
+    assert await store.load_stream_cursors() == {}
+    await store.save_stream_cursor("pubA", 10)
+    await store.save_stream_cursor("pubB", 3)
+    await store.save_stream_cursor("pubA", 7)  # an older page confirmed late: ignored
+    await store.save_stream_cursor("pubB", 40)
+    assert await store.load_stream_cursors() == {"pubA": 10, "pubB": 40}
+
+
 async def test_the_audit_log_pages_newest_first_and_keeps_everything(store):
     ids = [await store.append_audit(AuditEntry(1000.0 + i, "admin", "127.0.0.1", f"act{i}", "{}", "ok", 200)) for i in range(7)]
     assert ids == sorted(ids) and len(set(ids)) == 7

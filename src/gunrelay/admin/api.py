@@ -1,15 +1,17 @@
 """The JSON admin API's operations under ``/-/api/``: resets, bans, peers, rotations, TTL rules,
-snapshots and privacy mode. Every route passes the ``Gate`` (operator token or console session,
-CSRF, audit log); bad input gets a 4xx with ``{"error": "..."}`` and changes nothing.
+snapshots, privacy mode, and a live relay's export and import (gunrelay-jsonl lines, streamed).
+Every route passes the ``Gate`` (operator token or console session, CSRF, audit log); bad input
+gets a 4xx with ``{"error": "..."}`` and changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from ..core.bans import Ban
@@ -18,10 +20,54 @@ from ..server.access import Access
 from ..core.errors import OperatorError
 from ..server.control import ResetControl
 from ..server.expiry import Expiry
+from ..server.interchange import Interchange
 from ..server.relay import Relay
 from ..server.snapshots import LABEL, Snapshots
 from . import openapi
 from .gate import BadRequest, Gate, duration, error, flag, json_body, one_route_per_path, required_duration, text
+
+
+NDJSON = "application/x-ndjson"
+LIVE_IMPORT_BATCH = 250  # fields judged and merged at once by a live import: SEA checks of one batch stay short
+MAX_IMPORT_LINE = 16 << 20  # longest line a live import takes (bytes); a longer one is malformed, skipped
+NOT_A_LINE = "\x00 not a line"  # what an over-long or non-UTF-8 line becomes: no parser accepts it
+
+
+async def body_lines(request: Request, max_line: int = MAX_IMPORT_LINE) -> AsyncIterator[str]:
+    """The request body's lines as they arrive, never holding more than one line (bounded)."""
+    pending: list[bytes] = []
+    pending_size = 0
+    too_long = False
+    async for chunk in request.stream():
+        parts = chunk.split(b"\n")
+        for part in parts[:-1]:
+            if too_long or pending_size + len(part) > max_line:
+                yield NOT_A_LINE
+            else:
+                yield _text(b"".join(pending) + part)
+            pending, pending_size, too_long = [], 0, False
+        last = parts[-1]
+        if too_long or pending_size + len(last) > max_line:
+            pending, pending_size, too_long = [], 0, True
+        elif last:
+            pending.append(last)
+            pending_size += len(last)
+    if too_long:
+        yield NOT_A_LINE
+    elif pending:
+        yield _text(b"".join(pending))
+
+
+def _text(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return NOT_A_LINE
+
+
+def interchange_of(request: Request) -> Interchange:
+    found: Interchange = request.app.state.interchange  # made with the store by app.build_app
+    return found
 
 
 @dataclass(frozen=True)
@@ -204,8 +250,28 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         privacy.enabled = enabled
         return JSONResponse({"privacy": enabled})
 
+    async def export_store(request: Request) -> StreamingResponse:
+        """The whole store as gunrelay-jsonl, streamed a page at a time while the relay serves."""
+        return StreamingResponse(interchange_of(request).export_lines(), media_type=NDJSON)
+
+    async def import_fields(request: Request) -> JSONResponse:
+        """gunrelay-jsonl lines (a header without resets or TTL rules, then fields) merged through
+        the import's one path with the live fence, HAM, and fan-out to subscribers (``Relay.publish``)."""
+        dry_run = request.query_params.get("dry_run", "false")
+        if dry_run not in ("true", "false"):
+            raise BadRequest("'dry_run' must be true or false")
+        request.state.body = {"dry_run": dry_run == "true"}  # the audit log's detail, completed below
+        report = await interchange_of(request).import_lines(
+            body_lines(request), dry_run=dry_run == "true", merge=ops.relay.publish, batch=LIVE_IMPORT_BATCH, live=True,
+        )
+        result = report.as_json()
+        request.state.body = {key: result[key] for key in ("dry_run", "lines", "imported", "kept", "fenced", "refused", "malformed")}
+        return JSONResponse(result)
+
     route = gate.route
     return one_route_per_path([
+        route("GET", "/-/api/export", export_store),
+        route("POST", "/-/api/import", import_fields, "store.import"),
         Route("/-/api/openapi.json", openapi.endpoint(gate.auth), methods=["GET"]),  # no secret in it: the allowlist only
         route("POST", "/-/api/resets", create_reset, "reset.create"),
         route("GET", "/-/api/resets", list_resets),

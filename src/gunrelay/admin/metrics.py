@@ -21,6 +21,7 @@ from .. import __version__
 from ..server.access import Access
 from ..server.control import ResetControl
 from ..server.expiry import Expiry
+from ..server.mesh import Mesh
 from ..server.monitor import Monitor
 from ..server.relay import Relay
 from .auth import AdminCounters
@@ -44,6 +45,7 @@ class RelayCollector:
     monitor: Monitor
     expiry: Expiry
     admin: AdminCounters
+    mesh: Mesh
 
     def collect(self) -> Iterator[Metric]:
         relay, stats = self.relay, self.relay.stats
@@ -85,10 +87,23 @@ class RelayCollector:
         yield GaugeMetricFamily("gunrelay_store_souls", "souls stored (counted every few seconds)", value=store.souls)
         yield GaugeMetricFamily("gunrelay_store_fields", "fields stored", value=store.fields)
         yield GaugeMetricFamily("gunrelay_store_bytes", "bytes of souls, keys and values stored", value=store.bytes)
+        yield from self._mesh()
         yield _labelled(CounterMetricFamily("gunrelay_admin_logins", "console logins by outcome", labels=["outcome"]), "outcome", self.admin.logins)
         yield _labelled(
             CounterMetricFamily("gunrelay_admin_refused", "admin requests refused, by reason", labels=["reason"]), "reason", self.admin.refused
         )
+
+
+    def _mesh(self) -> Iterator[Metric]:
+        states = {state: 0 for state in ("up", "down", "connecting", "covered", "self")}
+        failures = 0
+        for link in self.mesh.links:
+            states[link.state] = states.get(link.state, 0) + 1
+            failures += link.dials_failed
+        yield _labelled(GaugeMetricFamily("gunrelay_mesh_dialled_links", "links to --peer relays, by state", labels=["state"]), "state", states)
+        inbound = sum(1 for link in self.relay.engine.relay_links if not link.dialled and not link.closed)
+        yield GaugeMetricFamily("gunrelay_mesh_inbound_links", "relays of the mesh linked in to this one now", value=inbound)
+        yield _counter("gunrelay_mesh_dials_failed", "dials of --peer relays that failed or ended, since start", failures)
 
 
 class Metrics:

@@ -1,4 +1,4 @@
-"""What the console watches: live figures, connected peers, the audit log and recent logs.
+"""What the console watches: live figures, connected peers, the mesh's links, the audit log and recent logs.
 
 Read-only routes behind the ``Gate``. Stats come from the ``Monitor`` (rates over the last sample
 interval and ten minutes of history); addresses go through privacy mode.
@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..server.logbook import LEVELS, LogBook
+from ..server.mesh import Mesh
 from ..server.monitor import Monitor
 from .api import Operations
 from ..server.audit import Audit
@@ -28,7 +29,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return int(digits)
 
 
-def routes(ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, gate: Gate) -> list[Route]:
+def routes(ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, mesh: Mesh, gate: Gate) -> list[Route]:
     relay = ops.relay
 
     async def stats(request: Request) -> JSONResponse:
@@ -73,12 +74,30 @@ def routes(ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, ga
                         "messages_out": peer.messages_out,
                         "subscriptions": relay.subscription_count(peer),
                         "last_ack": last_ack(peer),
+                        "relay": peer.relay,
                     }
                     for peer in list(relay.peers.values())
                     if not peer.closed
                 ]
             }
         )
+
+    async def mesh_links(request: Request) -> JSONResponse:
+        """The relays this one dialled (``--peer``) and the ones that dialled it."""
+        show = ops.privacy.show
+        inbound = [
+            {
+                "address": show(link.address), "pid": link.pid, "relay": link.relay_pub, "since": link.connected_at * 1000,
+                "messages_in": link.messages_in, "stream": mesh.catch_up.report(link.relay_pub),
+            }
+            for link in list(relay.engine.relay_links)
+            if not link.dialled and not link.closed
+        ]
+        dialled = []
+        for item in mesh.report():
+            item["since"] = item["since"] * 1000
+            dialled.append(item)
+        return JSONResponse({"pid": relay.pid, "dialled": dialled, "inbound": inbound})
 
     async def audit_log(request: Request) -> JSONResponse:
         page = _int_param(request, "page", 1, 1, 10**9)
@@ -95,6 +114,7 @@ def routes(ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, ga
     return [
         route("GET", "/-/api/stats", stats),
         route("GET", "/-/api/peers", peers),
+        route("GET", "/-/api/mesh", mesh_links),
         route("GET", "/-/api/audit", audit_log),
         route("GET", "/-/api/logs", logs),
     ]

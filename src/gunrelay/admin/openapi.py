@@ -225,9 +225,40 @@ PEERS = _all(
                     "messages_out": INTEGER,
                     "subscriptions": INTEGER,
                     "last_ack": _nullable(_all({"reset_id": STRING, "at": NUMBER})),
+                    "relay": BOOLEAN,
                 }
             ),
         }
+    }
+)
+STREAM = _all({"cursor": INTEGER, "caught_up": BOOLEAN})  # how far this relay has read that relay's change stream
+MESH = _all(
+    {
+        "pid": STRING,
+        "dialled": {
+            "type": "array",
+            "items": _all(
+                {
+                    "url": STRING,
+                    "state": {"enum": ["down", "connecting", "up", "covered", "self"]},
+                    "since": NUMBER,
+                    "pid": _nullable(STRING),
+                    "relay": _nullable(STRING),
+                    "stream": _nullable(STREAM),
+                    "last_error": STRING,
+                    "failures": INTEGER,
+                    "messages_in": INTEGER,
+                    "messages_out": INTEGER,
+                }
+            ),
+        },
+        "inbound": {
+            "type": "array",
+            "items": _all(
+                {"address": STRING, "pid": _nullable(STRING), "relay": _nullable(STRING), "since": NUMBER, "messages_in": INTEGER,
+                 "stream": _nullable(STREAM)}
+            ),
+        },
     }
 )
 AUDIT_PAGE = _all(
@@ -285,6 +316,22 @@ HEALTH = _all(
         "clock": _object({"jumps": INTEGER}, ("jumps",), description="wall clock jumps noticed, and resets held after one"),
         "fenced_writes": INTEGER,
     }
+)
+
+NDJSON = "application/x-ndjson"
+IMPORTED = _all(
+    {
+        "dry_run": BOOLEAN, "source_relay": _nullable(STRING), "relay": STRING, "lines": INTEGER,
+        "resets_installed": INTEGER, "resets_already_known": INTEGER, "ttl_rules": INTEGER,
+        "imported": {**INTEGER, "description": "fields that changed the store (a dry run: that passed every check)"},
+        "kept": {**INTEGER, "description": "fields whose stored value won by HAM"},
+        "fenced": {**INTEGER, "description": "fields a reset, rotation or TTL rule covers: not stored"},
+        "refused": INTEGER,
+        "refused_by_reason": {"type": "object", "additionalProperties": INTEGER, "description": "e.g. sea, future_state"},
+        "malformed": INTEGER,
+        "malformed_lines": {"type": "array", "items": INTEGER, "description": "the first 100 malformed lines' numbers"},
+    },
+    description="What an import did (docs/interchange.md).",
 )
 
 # -- operations -----------------------------------------------------------------------------------
@@ -418,6 +465,10 @@ PATHS: dict[str, Any] = {
     },
     "/-/api/stats": {"get": _operation("get", "stats", "Live figures", "figures", _ok(200, STATS, "the figures"))},
     "/-/api/peers": {"get": _operation("get", "listPeers", "Connected peers", "peers", _ok(200, PEERS, "the peers"))},
+    "/-/api/mesh": {
+        "get": _operation("get", "listMesh", "Links to other relays: the ones dialled (--peer) and the ones that dialled in", "peers",
+                          _ok(200, MESH, "the links"))
+    },
     "/-/api/peers/{peer_id}/kick": {
         "post": _operation(
             "post", "kickPeer", "Close a peer's connection (it may come back)", "peers", _ok(200, _all({"kicked": STRING})),
@@ -511,6 +562,29 @@ PATHS: dict[str, Any] = {
             _ok(200, RESTORED, "restored"), body=_object({"reason": STRING, "message": STRING}), parameters=SNAPSHOT,
             errors={"400": "not a snapshot name", "404": "no such snapshot"}, path_parameters=True, action="snapshot.restore",
         )
+    },
+    "/-/api/export": {
+        "get": _operation(
+            "get", "exportStore", "The whole store as gunrelay-jsonl lines (docs/interchange.md), streamed", "store",
+            {"200": {"description": "a header line, then one line per field", "content": {NDJSON: {"schema": STRING}}}},
+        )
+    },
+    "/-/api/import": {
+        "post": {
+            **_operation(
+                "post", "importFields", "Merge gunrelay-jsonl field lines into the running relay (fence, SEA, HAM as for a put)", "store",
+                _ok(200, IMPORTED, "imported (see the counts)"),
+                parameters=[_query("dry_run", {"enum": ["true", "false"], "default": "false"}, "check and count, write nothing")],
+                errors={"400": "the first line is not a gunrelay-jsonl header, or it carries resets or TTL rules (import those offline); nothing was changed"},
+                action="store.import",
+            ),
+            "requestBody": {
+                "required": False,
+                "description": "A gunrelay-jsonl header line without resets or TTL rules, then one field per line "
+                f"({{\"soul\", \"key\", \"value\", \"state\"}}); lines over {16 << 20} bytes are malformed.",
+                "content": {NDJSON: {"schema": STRING}},
+            },
+        }
     },
     "/-/api/audit": {
         "get": _operation(
@@ -633,7 +707,7 @@ SPEC: dict[str, Any] = {
             },
         },
     },
-    "tags": [{"name": name} for name in ("session", "figures", "peers", "bans", "resets", "namespaces", "ttl", "snapshots", "audit", "privacy", "meta")],
+    "tags": [{"name": name} for name in ("session", "figures", "peers", "bans", "resets", "namespaces", "ttl", "snapshots", "store", "audit", "privacy", "meta")],
 }
 
 

@@ -4,17 +4,36 @@
  *   var gun = Gun({peers: [RELAY + '/gun']});
  *   var resets = gunrelay.install(gun, {relayPub: PUB, keep: ['theme']});   // PUB: GET RELAY/-/identity
  *
- * What install() does (docs/client-plugin.md has the long version):
- * - reads the relay's signed reset record once at start (catch-up) and live with on(), only through
- *   gun.user(relayPub), so GunJS's SEA has verified every field; a record is used only when
- *   complete, read from its own immutable node ~<pub>/resets/<id>;
- * - applies a record once per scope and epoch (remembered under the key 'gunrelay' in
- *   localStorage, or opts.store {getItem, setItem}; in Node an in-memory store by default);
- * - clears the scope's local data (fields at or below the watermark W in GUN's memory and in its
- *   localStorage copy, queued writes; for '*' also localStorage except kept keys, sessionStorage;
- *   GUN's IndexedDB databases), fences incoming fields at or below W from any peer, acknowledges
- *   the reset to the relay ({dam:'reset-ack'}, retried until it answers ok, and repeated on every
- *   new connection), then calls opts.onReset(record, info).
+ * Theory of operation (docs/client-plugin.md has the long version):
+ *
+ * - Records. The relay publishes each reset record signed in its own SEA space: the latest at
+ *   ~<pub>/reset, every one at ~<pub>/resets/<id>. The plugin uses a record only when read complete
+ *   from its own immutable node through gun.user(relayPub), so GunJS's SEA has verified each field.
+ *   At start and on every new connection it asks the relay itself (its own get to that peer, not
+ *   GUN's local copy) for the latest record and the history (the newest opts.catchUp unseen ones);
+ *   later records arrive live through on().
+ * - The install mark. gunrelay greets every connection with its state clock ({dam:'?', clock}, also
+ *   its answer to our '?'). The first clock this browser hears is stored at once as its mark, before
+ *   any record is judged: a record issued (by the relay's clock) after the mark is a reset this
+ *   browser lived through; one issued at or before it is history. History is never a reason to clear
+ *   the app's storage, notify or reload, however many old records there are and however slow the
+ *   first visit was (a record left unhandled when a slow check times out is still history on the
+ *   next load: the mark does not move). It is still recorded and acknowledged, and its fence
+ *   applies: GUN's own copies lose fields at or below its W in scope, which the relay refuses and no
+ *   longer serves (a new visitor has none). A first visit made offline has no mark yet: nothing is
+ *   judged until the first contact marks it, so resets issued before that are history too. Only the
+ *   relay's clock is compared with the relay's clock: a wrong browser clock changes nothing.
+ * - Applying a reset this browser lived through, once per scope and epoch (remembered under the key
+ *   'gunrelay' in localStorage, or opts.store {getItem, setItem}; in Node an in-memory store by
+ *   default): the fields at or below W in scope go from GUN's memory and its localStorage copy,
+ *   queued writes lose them; for '*' also localStorage except kept keys, and sessionStorage; GUN's
+ *   IndexedDB databases are deleted. Every live .on() on a cleared soul hears the fields go (null,
+ *   the way GUN delivers a delete, only in memory: nothing is stored or sent). Then the plugin
+ *   acknowledges ({dam:'reset-ack'}, retried until it answers ok, and repeated on every new
+ *   connection) and calls opts.onReset(record, info).
+ * - The client fence drops incoming fields at or below an applied reset's W from any peer or local
+ *   store. opts.holdReads holds GUN's answers from local storage until the relay has answered the
+ *   check (at most holdReads ms), so a stale local copy never reaches the app.
  * No build step, no dependency beyond GunJS + SEA.
  */
 (function (factory) {
@@ -215,6 +234,16 @@
 
   // ---- install -----------------------------------------------------------------------------------
 
+  function relayValue(v) {
+    // A field of the relay's space as it travels, before SEA unwraps it: '{":": value, "~": sig}'
+    // (or 'SEA{...}'). Used only to learn which record ids to fetch; the records themselves are read
+    // through gun.user(pub), where SEA has verified them.
+    if (typeof v !== 'string') { return v; }
+    var text = v.indexOf('SEA{') === 0 ? v.slice(3) : v;
+    if (text.charAt(0) !== '{') { return v; }
+    try { var o = JSON.parse(text); return o && typeof o === 'object' && ':' in o ? o[':'] : (o && 'm' in o ? o.m : v); } catch (e) { return v; }
+  }
+
   function install(gun, opts) {
     opts = opts || {};
     var pub = opts.relayPub;
@@ -228,15 +257,26 @@
     var idbNames = GUN_IDB.concat(opts.idbNames || []);
     var onReset = typeof opts.onReset === 'function' ? opts.onReset : defaultOnReset;
     var catchUp = opts.catchUp === undefined ? 20 : opts.catchUp;
+    var checkTimeout = opts.checkTimeout || 5000;
+    var holdReads = Math.min(Math.max(+opts.holdReads || 0, 0), 8000);  // GunJS forgets an unanswered get after 9 s
 
     var saved;
     try { saved = JSON.parse(store.getItem(STORE_KEY) || 'null'); } catch (e) { saved = null; }
-    var fresh = !saved || !saved.since;  // nothing remembered: a first install (or a wiped store)
-    var st = {since: (saved && saved.since) || now(), applied: (saved && saved.applied) || {},
-      seen: (saved && saved.seen) || [], pending: (saved && saved.pending) || [], last: (saved && saved.last) || null};
-    var installedAt = now();
+    saved = saved && typeof saved === 'object' ? saved : {};
+    var st = {mark: typeof saved.mark === 'number' ? saved.mark : null, applied: saved.applied || {},
+      seen: saved.seen || [], pending: saved.pending || [], last: saved.last || null};
+    if (st.mark === null && saved.since) {
+      // written by version 1, which kept no mark: what it applied is the best mark there is (its W is
+      // the relay's clock); with nothing applied, the next greeting marks it like a first install
+      keys(st.applied).forEach(function (s) {
+        var w = st.applied[s].W;
+        if (typeof w === 'number' && (st.mark === null || w > st.mark)) { st.mark = w; }
+      });
+    }
     function save() { try { store.setItem(STORE_KEY, JSON.stringify(st)); } catch (e) { /* full or gone: keep going */ } }
     save();
+    var markedResolve, marked = new Promise(function (resolve) { markedResolve = resolve; });
+    if (st.mark !== null) { markedResolve(); }
 
     var isRelaySpace = function (soul) { return soul === space || soul.indexOf(space + '/') === 0; };
     var fences = {};  // scope -> {W, match}: kind 'reset' only (a rotation and a restore stay readable)
@@ -258,6 +298,8 @@
     var ctl = {
       relayPub: pub, fenced: 0, replacement: null, replacements: {}, ackErrors: {},
       get last() { return st.last; },
+      get mark() { return st.mark; },
+      get holding() { return holding; },
       applied: function () { return JSON.parse(JSON.stringify(st.applied)); },
       pendingAcks: function () { return st.pending.slice(); },
       check: function () { return check(); },
@@ -268,8 +310,16 @@
       if (a.kind === 'rotation' && a.replacement) { ctl.replacements[scope] = ctl.replacement = a.replacement; }
     });
 
-    // -- the client-side fence: incoming puts, from any peer or local store, before GUN uses them --
+    // -- the client-side fence, the relay's answers to our own gets, and held local reads: every
+    // incoming put, from any peer or local store, passes here before GUN uses it --
+    var rawAsks = {};   // our own gets to a relay peer: message id -> function(reply)
+    var holding = holdReads > 0, held = [];
+    function fromLocalStore(msg) {  // an answer from GUN's storage adapters (not a peer, not memory)
+      var ctx = msg._;
+      return !!msg['@'] && !(ctx && (ctx.via || ctx.ram));
+    }
     var fenceBe = prepend(root, 'in', function (msg) {
+      if (msg && msg['@'] && rawAsks[msg['@']] && msg._ && msg._.via) { rawAsks[msg['@']](msg); }
       var put = msg && msg.put;
       if (put && typeof put === 'object' && !(typeof put['#'] === 'string' && '.' in put)) {
         var n = pruneGraph(put, function (soul, key, value, state) {
@@ -282,9 +332,20 @@
             delete msg.put;             // a reply with nothing left: "not found"
           }
         }
+        if (holding && msg.put && fromLocalStore(msg) && !keys(msg.put).every(isRelaySpace)) {
+          held.push(msg);  // opts.holdReads: the app's reads of local data wait for the relay's answer
+          return;
+        }
       }
       this.to.next(msg);
     });
+    function release() {
+      if (!holding) { return; }
+      holding = false;
+      var list = held;
+      held = [];
+      list.forEach(function (msg) { root.on('in', msg); });  // through the fence again: a reset applied meanwhile prunes them
+    }
 
     // -- acknowledgements: {dam:'reset-ack', reset:id}; the relay answers {dam, '@': our #, ok|err} --
     var asked = {}, ackWaiters = {}, retry = null, stopped = false;
@@ -302,13 +363,19 @@
       (ackWaiters[id] || []).forEach(function (w) { w(!err); });
       delete ackWaiters[id];
     }
-    var heard = mesh && mesh.hear['reset-ack'];
+    var heardAck = mesh && mesh.hear['reset-ack'];
+    var heardHello = mesh && mesh.hear['?'];
     if (mesh) {
       mesh.hear['reset-ack'] = function (msg, peer) {
         var id = asked[msg['@']];
-        if (id === undefined) { return heard && heard.apply(this, arguments); }
+        if (id === undefined) { return heardAck && heardAck.apply(this, arguments); }
         delete asked[msg['@']];
         if (msg.ok) { settleAck(id, null); } else if (st.pending.indexOf(id) >= 0) { settleAck(id, String(msg.err || 'refused')); }
+      };
+      // gunrelay greets with its state clock ({dam:'?', pid, clock}) and answers our '?' with it
+      mesh.hear['?'] = function (msg, peer) {
+        if (!stopped && msg && typeof msg.clock === 'number' && isFinite(msg.clock) && peer) { heardClock(peer, msg.clock); }
+        return heardHello && heardHello.apply(this, arguments);
       };
     }
     function retryAcks() {
@@ -322,6 +389,22 @@
       return bounded(ms, new Promise(function (resolve) { (ackWaiters[id] = ackWaiters[id] || []).push(resolve); }), false);
     }
 
+    // -- the install mark: the relay's clock at this browser's first contact --
+    var relays = [];  // peers that greeted with a clock: gunrelay relays
+    function heardClock(peer, clock) {
+      if (st.mark === null) {
+        st.mark = clock;  // durable before any record is judged (handle() waits for it)
+        save();
+        markedResolve();
+      }
+      if (relays.indexOf(peer) < 0) { relays.push(peer); }
+      check();  // a new connection to a relay: what did it publish while we were away?
+      askRelay(peer);
+    }
+    function sayHello(peer) {  // ask for the clock too: the greeting may have come before install()
+      if (mesh && !stopped) { mesh.say({dam: '?', pid: root.opt.pid}, peer); }
+    }
+
     // -- every new connection: hold queued writes until the record is checked; repeat our acks --
     var peers = [];
     var hiBe = root.on('hi', function (peer) {
@@ -330,20 +413,21 @@
       if (peers.indexOf(peer) < 0) { peers.push(peer); }
       // src/mesh.js mesh.hi: root.on('hi', peer) runs just before it sends peer.queue (the frames
       // that failed to send while the socket was still connecting). Take the puts out now.
-      var held = [], rest = [];
+      var queued = [], rest = [];
       (peer.queue || []).forEach(function (raw) {
-        (typeof raw === 'string' && raw.indexOf('"put"') >= 0 ? held : rest).push(raw);
+        (typeof raw === 'string' && raw.indexOf('"put"') >= 0 ? queued : rest).push(raw);
       });
-      if (held.length) {
+      if (queued.length) {
         peer.queue = rest;
-        bounded(opts.checkTimeout || 5000, check(), null).then(function () {
-          held.map(function (raw) { return pruneRaw(raw, dropStale); }).forEach(function (raw) {
+        bounded(checkTimeout, check(), null).then(function () {
+          queued.map(function (raw) { return pruneRaw(raw, dropStale); }).forEach(function (raw) {
             if (!raw) { return; }
             var w = peer.wire;
             if (w && w.readyState === 1) { w.send(raw); } else { (peer.queue = peer.queue || []).push(raw); }
           });
         });
       }
+      sayHello(peer);
       keys(st.applied).forEach(function (scope) { sendAck(st.applied[scope].id, peer); });
       st.pending.forEach(function (id) { if (!appliedId(id)) { sendAck(id, peer); } });
     });
@@ -351,7 +435,7 @@
     function dropStale(soul, key, value, state) { return fenced(soul, state); }
 
     // -- reading records -----------------------------------------------------------------------------
-    var busy = {}, chain = Promise.resolve(), checking = null;
+    var busy = {}, chain = Promise.resolve(), checking = null, waiting = [];
     function fetchRecord(id) {  // from its own node ~<pub>/resets/<id>, complete or not at all
       return new Promise(function (resolve) {
         var tries = 0;
@@ -367,7 +451,7 @@
         }());
       });
     }
-    function consider(id) {  // resolves once the record with this id is handled (or found unusable)
+    function consider(id) {  // resolves once the record with this id is cleared (or found unusable)
       if (typeof id !== 'string' || !id || stopped) { return Promise.resolve(); }
       if (busy[id]) { return busy[id]; }
       if (st.seen.indexOf(id) >= 0) { return Promise.resolve(); }
@@ -383,45 +467,61 @@
       if (st.seen.indexOf(id) < 0) { st.seen.push(id); if (st.seen.length > 500) { st.seen.splice(0, st.seen.length - 500); } }
     }
     function handle(rec) {
-      var prev = st.applied[rec.scope];
-      remember(rec.reset_id);
-      if ((prev && prev.epoch >= rec.epoch) || (opts.maxAge && rec.issued_at < now() - opts.maxAge)) {
-        save();  // a replay, an older epoch, or too old to matter: nothing to do
-        return null;
-      }
-      return apply(rec);
+      return marked.then(function () {  // nothing is judged before the install mark exists
+        var prev = st.applied[rec.scope];
+        remember(rec.reset_id);
+        if (stopped || (prev && prev.epoch >= rec.epoch) || (opts.maxAge && rec.issued_at < now() - opts.maxAge)) {
+          save();  // a replay, an older epoch, or too old to matter: nothing to do
+          return null;
+        }
+        // issued after this browser's first contact with the relay (both by the relay's clock): a
+        // reset this browser lived through. Before it: history, never a reason to clear or notify.
+        return apply(rec, rec.issued_at > st.mark);
+      });
     }
-    function check() {  // the latest record and the recent history, once; resolves when handled
-      if (checking) { return checking; }
-      checking = new Promise(function (resolve) {
-        var waits = [], n = 2;
-        var one = function () { if (--n === 0) { Promise.all(waits).then(resolve, resolve); } };
-        relay.get('reset').once(function (r) { waits.push(consider(r && r.reset_id)); one(); });
-        relay.get('resets').once(function (index) {
-          keys(index).filter(function (k) { return k !== '_' && st.seen.indexOf(k) < 0; }).sort()
-            .slice(-catchUp).forEach(function (k) { waits.push(consider(k)); });
-          one();
+    function rawGet(peer, soul, onReply) {  // our own get to one relay peer; its first reply resolves
+      return new Promise(function (resolve) {
+        var id = String.random(9), first = true;
+        rawAsks[id] = function (msg) {
+          onReply(msg.put && msg.put[soul]);
+          if (first) { first = false; resolve(true); }
+        };
+        later(checkTimeout + 2000, function () { delete rawAsks[id]; resolve(false); });
+        mesh.say({'#': id, get: {'#': soul}}, peer);
+      });
+    }
+    function askRelay(peer) {
+      // The check proper: the relay's own answer (not GUN's local copy) names its latest record and
+      // its history; the records are then read, verified, through gun.user(pub).
+      if (!waiting.length || peer.gunrelayAsking || !mesh) { return; }
+      peer.gunrelayAsking = true;
+      var waits = [];
+      var latest = rawGet(peer, space + '/reset', function (node) {
+        if (node) { waits.push(consider(relayValue(node.reset_id))); }
+      });
+      var history = rawGet(peer, space + '/resets', function (node) {
+        keys(node).filter(function (k) { return k !== '_' && st.seen.indexOf(k) < 0; }).sort()
+          .slice(-catchUp).forEach(function (k) { waits.push(consider(k)); });
+      });
+      Promise.all([latest, history]).then(function (answered) {
+        peer.gunrelayAsking = false;
+        if (!answered[0] || !answered[1]) { return; }  // no answer in time: the next connection asks again
+        Promise.all(waits).then(function () {
+          var list = waiting;
+          waiting = [];
+          list.forEach(function (resolve) { resolve(); });
         });
-        later(opts.checkTimeout || 5000, function () { n = 1; one(); });
-      }).then(function () { checking = null; });
+      });
+    }
+    function check() {  // resolves once a relay has answered and what it named is cleared (bounded)
+      if (checking) { return checking; }
+      var answered = new Promise(function (resolve) { waiting.push(resolve); });
+      relays.filter(function (p) { return p.wire && root.opt.peers[p.id] === p; }).forEach(askRelay);
+      checking = bounded(checkTimeout, answered, null).then(function () { checking = null; });
       return checking;
     }
 
     // -- applying a record ---------------------------------------------------------------------------
-    function staleLocal(match, W, disk) {
-      var stale = function (g) {
-        return keys(g).some(function (soul) {
-          var s = g[soul] && g[soul]._ && g[soul]._['>'];
-          return match(soul) && keys(s).some(function (k) { return s[k] <= W; });
-        });
-      };
-      if (stale(root.graph) || (disk && stale(disk))) { return Promise.resolve(true); }
-      if (!inBrowser || !window.indexedDB) { return Promise.resolve(false); }
-      if (!window.indexedDB.databases) { return Promise.resolve(true); }
-      return bounded(2000, window.indexedDB.databases().then(function (list) {
-        return list.some(function (d) { return idbNames.indexOf(d.name) >= 0; });
-      }), true);
-    }
     function closure(scope, graphs) {  // the souls reachable from the prefix (set() items have random souls)
       var seen = {}, todo = [];
       graphs.forEach(function (g) {
@@ -440,66 +540,100 @@
       return seen;
     }
     function clearMemory(drop) {
-      var n = pruneGraph(root.graph, drop);
-      keys(root.next).forEach(function (soul) {  // the chains' cached copies (src/chain.js `at.put`)
+      // GUN's graph and the chains' cached copies (src/chain.js `at.put`) lose the fields. Returns
+      // what went, for tellViews.
+      var gone = [], had = {};
+      pruneGraph(root.graph, function (soul, key, value, state) {
+        if (!drop(soul, key, value, state)) { return false; }
+        gone.push({soul: soul, key: key, state: state, link: !!(value && typeof value === 'object')});
+        had[soul + '\u0000' + key] = 1;
+        return true;
+      });
+      keys(root.next).forEach(function (soul) {
         var at = root.next[soul], put = at.put;
         if (!put || typeof put !== 'object') { return; }
+        var states = (put._ || {})['>'] || {};
         keys(put).forEach(function (k) {
           if (k === '_' || (root.graph[soul] && k in root.graph[soul])) { return; }
-          if (drop(soul, k, put[k], ((put._ || {})['>'] || {})[k])) {
-            delete put[k];
-            if (at.next && at.next[k]) { at.next[k].put = undefined; }
-          }
+          if (!drop(soul, k, put[k], states[k])) { return; }
+          if (!had[soul + '\u0000' + k]) { gone.push({soul: soul, key: k, state: states[k], link: !!(put[k] && typeof put[k] === 'object')}); }
+          forget(at, k);
         });
-        if (keys(put).length <= 1) { at.put = undefined; }
       });
-      return n;
+      return gone;
     }
-    function apply(rec) {
+    function forget(at, k) {  // a field out of one chain's cache, as if GUN had never seen it
+      var put = at.put;
+      if (put && typeof put === 'object') {
+        delete put[k];
+        if (put._ && put._['>']) { delete put._['>'][k]; }
+        if (keys(put).length <= 1) { at.put = undefined; }
+      }
+      if (at.next && at.next[k]) { at.next[k].put = undefined; }
+    }
+    function tellViews(gone) {
+      // Every live .on() on a cleared soul learns it: a null for each cleared field goes down that
+      // soul's chain (src/chain.js `input`), the way GUN delivers a delete, but only in memory: not
+      // through root.on('in'), so nothing is merged, stored or sent to any peer. Values before
+      // relations, so a .map() hears its items' fields go before the items themselves. GUN's input
+      // caches the null on the chain; it is taken out again at once, so a later read asks the peers
+      // (the relay may serve that field again: a rotation's old scope) instead of a stale null.
+      gone.slice().sort(function (a, b) { return a.link - b.link; }).forEach(function (g) {
+        var at = (root.next || {})[g.soul];
+        if (!at || typeof at.on !== 'function') { return; }
+        try {
+          at.on('in', {$: at.$, put: {'#': g.soul, '.': g.key, ':': null, '>': typeof g.state === 'number' ? g.state : -Infinity}});
+        } catch (e) { later(0, function () { throw e; }); }
+        if (!(root.graph[g.soul] && g.key in root.graph[g.soul])) { forget(at, g.key); }
+      });
+    }
+    function apply(rec, isNew) {
       var W = rec.W, disk = localStorageDisk(gun, root);
       var extra = rec.scope === '*' ? null : closure(rec.scope, disk ? [root.graph, disk] : [root.graph]);
       var match = matcher(rec.scope, extra);
       var drop = function (soul, key, value, state) { return !(state > W) && match(soul); };
-      return (fresh && rec.issued_at < installedAt ? staleLocal(match, W, disk) : Promise.resolve(true)).then(function (stale) {
-        // a first install with nothing stale in scope (a new visitor): record it, clear nothing,
-        // do not disturb the app
-        var info = {fields: 0, storageKeys: 0, databases: [], quiet: !stale};
-        if (rec.kind === 'reset') { fences[rec.scope] = {W: W, match: match}; } else { delete fences[rec.scope]; }
-        if (rec.kind === 'restore') {
-          // a restore undoes resets issued after its snapshot, and the relay serves their data again:
-          // lift every client fence (the relay's own fences still guard what it stores)
-          fences = {};
-          keys(st.applied).forEach(function (s) { st.applied[s].unfenced = true; });
+      var info = {fields: 0, storageKeys: 0, databases: []};
+      if (rec.kind === 'reset') { fences[rec.scope] = {W: W, match: match}; } else { delete fences[rec.scope]; }
+      if (rec.kind === 'restore') {
+        // a restore undoes resets issued after its snapshot, and the relay serves their data again:
+        // lift every client fence (the relay's own fences still guard what it stores)
+        fences = {};
+        keys(st.applied).forEach(function (s) { st.applied[s].unfenced = true; });
+      }
+      // GUN's own copies (memory, its localStorage copy, queued writes) lose what the relay refuses
+      // and no longer serves, also for an old record: the fence applied to what is already here
+      var gone = clearMemory(drop);
+      info.fields = gone.length;
+      if (disk) {
+        var n = pruneGraph(disk, drop), ls = webStorage('localStorage');
+        info.fields += n;
+        if (n && ls && !(isNew && rec.scope === '*')) { try { ls.setItem(root.opt.prefix, JSON.stringify(disk)); } catch (e) { /* full */ } }
+      }
+      peers.concat(keys(root.opt.peers).map(function (k) { return root.opt.peers[k]; })).forEach(function (peer) {
+        if (peer && peer.queue && peer.queue.length) {
+          peer.queue = peer.queue.map(function (raw) { return pruneRaw(raw, drop); }).filter(Boolean);
         }
-        info.fields = clearMemory(drop);
-        if (disk) {
-          var n = pruneGraph(disk, drop), ls = webStorage('localStorage');
-          info.fields += n;
-          if (n && ls && rec.scope !== '*') { try { ls.setItem(root.opt.prefix, JSON.stringify(disk)); } catch (e) { /* full */ } }
-        }
-        peers.concat(keys(root.opt.peers).map(function (k) { return root.opt.peers[k]; })).forEach(function (peer) {
-          if (peer && peer.queue && peer.queue.length) {
-            peer.queue = peer.queue.map(function (raw) { return pruneRaw(raw, drop); }).filter(Boolean);
-          }
-        });
-        if (stale && rec.scope === '*') {
-          info.storageKeys = clearWebStorage([STORE_KEY].concat(rec.keep, opts.keep || []));
-        }
-        st.applied[rec.scope] = {epoch: rec.epoch, W: W === Infinity ? 'Infinity' : W, id: rec.reset_id, kind: rec.kind,
-          replacement: rec.replacement};
-        if (st.pending.indexOf(rec.reset_id) < 0) { st.pending.push(rec.reset_id); }
-        if (!info.quiet) { st.last = {reset_id: rec.reset_id, scope: rec.scope, kind: rec.kind, message: rec.message, reason: rec.reason,
-          replacement: rec.replacement, issued_at: rec.issued_at, at: now()}; }
-        save();
-        if (rec.kind === 'rotation' && rec.replacement) { ctl.replacements[rec.scope] = ctl.replacement = rec.replacement; }
-        return (stale ? deleteDatabases(idbNames) : Promise.resolve([])).then(function (dbs) {
-          info.databases = dbs;
-          sendAck(rec.reset_id);
-          if (!retry) { retry = later(4000, retryAcks); }
-          return ackOk(rec.reset_id, opts.ackWait || 3000);
-        }).then(function (acked) {
+      });
+      // the app's own storage, only for a reset this browser lived through
+      if (isNew && rec.scope === '*') {
+        info.storageKeys = clearWebStorage([STORE_KEY].concat(rec.keep, opts.keep || []));
+      }
+      st.applied[rec.scope] = {epoch: rec.epoch, W: W === Infinity ? 'Infinity' : W, id: rec.reset_id, kind: rec.kind,
+        replacement: rec.replacement};
+      if (st.pending.indexOf(rec.reset_id) < 0) { st.pending.push(rec.reset_id); }
+      if (isNew) { st.last = {reset_id: rec.reset_id, scope: rec.scope, kind: rec.kind, message: rec.message, reason: rec.reason,
+        replacement: rec.replacement, issued_at: rec.issued_at, at: now()}; }
+      save();
+      if (rec.kind === 'rotation' && rec.replacement) { ctl.replacements[rec.scope] = ctl.replacement = rec.replacement; }
+      tellViews(gone);
+      return (isNew ? deleteDatabases(idbNames) : Promise.resolve([])).then(function (dbs) {
+        info.databases = dbs;
+        sendAck(rec.reset_id);
+        if (!retry) { retry = later(4000, retryAcks); }
+        // cleared: the check (and held reads) go on now; the app hears of it once the relay confirmed
+        ackOk(rec.reset_id, opts.ackWait || 3000).then(function (acked) {
           info.acked = acked;
-          if (!info.quiet && !stopped) {
+          if (isNew && !stopped) {
             try { onReset(rec, info); } catch (e) { later(0, function () { throw e; }); }
           }
         });
@@ -533,26 +667,29 @@
     }
     if (opts.redial !== false) { later(3000, redial); }
 
-    // -- start: once for the catch-up, on() for what comes next --
+    // -- start: the relay's answer for the catch-up, on() for what comes next --
     ctl.ready = check();
+    if (holding) { bounded(holdReads, ctl.ready, null).then(release); }
     relay.get('reset').on(function (r, key, msg, eve) {
       if (stopped) { eve.off(); return; }
       if (r && r.reset_id) { consider(r.reset_id); }
     });
-    keys(root.opt.peers).forEach(function (url) {  // connections GUN opened before install(): ack there too
+    keys(root.opt.peers).forEach(function (url) {  // connections GUN opened before install(): ask and ack there too
       var peer = root.opt.peers[url];
       if (!peer.met) { return; }
       peers.push(peer);
+      sayHello(peer);
       keys(st.applied).forEach(function (scope) { sendAck(st.applied[scope].id, peer); });
     });
     if (st.pending.length) { retry = later(0, retryAcks); }
     function stop() {
       stopped = true;
+      release();
       fenceBe.off(); hiBe.off();
-      if (mesh) { mesh.hear['reset-ack'] = heard; }
+      if (mesh) { mesh.hear['reset-ack'] = heardAck; mesh.hear['?'] = heardHello; }
     }
     return ctl;
   }
 
-  return {install: install, hardReset: hardReset, banner: banner, version: '1'};
+  return {install: install, hardReset: hardReset, banner: banner, version: '2'};
 }));

@@ -49,7 +49,7 @@ from ..core import admission, sea, wire
 from ..core.admission import Admission, Lookup
 from ..core.graph import Field, InvalidGraph, State, Value, fields_of_put, is_relation, relation, relation_target
 from ..core.lex import Lex
-from ..core.reset import ResetRecord
+from ..core.reset import ResetRecord, index_entries, index_soul, record_of, reset_soul
 from ..core.reads import ReadQuery
 from ..storage.graph import GraphStore, decode_value
 from ..storage.memory import MemoryGraph
@@ -60,7 +60,7 @@ from .ledger import MemoryResetLedger, SQLiteResetLedger
 from .nodes import graph_of, random_soul
 from .outbox import MemoryOutbox, OutboxEntry, SQLiteOutbox
 from .protocol import Answered, Forwarded, Graph, PeerProtocol, Send, Settled
-from .resets import LEGACY_NODE, ResetKeeper, index_entries, index_soul, record_of, reset_soul
+from .resets import LEGACY_NODE, ResetKeeper
 from .state_clock import StateClock
 
 log = logging.getLogger("gunrelay.client")

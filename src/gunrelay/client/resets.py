@@ -5,13 +5,9 @@ Theory of operation. The relay publishes its latest reset record, field by field
 index ``~<relay pub>/resets`` (key: reset id, value: a relation to the record). Every value is
 SEA-signed with the relay's key (``core.sea.sign_field``). The latest record is watched live; the
 index lets a peer that was away during several resets (of different scopes) catch up on each,
-in the order they were issued. ``record_of`` turns the fields held for a record soul into a
-``ResetRecord`` only when
-
-- the soul is one of the relay's record souls (its own key's space: nobody else can sign there),
-- every field verifies with ``core.sea.check_field`` (unsigned or forged values count as absent),
-- the required fields are present, and all record fields carry one state (one publication: a
-  record half-replaced by a newer one waits for its remaining fields).
+in the order they were issued. ``core.reset.record_of`` turns the fields held for a record soul
+into a ``ResetRecord`` only when they verify (see there); relays of a mesh read each other's
+records with the same function.
 
 ``ResetKeeper.apply`` then acts on a record at most once per (scope, epoch), in the order that
 keeps a crash safe: the client fence goes live (incoming fields in scope at or below W are
@@ -35,11 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Any
 
-from ..core import sea, wire
 from ..core.fence import ALL, Fence, FenceRule, Protected
-from ..core.graph import State, Value, relation
 from ..core.reset import ResetRecord, fence_rule
 from ..storage.graph import GraphStore
 from .ledger import MemoryResetLedger
@@ -47,103 +40,9 @@ from .outbox import MemoryOutbox
 
 log = logging.getLogger("gunrelay.client")
 
-RECORD_KEYS = frozenset(
-    {"reset_id", "scope", "epoch", "W", "issued_at", "reason", "message", "keep", "replacement", "kind", "purge_after"}
-)
-REQUIRED = ("reset_id", "scope", "epoch", "W")
-KINDS = ("reset", "rotation", "restore")
 PURGE_BATCH = 10_000
 CLOSURE_LIMIT = 100_000
 LEGACY_NODE = "_whisperz_system"
-
-
-def reset_soul(relay_pub: str) -> str:
-    """Where the relay keeps its latest record."""
-    return f"~{relay_pub}/reset"
-
-
-def index_soul(relay_pub: str) -> str:
-    """Where the relay lists every record it issued: reset id -> relation to the record."""
-    return f"~{relay_pub}/resets"
-
-
-def _is_record_soul(soul: str, relay_pub: str) -> bool:
-    if sea.user_space_pub(soul) != relay_pub:
-        return False
-    return soul == reset_soul(relay_pub) or soul.startswith(index_soul(relay_pub) + "/")
-
-
-def index_entries(rows: list[tuple[str, Value, State]], relay_pub: str, now_ms: float) -> dict[str, str]:
-    """The verified entries of the relay's index: reset id -> the soul of its record."""
-    soul = index_soul(relay_pub)
-    entries: dict[str, str] = {}
-    for key, value, state in rows:
-        if sea.check_field(soul, key, value, state, now_ms) is not None:
-            continue
-        entry = f"{soul}/{key}"
-        if sea.signed_payload(value) == relation(entry):
-            entries[key] = entry
-    return entries
-
-
-def _number(value: Any) -> float | None:
-    if type(value) in (int, float) and math.isfinite(value):
-        return value  # type: ignore[no-any-return]
-    return None
-
-
-def record_of(soul: str, rows: list[tuple[str, Value, State]], relay_pub: str, now_ms: float) -> ResetRecord | None:
-    """The reset record the verified fields of ``soul`` spell, or None (forged, incomplete, malformed)."""
-    if not _is_record_soul(soul, relay_pub):
-        return None
-    values: dict[str, Any] = {}
-    states: dict[str, State] = {}
-    for key, value, state in rows:
-        if key not in RECORD_KEYS:
-            continue
-        if sea.check_field(soul, key, value, state, now_ms) is not None:
-            log.warning("ignoring an unverified reset field %s.%s", soul, key)
-            continue
-        values[key], states[key] = sea.signed_payload(value), state  # verified: a signed value
-    if any(key not in values for key in REQUIRED):
-        return None
-    if len(set(states.values())) != 1:
-        return None  # fields of two publications: the rest of the newer one is on its way
-    record = _parse(values)
-    if record is not None and soul != reset_soul(relay_pub) and soul != f"{index_soul(relay_pub)}/{record.reset_id}":
-        return None  # an entry must be filed under its own id
-    return record
-
-
-def _parse(values: dict[str, Any]) -> ResetRecord | None:
-    reset_id, scope, kind = values["reset_id"], values["scope"], values.get("kind") or "reset"
-    epoch = _number(values["epoch"])
-    watermark = math.inf if values["W"] == "Infinity" else _number(values["W"])
-    if not (isinstance(reset_id, str) and reset_id and isinstance(scope, str) and scope and kind in KINDS):
-        return None
-    if epoch is None or epoch != int(epoch) or watermark is None:
-        return None
-    keep_text = values.get("keep") or "[]"
-    try:
-        keep = wire.loads(keep_text) if isinstance(keep_text, str) else None
-    except ValueError:
-        keep = None
-    if type(keep) is not list or not all(isinstance(k, str) for k in keep):
-        return None
-    replacement, reason, message = values.get("replacement"), values.get("reason"), values.get("message")
-    return ResetRecord(
-        reset_id=reset_id,
-        scope=scope,
-        epoch=int(epoch),
-        watermark=watermark,
-        issued_at=_number(values.get("issued_at")) or 0,
-        reason=reason if isinstance(reason, str) else "",
-        message=message if isinstance(message, str) else "",
-        keep=tuple(keep),
-        replacement=replacement if isinstance(replacement, str) else None,
-        kind=kind,
-        purge_after=_number(values.get("purge_after")),
-    )
 
 
 class ResetKeeper:

@@ -275,6 +275,11 @@ def _public_key(pub: str) -> ec.EllipticCurvePublicKey | None:
         return None
 
 
+def is_pub(text: str) -> bool:
+    """Is ``text`` a SEA public key (``x.y``: two base64url P-256 coordinates on the curve)?"""
+    return isinstance(text, str) and text.count(".") == 1 and _public_key(text) is not None
+
+
 def _decode_signature(sig: Any) -> bytes | None:
     """``atob`` (WHATWG forgiving-base64) of a signature string, if it gives 64 bytes."""
     if not isinstance(sig, str) or not sig:

@@ -61,6 +61,9 @@ class Dam:
     pid: Any
     reply_to: Any
     raw_reset: Any = None  # gunrelay's own 'reset-ack' carries the reset id it acknowledges
+    mesh: Any = None  # a relay of the mesh greets with {"dam": "?", "pid": ..., "mesh": 1, "relay": <its SEA pub>}
+    relay_pub: Any = None
+    since: Any = None  # {"dam": "changes", "since": n}: a relay of the mesh asks for our change stream after n
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,7 @@ def decode(raw: Any) -> Message:
         raise MessageError("Each message must be a JSON object.")
     msg_id = message_id(raw)
     if "dam" in raw:
-        return Dam(msg_id, raw["dam"], raw.get("pid"), raw.get("@"), raw.get("reset"))
+        return Dam(msg_id, raw["dam"], raw.get("pid"), raw.get("@"), raw.get("reset"), raw.get("mesh"), raw.get("relay"), raw.get("since"))
     if "get" in raw:
         return _decode_get(msg_id, raw)
     if "put" in raw:
@@ -268,12 +271,57 @@ def dam_reply(msg_id: str, kind: str, reply_to: Any, problem: str | None) -> str
     return encode({"#": msg_id, "dam": kind, "@": reply_to, "err": problem})
 
 
-def hello(msg_id: str, pid: str) -> str:
-    return encode({"#": msg_id, "dam": "?", "pid": pid})
+def hello(msg_id: str, pid: str, clock_ms: float | None = None) -> str:
+    """The relay's greeting; ``clock`` (its state clock, ms) lets a client date its first contact
+    by the relay's clock rather than its own (the JS plugin's install mark)."""
+    if clock_ms is None:
+        return encode({"#": msg_id, "dam": "?", "pid": pid})
+    return encode({"#": msg_id, "dam": "?", "pid": pid, "clock": clock_ms})
 
 
-def hello_answer(msg_id: str, pid: str, reply_to: Any) -> str:
-    return encode({"#": msg_id, "dam": "?", "pid": pid, "@": reply_to})
+def relay_hello(msg_id: str, pid: str, relay_pub: str) -> str:
+    """The greeting on a link this relay dialled: the peer learns that a relay of the mesh is on
+    the other side, and which (its SEA pub); GunJS reads only ``pid`` and ignores the rest."""
+    return encode({"#": msg_id, "dam": "?", "pid": pid, "mesh": MESH_VERSION, "relay": relay_pub})
+
+
+def relay_hello_answer(msg_id: str, pid: str, reply_to: Any, relay_pub: str) -> str:
+    return encode({"#": msg_id, "dam": "?", "pid": pid, "mesh": MESH_VERSION, "relay": relay_pub, "@": reply_to})
+
+
+MESH_VERSION = 1
+CHANGES = "changes"
+
+
+def changes_request(msg_id: str, since: int) -> str:
+    """Ask a relay of the mesh for its change stream after ``since`` (one page comes back)."""
+    return encode({"#": msg_id, "dam": CHANGES, "since": since})
+
+
+def changes_page(msg_id: str, reply_to: Any, graph: dict[str, Any] | None, cursor: int, done: bool) -> str:
+    """One page of our change stream: its fields as a put answering the request, the cursor to
+    ask from next, and whether more was waiting."""
+    message: dict[str, Any] = {"#": msg_id, "@": reply_to, CHANGES: {"cursor": cursor, "done": done}}
+    if graph:
+        message["put"] = graph
+    return encode(message)
+
+
+def changes_of(raw: dict[str, Any]) -> tuple[int, bool] | None:
+    """The (cursor, done) a page of a change stream carries, or None if it carries none that makes sense."""
+    info = raw.get(CHANGES)
+    if type(info) is not dict:
+        return None
+    cursor, done = info.get("cursor"), info.get("done")
+    if type(cursor) is not int or cursor < 0 or type(done) is not bool:
+        return None
+    return cursor, done
+
+
+def hello_answer(msg_id: str, pid: str, reply_to: Any, clock_ms: float | None = None) -> str:
+    if clock_ms is None:
+        return encode({"#": msg_id, "dam": "?", "pid": pid, "@": reply_to})
+    return encode({"#": msg_id, "dam": "?", "pid": pid, "@": reply_to, "clock": clock_ms})
 
 
 def batch(encoded: list[str]) -> str:

@@ -49,7 +49,7 @@ class Access:
         return made
 
     async def ban_connected(self, seconds: float, reason: str = "") -> list[Ban]:
-        return await self.ban([p.address for p in self.relay.peers.values()], seconds, reason)
+        return await self.ban([p.address for p in self.relay.clients()], seconds, reason)
 
     async def unban(self, address: str) -> bool:
         removed = self.bans.remove(address)

@@ -37,8 +37,10 @@ AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]  # the ASGI server's send
 class Connection(Link):
     __slots__ = ("messages_out", "_send", "_outbox", "_queued", "_flushing", "_loop", "max_queue_bytes", "stats", "_drained")
 
-    def __init__(self, send: AsgiSend, address: str, max_queue_bytes: int = 32 << 20, stats: RelayStats | None = None):
-        super().__init__(random_pid(), address, time.time())
+    def __init__(
+        self, send: AsgiSend, address: str, max_queue_bytes: int = 32 << 20, stats: RelayStats | None = None, dialled: bool = False,
+    ):
+        super().__init__(random_pid(), address, time.time(), dialled)
         self.messages_out = 0
         self._send = send
         self._outbox: list[str] = []

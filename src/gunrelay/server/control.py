@@ -37,7 +37,7 @@ from ..core.errors import OperatorError
 from ..core.fence import ALL, Fence, FenceRule, FenceView, Protected, in_prefix, ttl_rule
 from ..core.graph import Field
 from ..core.link import Link
-from ..core.reset import ResetRecord, legacy_fields, signed_space_fields
+from ..core.reset import ResetRecord, fence_rule, legacy_fields, signed_space_fields
 from ..storage.base import ResetAck, Store, StoredReset
 from .identity import Identity
 from .relay import Relay, wall_clock_ms
@@ -73,6 +73,7 @@ class ResetControl:
         self.purge_seconds: dict[str, float] = {}  # how long each purge took (this run)
         self.published: set[str] = set()  # records published since start (resets whose purge had finished before: all)
         self.acks: dict[str, dict[str, ResetAck]] = {}
+        self.relay_acks: dict[str, dict[str, ResetAck]] = {}  # reset id -> relay pub -> its latest word (server/mesh_resets.py)
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
 
@@ -101,7 +102,9 @@ class ResetControl:
                 continue  # undone by a restore: no fence, nothing left to purge
             self._fence.add(held.rule)
             self.purged[held.record.reset_id] = held.purged
-            self.acks[held.record.reset_id] = {a.peer_id: a for a in await self.store.acks(held.record.reset_id)}
+            self.acks[held.record.reset_id] = {}
+            for ack in await self.store.acks(held.record.reset_id):
+                self._keep_ack(ack)
             if held.record.kind == "rotation":
                 self.instance = held.record.replacement or self.instance  # the latest rotation names it
             if not held.purge_done:
@@ -180,7 +183,7 @@ class ResetControl:
                     "record": record_json(record),
                     "would_remove": {"souls": report.souls, "fields": report.fields, "bytes": report.bytes},
                     "reachable_souls_fenced": len(souls),
-                    "peers_to_notify": len(self.relay.peers),
+                    "peers_to_notify": len(self.relay.clients()),
                 }
             self._fence.add(rule)
             try:
@@ -227,8 +230,9 @@ class ResetControl:
         self._spawn(self._carry_out(held))
         return {"record": record_json(record), "reachable_souls_fenced": len(souls)}
 
-    async def _carry_out(self, held: StoredReset) -> None:
-        """A reset: purge, then publish. A rotation: publish (clients move now), purge after the grace."""
+    async def _carry_out(self, held: StoredReset, purged: Callable[[], Awaitable[None]] | None = None) -> None:
+        """A reset: purge, then publish. A rotation: publish (clients move now), purge after the grace.
+        ``purged`` is called once the purge is done (a reset obeyed for another relay says so)."""
         record = held.record
         if record.kind == "rotation":
             await self.publish(record)
@@ -236,9 +240,75 @@ class ResetControl:
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
             await self._purge(held)
+        else:
+            await self._purge(held)
+            await self.publish(record)
+        if purged is not None:
+            await purged()
+
+    # -- resets another relay of the mesh issued (server/mesh_resets.py) ---------------------------
+
+    async def obey(self, record: ResetRecord, purged: Callable[[], Awaitable[None]]) -> bool:
+        """Install a verified reset that relay ``record.issuer`` issued: the same fence with the same
+        W, live at once and then durable, like one of ours; then purge and publish it in our own
+        space (our clients read only ours) and call ``purged``. A reset already held, an old epoch
+        (the issuer's newer reset of that scope is here) or a scope this relay may not reset
+        changes nothing: False."""
+        if record.scope != ALL and self.protected.contains(record.scope):
+            log.warning("reset %s from relay %s names a protected scope %r: ignored", record.reset_id, record.issuer, record.scope)
+            return False
+        async with self._lock:
+            if record.reset_id in self.resets:
+                return False
+            newest = max(
+                (h.record.epoch for h in self.resets.values() if h.record.issuer == record.issuer and h.record.scope == record.scope),
+                default=0,
+            )
+            if record.epoch <= newest:
+                log.warning("reset %s from relay %s: epoch %d of %r is not newer than %d: ignored",
+                            record.reset_id, record.issuer, record.epoch, record.scope, newest)
+                return False
+            self._fence.add(FenceRule(record.reset_id, record.scope, record.watermark, serves=fence_rule(record).serves))
+            try:
+                souls = frozenset() if record.scope == ALL else await self.store.reachable_souls(record.scope, self.protected, CLOSURE_LIMIT)
+                held = StoredReset(record, souls, purge_done=False, purged=0)
+                self._fence.add(held.rule)
+                await self.store.install_reset(record, souls)
+            except Exception:
+                self._fence.remove(record.reset_id)
+                raise
+            self.resets[record.reset_id] = held
+            self.purged[record.reset_id] = 0
+            self.acks[record.reset_id] = {}
+            if record.kind == "rotation" and record.replacement:
+                self.instance = record.replacement
+        log.warning("%s %s of %r from relay %s obeyed: watermark %s, epoch %d",
+                    record.kind, record.reset_id, record.scope, record.issuer, record.watermark, record.epoch)
+        self._spawn(self._carry_out(held, purged))
+        return True
+
+    def note_relay_ack(self, relay_pub: str, reset_id: str, purged: bool, at: float) -> None:
+        """Relay ``relay_pub`` says it has the fence of our reset ``reset_id`` up (and its purge done): kept durably."""
+        if reset_id not in self.resets:
             return
-        await self._purge(held)
-        await self.publish(record)
+        known = self.relay_acks.get(reset_id, {}).get(relay_pub)
+        if known is not None and (known.pid == "purged" or not purged):
+            return  # nothing new
+        stage = "purged" if purged else "fenced"
+        ack = ResetAck(reset_id, f"relay:{relay_pub}:{stage}", "", stage, at)  # one row per stage: rows are never replaced
+        self._keep_ack(ack)
+        self._spawn(self.store.record_ack(ack))
+
+    def _keep_ack(self, ack: ResetAck) -> None:
+        """An acknowledgement into memory: a client's, or a relay's (peer id ``relay:<pub>:<stage>``,
+        pid the stage: fenced, then purged)."""
+        if ack.peer_id.startswith("relay:"):
+            relays = self.relay_acks.setdefault(ack.reset_id, {})
+            pub = ack.peer_id[len("relay:"):].rsplit(":", 1)[0]
+            if pub not in relays or ack.pid == "purged":
+                relays[pub] = ack
+        else:
+            self.acks.setdefault(ack.reset_id, {})[ack.peer_id] = ack
 
     async def _purge(self, held: StoredReset) -> None:
         reset_id = held.record.reset_id
@@ -375,7 +445,7 @@ class ResetControl:
         acks = self.acks.get(reset_id, {})
         pending = [
             {"peer_id": p.id, "address": p.address, "pid": p.pid}
-            for p in self.relay.peers.values()
+            for p in self.relay.clients()  # relays of the mesh do not clear themselves for us
             if not self._has_acknowledged(p, acks)
         ]
         return {
@@ -388,7 +458,19 @@ class ResetControl:
             "published": reset_id in self.published,
             "acknowledged": [asdict(a) for a in acks.values()],
             "connected_not_acknowledged": pending,
+            "issuer": held.record.issuer or self.identity.pub,
+            "relays": [
+                {"pub": pub, "fence_installed": True, "purge_done": ack.pid == "purged", "at": ack.at}
+                for pub, ack in sorted(self.relay_acks.get(reset_id, {}).items())
+            ],
         }
+
+    def acknowledged_peers(self, reset_id: str) -> int | None:
+        """How many GUN peers acknowledged ``reset_id`` (one per pid, or per connection without one);
+        None for a reset this relay does not know. Public: a count, nobody's address."""
+        if reset_id not in self.resets:
+            return None
+        return len({a.pid if a.pid is not None else f"link:{a.peer_id}" for a in self.acks.get(reset_id, {}).values()})
 
     def rotations(self) -> list[dict[str, Any]]:
         """Rotated scopes, oldest first: where each went, and when its old data is (or was) purged."""

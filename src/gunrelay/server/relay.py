@@ -12,6 +12,15 @@ what it asks, in order:
   result back to ``engine.merged``; shutdown waits for every merge under way (``drain``).
 - ``Defer``: a timer until the state clock reaches the field's state, then ``engine.due``.
 - ``LookUp``: the write-block entries a certificate names, back to ``engine.looked_up``.
+- ``AwaitPeers``: a timer, then ``engine.peers_silent`` (a get sent on to relay links).
+- ``Drop``: close a link the mesh does not want (``server.mesh`` sees why and waits).
+- ``RelayLinked``: every ``relay_link_listeners`` (``server.mesh_resets`` sends the link the
+  reset records this relay holds, ``server.catchup`` asks it for its change stream).
+- ``ReadChanges``: ``store.changes_since``, back to ``engine.changes_read``; ``CaughtUp``:
+  ``on_caught_up`` (``server.catchup`` keeps the cursor and asks for the next page).
+
+``watch``, when set (the reset control's), sees every batch of fields a merge accepted: how reset
+records and acknowledgements from other relays of the mesh reach the control.
 - ``Fenced`` and ``Failed``: the log.
 
 Nothing here blocks: the store answers through futures. The fence is the reset control's; the
@@ -32,7 +41,11 @@ from typing import Any, cast
 from ..core import reads, wire
 from ..core.clockwatch import ClockWatch
 from ..core.engine import (
+    CHANGES_PAGE,
+    AwaitPeers,
+    CaughtUp,
     Defer,
+    Drop,
     Failed,
     Fenced,
     GetRead,
@@ -42,8 +55,10 @@ from ..core.engine import (
     Now,
     PutJob,
     Read,
+    ReadChanges,
     ReadWhenRoom,
     RelayEngine,
+    RelayLinked,
     RelayStats,
     Send,
 )
@@ -81,6 +96,7 @@ class Relay:
         clock_ms: Callable[[], float] = wall_clock_ms,
         monotonic: Callable[[], float] = steady_s,
         clock_settle_s: float = 600.0,
+        relay_pub: str = "",
     ):
         self.store = store
         self.clock_ms = clock_ms
@@ -89,9 +105,12 @@ class Relay:
         self.clock_watch = ClockWatch(clock_ms(), monotonic(), settle_s=clock_settle_s)
         self.engine = RelayEngine(
             fence if fence is not None else FenceView(), pid=random_pid(), new_id=wire.MessageIds(os.urandom(3).hex()), limits=limits,
-            acknowledge=acknowledge, now=self.now(),
+            acknowledge=acknowledge, now=self.now(), relay_pub=relay_pub,
         )
         self.peers: dict[str, Connection] = {}
+        self.watch: Callable[[list[Field]], None] | None = None  # sees what each merge accepted
+        self.relay_link_listeners: list[Callable[[Link], None]] = []  # told when a link turns out to lead to a relay
+        self.on_caught_up: Callable[[Link, int, bool], None] | None = None  # a page of a relay's change stream is durable
         self._pending_writes: set[asyncio.Future[Any]] = set()
         self._deferred: dict[int, asyncio.TimerHandle] = {}  # by id of the Defer effect
 
@@ -134,6 +153,11 @@ class Relay:
         if self.peers.pop(connection.id, None) is not None:
             self.engine.disconnect(connection)
 
+    def clients(self) -> list[Connection]:
+        """The open connections that are not links to other relays: the peers a reset asks to
+        acknowledge, and the addresses ``ban --connected`` means."""
+        return [peer for peer in self.peers.values() if not peer.relay and not peer.closed]
+
     def subscription_count(self, connection: Link) -> int:
         return self.engine.subscriptions.count_of(connection)
 
@@ -171,6 +195,11 @@ class Relay:
 
     # -- the relay's own writes ------------------------------------------------------------
 
+    def introduce(self, link: Link, fields: list[Field]) -> None:
+        """Send stored ``fields`` to one relay link (the reset records it must know first)."""
+        self.engine.introduce(link, fields, self.now())
+        self._carry_out()
+
     async def publish(self, fields: list[Field]) -> list[Field]:
         """Write the relay's own fields (records it signed, legacy nodes): no peer checks, but
         durable before returning and pushed to subscribers like any accepted write."""
@@ -199,6 +228,19 @@ class Relay:
                     self._defer(effect)
                 elif type(effect) is LookUp:
                     self._look_up(effect)
+                elif type(effect) is AwaitPeers:
+                    asyncio.get_running_loop().call_later(effect.wait_s, self._peers_silent, effect.job)
+                elif type(effect) is RelayLinked:
+                    for listener in self.relay_link_listeners:
+                        listener(effect.link)
+                elif type(effect) is ReadChanges:
+                    self.store.changes_since(effect.since, CHANGES_PAGE).add_done_callback(functools.partial(self._changes_read, effect))
+                elif type(effect) is CaughtUp:
+                    if self.on_caught_up is not None:
+                        self.on_caught_up(effect.link, effect.cursor, effect.done)
+                elif type(effect) is Drop:
+                    log.info("closing %s (pid %s): %s", effect.link, effect.link.pid, effect.reason)
+                    cast(Connection, effect.link).close(1000, effect.reason[:120])
                 elif type(effect) is Fenced:
                     link = effect.link
                     log.info(
@@ -221,6 +263,24 @@ class Relay:
             log.exception("failed to answer a get from %s", job.link)
         self._carry_out()
 
+    def _changes_read(self, effect: ReadChanges, done: asyncio.Future[Any]) -> None:
+        if done.exception() is not None:
+            self.engine.changes_read(effect, None, effect.since, False, self.now())
+        else:
+            page = done.result()
+            rows = [(c.soul, c.key, c.value, c.state) for c in page.changes]
+            self.engine.changes_read(effect, rows, page.cursor, len(rows) < CHANGES_PAGE, self.now())
+        self._carry_out()
+
+    def ask_changes(self, link: Link, since: int) -> None:
+        """Ask relay ``link`` for a page of its change stream after ``since``."""
+        self.engine.ask_changes(link, since, self.now())
+        self._carry_out()
+
+    def _peers_silent(self, job: GetRead) -> None:
+        self.engine.peers_silent(job)
+        self._carry_out()
+
     def _read_when_room(self, job: GetRead) -> None:
         connection = cast(Connection, job.link)
         if connection.queued_bytes < reads.OUTBOX_ROOM:
@@ -241,7 +301,10 @@ class Relay:
         self._pending_writes.discard(done)
         exc = done.exception()
         if exc is None:
-            self.engine.merged(job, done.result(), self.now())
+            accepted = done.result()
+            self.engine.merged(job, accepted, self.now())
+            if self.watch is not None and accepted:
+                self.watch(accepted)
         else:
             why = str(exc) if isinstance(exc, StorageFailure) else type(exc).__name__
             self.engine.merged(job, None, self.now(), why)

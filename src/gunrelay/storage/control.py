@@ -120,6 +120,16 @@ class ControlLog(abc.ABC):
     @abc.abstractmethod
     async def load_ttls(self) -> dict[str, float]: ...
 
+    # -- the mesh: how far this relay has read each linked relay's change stream -----------------
+
+    @abc.abstractmethod
+    async def save_stream_cursor(self, relay_pub: str, cursor: int) -> None:
+        """Remember, durably, that everything of relay ``relay_pub``'s change stream up to
+        ``cursor`` is stored here (a cursor never goes back: a smaller one is ignored)."""
+
+    @abc.abstractmethod
+    async def load_stream_cursors(self) -> dict[str, int]: ...
+
     # -- the operator's audit log: append-only, never capped --------------------------------------
 
     @abc.abstractmethod

@@ -194,6 +194,7 @@ class MemoryStore(MemoryGraph, Store):
         self._acks: dict[tuple[str, str], ResetAck] = {}
         self._bans: dict[str, Ban] = {}
         self._ttls: dict[str, float] = {}
+        self._stream_cursors: dict[str, int] = {}
         self._audit: list[AuditEntry] = []
 
     # -- where the graph's purge meets the control log ---------------------------------------------
@@ -252,6 +253,12 @@ class MemoryStore(MemoryGraph, Store):
 
     async def load_ttls(self) -> dict[str, float]:
         return dict(self._ttls)
+
+    async def save_stream_cursor(self, relay_pub: str, cursor: int) -> None:
+        self._stream_cursors[relay_pub] = max(cursor, self._stream_cursors.get(relay_pub, 0))
+
+    async def load_stream_cursors(self) -> dict[str, int]:
+        return dict(self._stream_cursors)
 
     async def append_audit(self, entry: AuditEntry) -> int:
         stored = replace(entry, id=len(self._audit) + 1)

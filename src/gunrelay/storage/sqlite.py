@@ -120,6 +120,10 @@ CREATE TABLE IF NOT EXISTS ttl_rules (
     prefix TEXT PRIMARY KEY,
     ttl_ms REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stream_cursors (
+    relay_pub TEXT PRIMARY KEY,
+    cursor    INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
     at      REAL NOT NULL,
@@ -593,6 +597,18 @@ class SQLiteStore(SQLiteGraph, Store):
 
     async def load_ttls(self) -> dict[str, float]:
         return dict(await self._query(lambda conn: conn.execute("SELECT prefix, ttl_ms FROM ttl_rules").fetchall()))
+
+    async def save_stream_cursor(self, relay_pub: str, cursor: int) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO stream_cursors (relay_pub, cursor) VALUES (?, ?) "
+                "ON CONFLICT (relay_pub) DO UPDATE SET cursor = max(cursor, excluded.cursor)",
+                (relay_pub, cursor),
+            )
+        )
+
+    async def load_stream_cursors(self) -> dict[str, int]:
+        return dict(await self._query(lambda conn: conn.execute("SELECT relay_pub, cursor FROM stream_cursors").fetchall()))
 
     async def append_audit(self, entry: AuditEntry) -> int:
         def job(conn: sqlite3.Connection) -> int:

@@ -17,9 +17,10 @@
 //   {"op":"set", "soul", "key", "item"}           -> {ack}          gun.get(soul).get(key).set(item)
 //   {"op":"say", "graph"}                         -> {ack}          a raw put with the given states
 //   {"op":"once", "soul", "key"?}                 -> {defined, value}
-//   {"op":"subscribe", "soul"}                    -> {}             then {"event":"on", soul, key, value} per change
+//   {"op":"subscribe", "soul", "keys"?}           -> {}             then {"event":"on", soul, key, value} per change
+//                                                     (key null: the node is gone), {"event":"key", ...} per keys[] change
 //   {"op":"graph", "prefix"?, "soul"?}            -> {graph}        the in-memory graph (filtered)
-//   {"op":"status"}                               -> {pid, applied, fenced, pending, last, replacement, queue}
+//   {"op":"status"}                               -> {pid, mark, applied, fenced, pending, last, replacement, queue}
 //   {"op":"check"}                                -> status after controller.check()
 //   {"op":"exit"}
 // Every wait is bounded (default 6000 ms, "timeout" overrides); the process exits by "deadline".
@@ -81,7 +82,7 @@ function status() {
   const queue = [];
   Object.keys(root.opt.peers).forEach((k) => (root.opt.peers[k].queue || []).forEach((q) => queue.push(q)));
   if (!ctl) { return {pid: root.opt.pid, queue}; }
-  return {pid: root.opt.pid, applied: ctl.applied(), fenced: ctl.fenced, pending: ctl.pendingAcks(), last: ctl.last,
+  return {pid: root.opt.pid, mark: ctl.mark, applied: ctl.applied(), fenced: ctl.fenced, pending: ctl.pendingAcks(), last: ctl.last,
     replacement: ctl.replacement, ackErrors: ctl.ackErrors, queue};
 }
 
@@ -100,8 +101,10 @@ const ops = {
   }),
   subscribe: (c) => {
     gun.get(c.soul).on((node) => {
-      Object.keys(node || {}).forEach((k) => { if (k !== '_') { out({event: 'on', soul: c.soul, key: k, value: clean(node[k])}); } });
+      if (node === null || node === undefined) { out({event: 'on', soul: c.soul, key: null, value: null}); return; }
+      Object.keys(node).forEach((k) => { if (k !== '_') { out({event: 'on', soul: c.soul, key: k, value: clean(node[k])}); } });
     });
+    (c.keys || []).forEach((key) => gun.get(c.soul).get(key).on((v) => out({event: 'key', soul: c.soul, key, value: clean(v)})));
     return Promise.resolve({});
   },
   graph: (c) => {

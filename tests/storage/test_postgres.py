@@ -185,6 +185,25 @@ async def test_the_schema_is_versioned_and_a_newer_one_is_refused(postgres_url):
         await PostgresStore(postgres_url).open()
 
 
+async def test_a_database_at_an_older_schema_is_migrated_in_place(postgres_url):
+    from gunrelay.storage.postgres import MIGRATIONS
+
+    with psycopg.connect(postgres_url) as conn:  # as the first version of the store left it
+        conn.execute(MIGRATIONS[1])
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute("INSERT INTO fields VALUES ('\\x73'::bytea, '\\x6b'::bytea, '1', 5, nextval('stream_seq'))")
+    store = await _opened(postgres_url)
+    try:
+        assert (await store.read(ReadQuery(soul="s")))["s"] == [("k", "1", 5)]
+        await store.save_stream_cursor("pubA", 4)
+        assert await store.load_stream_cursors() == {"pubA": 4}
+    finally:
+        await store.close()
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
 async def _opened(url):
     store = PostgresStore(url)
     await store.open()

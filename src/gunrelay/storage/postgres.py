@@ -39,7 +39,8 @@ and pages come out the same as the other backends. Values are the JSON text (``t
 escapes every control character.
 
 Schema: created and migrated by ``open`` under an advisory lock (two processes starting at once
-migrate once); ``schema_version`` holds the version, and a database written by a newer gunrelay
+migrate once); ``schema_version`` holds the version, ``MIGRATIONS[n]`` takes a database from
+version n-1 to n (2 added the mesh's stream cursors), and a database written by a newer gunrelay
 is refused with ``SchemaTooNew``. Snapshots are JSON-lines files of (soul, key, value, state).
 LISTEN/NOTIFY (a nudge for other processes' readers) is not built yet.
 """
@@ -84,7 +85,7 @@ from .query import select_rows
 
 log = logging.getLogger("gunrelay.storage")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STREAM_LOCK = 0x67756E72  # "gunr": every write transaction holds it to its commit
 MIGRATION_LOCK = 0x67756E6D  # "gunm": one process migrates at a time
 CHUNK = 256  # rows per round trip of a lazy scan
@@ -138,6 +139,9 @@ CREATE TABLE audit (
     status  integer NOT NULL
 );
 CREATE TABLE bans (address text PRIMARY KEY, until double precision NOT NULL, reason text NOT NULL);
+""",
+    2: """
+CREATE TABLE stream_cursors (relay_pub text PRIMARY KEY, cursor bigint NOT NULL);
 """,
 }
 
@@ -587,6 +591,19 @@ class PostgresStore(Store):
 
     async def load_ttls(self) -> dict[str, float]:
         return dict(await self._query(lambda conn: conn.execute("SELECT prefix, ttl_ms FROM ttl_rules").fetchall()))
+
+    async def save_stream_cursor(self, relay_pub: str, cursor: int) -> None:
+        _texts(relay_pub)
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO stream_cursors (relay_pub, cursor) VALUES (%s, %s) "
+                "ON CONFLICT (relay_pub) DO UPDATE SET cursor = greatest(stream_cursors.cursor, excluded.cursor)",
+                (relay_pub, cursor),
+            )
+        )
+
+    async def load_stream_cursors(self) -> dict[str, int]:
+        return dict(await self._query(lambda conn: conn.execute("SELECT relay_pub, cursor FROM stream_cursors").fetchall()))
 
     async def append_audit(self, entry: AuditEntry) -> int:
         _texts(entry.who, entry.address, entry.action, entry.detail, entry.outcome)

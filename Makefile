@@ -27,7 +27,8 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Debian's chromium for the browser tests (Playwright drives /usr/bin/chromium; it downloads no browser)
-# and fuse3 for the fault tests' file system.
+# fuse3 for the fault tests' file system, nginx for the reverse-proxy test, and postgresql for the
+# PostgreSQL store's throwaway servers.
 $(VENV)/.debian:
-	(command -v chromium && command -v fusermount3 && (command -v nginx || test -x /usr/sbin/nginx)) >/dev/null 2>&1 || tools/install-debian-packages
+	(command -v chromium && command -v fusermount3 && (command -v nginx || test -x /usr/sbin/nginx) && ls /usr/lib/postgresql/*/bin/initdb) >/dev/null 2>&1 || tools/install-debian-packages
 	touch $@

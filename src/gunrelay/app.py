@@ -24,6 +24,7 @@ from .admin.auth import ConsoleAuth
 from .admin.gate import Gate
 from .admin.metrics import Metrics, RelayCollector
 from .core.engine import Limits
+from .core.fence import Protected
 from .core.lockout import LoginThrottle
 from .core.privacy import Anonymizer, Privacy
 from .server.access import Access
@@ -48,21 +49,24 @@ from .core.forwarded import TrustedProxies
 from .core.limits import ConnectionLimits
 from .storage.base import Store
 from .storage.memory import MemoryStore
+from .storage.postgres import PostgresStore
 from .storage.sqlite import SQLiteStore
 
 log = logging.getLogger("gunrelay")
 
 
-def make_store(config: Settings) -> Store:
+def make_store(config: Settings, protected: Protected) -> Store:
     if config.storage == "memory":
         return MemoryStore()
+    if config.storage == "postgres":
+        return PostgresStore(config.postgres_url, protected)  # the database fences too: it must spare the same souls
     return SQLiteStore(Path(config.data) / "gunrelay.sqlite3", synchronous=config.sqlite_synchronous)
 
 
 def build_app(config: Settings) -> "GunFirst":
     data_dir = Path(config.data)
-    store = make_store(config)
     identity = load_or_create_identity(data_dir)
+    store = make_store(config, Protected((identity.space, config.system_node)))
     token, token_file = admin_token(data_dir, config.admin_token)
     control = ResetControl(store, identity, system_node=config.system_node, legacy=config.legacy_nodes, instance=config.instance)
     limits = Limits(

@@ -47,8 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", str, "127.0.0.1", "address to listen on (0.0.0.0 for every interface)"),
     Setting("port", int, 8765, "TCP port to listen on (0 picks a free one)"),
     Setting("data", str, "./gunrelay-data", "data folder: the SQLite store and the relay's files"),
-    Setting("storage", str, "sqlite", "storage backend: sqlite (durable, default) or memory (lost on exit)", ("sqlite", "memory")),
+    Setting("storage", str, "sqlite", "storage backend: sqlite (durable, default), memory (lost on exit) or postgres (--postgres-url)", ("sqlite", "memory", "postgres")),
     Setting("sqlite_synchronous", str, "FULL", "SQLite synchronous mode: FULL (fsync every commit) or NORMAL", ("FULL", "NORMAL")),
+    Setting("postgres_url", str, "", "the PostgreSQL database of --storage postgres (postgresql://USER@HOST:PORT/DB)"),
     Setting("max_frame_bytes", int, 16 * 1024 * 1024, "largest websocket frame accepted; larger ones get an error"),
     Setting("max_send_queue_bytes", int, 32 * 1024 * 1024, "a peer that stops reading is closed once this much waits for it"),
     Setting("max_skew_ms", int, 120_000, "how far in the future a state may be: later ones wait, further ones are refused"),
@@ -95,6 +96,7 @@ class Settings:
     data: str
     storage: str
     sqlite_synchronous: str
+    postgres_url: str
     max_frame_bytes: int
     max_send_queue_bytes: int
     max_skew_ms: int
@@ -214,6 +216,8 @@ def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None
         else:
             values[setting.name] = setting.default
             sources[setting.name] = setting.option
+    if values["storage"] == "postgres" and not values["postgres_url"]:
+        raise InvalidSetting("--storage postgres needs --postgres-url (or GUNRELAY_POSTGRES_URL)")
     settings = Settings(**values)
     # refused at start, not when dialled or when a record arrives
     peer_urls(settings.peers, sources["peers"])

@@ -310,3 +310,16 @@ async def test_a_restore_is_new_to_every_reader(graph, tmp_path):
     changes, _ = await _stream(graph, cursor)
     assert sorted(changes) == [("a", "k", '"v1"', 1), ("b", "k", '"v1"', 1)]
     assert sorted((await _stream(graph))[0]) == sorted(changes)
+
+
+async def test_a_page_from_any_cursor_is_the_next_entries_in_order(graph):
+    for i in range(40):
+        await graph.merge([Field(f"s{i % 10}", "k", i, i)])  # ten fields, each changed four times
+    whole = (await graph.changes_since(0, 1000)).changes
+    assert [c.soul for c in whole] == [f"s{i}" for i in range(10)] and [c.value for c in whole] == [str(30 + i) for i in range(10)]
+    numbers = [c.seq for c in whole]
+    for cursor in range(0, numbers[-1] + 2):
+        page = await graph.changes_since(cursor, 3)
+        expected = [c for c in whole if c.seq > cursor][:3]
+        assert page.changes == expected, cursor
+        assert page.cursor == (expected[-1].seq if expected else cursor)

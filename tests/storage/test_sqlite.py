@@ -283,3 +283,35 @@ async def test_a_closure_larger_than_sqlites_parameter_limit(SQLite, tmp_path):
         assert (await graph.stats()).fields == 1
     finally:
         await graph.close()
+
+
+async def test_a_merge_failing_halfway_does_not_make_two_fields_share_a_number(SQLite, tmp_path):
+    store = SQLite(tmp_path / "db.sqlite3")
+    await store.open()
+    try:
+        with pytest.raises(UnicodeEncodeError):  # SQLite cannot take a lone surrogate; the first field is written already
+            await store.merge([Field("a", "k", 1, 1), Field("\ud800", "k", 1, 1)])
+        await store.merge([Field("b", "k", 1, 1)])
+        page = await store.changes_since(0, 10)
+        assert [c.soul for c in page.changes] == ["a", "b"] and page.changes[0].seq < page.changes[1].seq
+    finally:
+        await store.close()
+
+
+async def test_fields_written_into_the_file_by_hand_are_numbered_after_the_head_on_open(SQLite, tmp_path):
+    path = tmp_path / "db.sqlite3"
+    store = SQLite(path)
+    await store.open()
+    await store.merge([Field("a", "k", 1, 5)])
+    cursor = (await store.changes_since(0, 10)).cursor
+    await store.close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("INSERT INTO fields (soul, key, value, state) VALUES ('hand', 'k', '1', 1)")  # no number
+    db.close()
+    again = SQLite(path)
+    await again.open()
+    try:
+        assert [c.soul for c in (await again.changes_since(cursor, 10)).changes] == ["hand"]
+    finally:
+        await again.close()

@@ -4,8 +4,8 @@ Theory of operation. ``MemoryGraph`` keeps the graph as ``{soul: {key: (value JS
 and answers every call at once (its futures are born resolved); it is what a Python peer keeps
 when its copy need not outlive it. Its change stream is ``_stream``, ``{(soul, key): number}`` in
 insertion order: an accepted field is popped and put back at the end under the next number, so
-the dict's order is the stream's and it holds each field's latest change only; a reader walks it
-from the end back to its cursor (cost: the entries it is behind, not the graph's size). ``MemoryStore`` is the relay's: the same graph (inherited, so
+the dict's order is the stream's and it holds each field's latest change only; a reader near the
+end walks back to its cursor, one far behind walks forward from the start until its page is full. ``MemoryStore`` is the relay's: the same graph (inherited, so
 merge and reads are the very same code) plus the control log in plain dicts and a list. The two
 meet in two hooks of the purge: a reset's closure is the one installed with it
 (``_closure_of``), and each batch adds to the reset's ``purged`` count (``_purge_counted``).
@@ -77,14 +77,22 @@ class MemoryGraph(GraphStore):
         return self._done(accepted)
 
     def changes_since(self, cursor: int, limit: int) -> asyncio.Future[ChangePage]:
+        limit = max(limit, 0)
         newer: list[tuple[tuple[str, str], int]] = []
-        for place, seq in reversed(self._stream.items()):
-            if seq <= cursor:
-                break
-            newer.append((place, seq))
-        newer.reverse()
+        if self._head - cursor <= len(self._stream) // 2:  # near the end: walk back to the cursor
+            for place, seq in reversed(self._stream.items()):
+                if seq <= cursor:
+                    break
+                newer.append((place, seq))
+            newer.reverse()
+        else:  # far behind: walk forward from the start, stop when the page is full
+            for place, seq in self._stream.items():
+                if len(newer) >= limit:
+                    break
+                if seq > cursor:
+                    newer.append((place, seq))
         changes = []
-        for (soul, key), seq in newer[: max(limit, 0)]:
+        for (soul, key), seq in newer[:limit]:
             value, state = self._souls[soul][key]
             changes.append(Change(seq, soul, key, value, state))
         return self._done(ChangePage(changes, changes[-1].seq if changes else cursor))

@@ -20,8 +20,9 @@ the writer thread numbers, and group commits are serial, so numbers are committe
 reader (``SELECT ... WHERE seq > cursor ORDER BY seq``) can never pass over a change that commits
 later. The writer keeps the last number in memory; ``stream_head`` keeps it durably only where rows
 may vanish (a purge, a restore), so that a number is never given twice. A file from before the
-stream gets the column on open, its fields numbered in state order (``PRAGMA user_version`` 1; a
-file from a newer version is refused).
+stream gets the column on open, and any field without a number (from before the stream, or
+written into the file by hand) is numbered after the head in state order (``PRAGMA user_version``
+1; a file from a newer version is refused).
 
 Two classes share all of that. ``SQLiteGraph`` creates the graph's tables only (``fields``, and
 ``probe``, the one row the health check rewrites): a Python peer's durable copy. ``SQLiteStore``,
@@ -156,14 +157,18 @@ def _migrate(conn: sqlite3.Connection) -> int:
     conn.execute("BEGIN IMMEDIATE")
     if "seq" not in {row[1] for row in conn.execute("PRAGMA table_info(fields)")}:
         conn.execute("ALTER TABLE fields ADD COLUMN seq INTEGER")
-    if version < 1:  # number the fields written before the stream existed, oldest state first
-        conn.execute(
-            "WITH numbered AS (SELECT soul, key, row_number() OVER (ORDER BY state, soul, key) AS n FROM fields) "
-            "UPDATE fields SET seq = numbered.n FROM numbered WHERE fields.soul = numbered.soul AND fields.key = numbered.key"
-        )
     conn.execute("CREATE INDEX IF NOT EXISTS fields_by_seq ON fields (seq)")
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     (head,) = conn.execute("SELECT max(coalesce((SELECT max(seq) FROM fields), 0), coalesce((SELECT seq FROM stream_head), 0))").fetchone()
+    # number the fields that have none (written before the stream existed, or by hand), oldest state first
+    (unnumbered,) = conn.execute("SELECT count(*) FROM fields WHERE seq IS NULL").fetchone()  # (a WITH statement has no rowcount)
+    if unnumbered:
+        conn.execute(
+            "WITH unnumbered AS (SELECT soul, key, row_number() OVER (ORDER BY state, soul, key) AS n FROM fields WHERE seq IS NULL) "
+            "UPDATE fields SET seq = ? + unnumbered.n FROM unnumbered WHERE fields.soul = unnumbered.soul AND fields.key = unnumbered.key",
+            (head,),
+        )
+        head += unnumbered
     conn.execute("COMMIT")
     return int(head)
 
@@ -649,12 +654,10 @@ def _merge(conn: sqlite3.Connection, fields: list[Field], head: _StreamHead) -> 
     rows = [(f.soul, f.key, encode_value(f.value), f.state) for f in fields]  # may raise: before any write
     execute = conn.execute
     accepted = []
-    last = head.last
     for field, (soul, key, value, state) in zip(fields, rows):
-        if execute(_UPSERT, (soul, key, value, state, last + 1)).fetchone() is not None:
-            last += 1
+        if execute(_UPSERT, (soul, key, value, state, head.last + 1)).fetchone() is not None:
+            head.last += 1  # at once: a job failing later still commits this row; a failed group leaves a gap
             accepted.append(field)
-    head.last = last  # numbers of a group that fails to commit are skipped, never given twice
     return accepted
 
 

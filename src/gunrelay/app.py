@@ -95,7 +95,7 @@ def build_app(config: Settings) -> "GunFirst":
     monitor = Monitor(relay, store)
     catch_up = StreamCatchUp(relay, store)
     mesh = Mesh(relay, config.peer_urls, catch_up, max_frame_bytes=config.max_frame_bytes)
-    mesh_resets = MeshResets(relay, control, identity, config.trusted_relays)
+    mesh_resets = MeshResets(relay, control, identity, config.trusted_relays, expiry)
     mesh_resets.attach()  # what merges accept reaches it; new relay links learn our resets first
     mesh_sync = MeshSync(mesh, mesh_resets.pending, enabled=bool(config.trusted_relays), wait_s=config.mesh_sync_wait_s)
     auth = ConsoleAuth(

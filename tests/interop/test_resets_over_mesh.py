@@ -212,3 +212,17 @@ def test_clients_wait_while_the_relay_gets_in_step_and_the_wait_is_bounded(mesh,
         starting.join(timeout=30)
         late.stop()
         silent.close()
+
+
+def test_ttl_rules_set_on_a_hold_on_b_and_c_and_are_lifted_with_it(mesh, tmp_path):
+    prefix = rid("mesh-ttl-")
+
+    def rules(name: str) -> dict:
+        return {r["prefix"]: r["ttl_s"] for r in operator(mesh[name], "GET", "/-/api/ttl")["ttl"]}
+
+    operator(mesh["a"], "POST", "/-/api/ttl", {"prefix": prefix, "ttl": "2h"})
+    for name in ("b", "c"):
+        wait_for(f"{name} has A's TTL rule", lambda name=name: rules(name).get(prefix) == 7200.0, timeout=10)
+    operator(mesh["a"], "DELETE", f"/-/api/ttl?prefix={prefix}")
+    for name in ("b", "c"):
+        wait_for(f"{name} lifted it", lambda name=name: prefix not in rules(name), timeout=10)

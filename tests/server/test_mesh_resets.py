@@ -16,9 +16,12 @@ from gunrelay.storage.memory import MemoryStore
 
 
 async def make_world(trusted=()) -> World:
+    from gunrelay.server.expiry import Expiry
+
     world = World(MemoryStore())
     await world.control.start()
-    world.mesh = MeshResets(world.relay, world.control, world.identity, tuple(trusted))
+    world.expiry = Expiry(world.control, world.store, sweep_s=3600)
+    world.mesh = MeshResets(world.relay, world.control, world.identity, tuple(trusted), world.expiry)
     world.mesh.attach()
     return world
 
@@ -190,3 +193,34 @@ async def test_a_relays_acknowledgement_survives_a_restart_of_the_issuer(tmp_pat
     assert again.control.describe(reset_id)["acknowledged"] == []
     await again.finish()
     await store.close()
+
+
+async def test_ttl_rules_of_a_trusted_relay_are_applied_and_lifted():
+    from gunrelay.core.reset import ttl_soul
+
+    a = await make_world()
+    b = await make_world(trusted=(a.identity.pub,))
+    stranger = await make_world(trusted=(make_identity().pub,))
+    await a.expiry.set("tmp", 60)
+    await finish_all(a)
+    soul = ttl_soul(a.identity.pub)
+
+    async def carry(to):
+        found = await a.store.read(ReadQuery(soul=soul))
+        node = {"_": {"#": soul, ">": {k: st for k, _, st in found[soul]}}}
+        node.update({k: json.loads(v) for k, v, _ in found[soul]})
+        Socket(to.relay).send({"#": f"ttl{id(to)}{len(found[soul])}{a.now}", "put": {soul: node}})
+        await settle()
+        await finish_all(to)
+
+    await carry(b)
+    await carry(stranger)
+    assert b.expiry.rules == {"tmp": 60_000.0} and await b.store.load_ttls() == {"tmp": 60_000.0}
+    assert b.control.fence.blocks("tmp/x", T0 - 61_000, T0) is not None
+    assert stranger.expiry.rules == {}
+    a.now += 10
+    b.now = a.now
+    assert await a.expiry.remove("tmp")
+    await finish_all(a)
+    await carry(b)
+    assert b.expiry.rules == {} and b.control.fence.blocks("tmp/x", T0 - 61_000, b.now) is None

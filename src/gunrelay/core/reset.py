@@ -135,6 +135,24 @@ def legacy_fields(record: ResetRecord, system_node: str, instance: str, state: f
 # travels the mesh like any other and the issuer reads it back with ``mesh_ack_of``.
 
 MESH_ACKS = "mesh-acks"
+MESH_TTL = "ttl"  # ``~<pub>/ttl``: a relay's TTL rules, prefix -> time to live in ms (null: lifted), signed
+
+
+def ttl_soul(relay_pub: str) -> str:
+    return f"~{relay_pub}/{MESH_TTL}"
+
+
+def ttl_of(soul: str, key: str, value: Any, state: State, now_ms: float) -> tuple[str, float | None] | None:
+    """(prefix, ttl in ms or None for a lifted rule) from a verified field of a ``~<pub>/ttl`` soul, or None."""
+    relay = sea.user_space_pub(soul)
+    if relay is None or soul != ttl_soul(relay) or not key or sea.check_field(soul, key, value, state, now_ms) is not None:
+        return None
+    ttl = sea.signed_payload(value)
+    if ttl is None:
+        return key, None
+    if type(ttl) in (int, float) and ttl > 0 and ttl == ttl and ttl != float("inf"):
+        return key, float(ttl)
+    return None
 
 
 def mesh_ack_soul(relay_pub: str) -> str:

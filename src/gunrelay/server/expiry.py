@@ -1,10 +1,16 @@
 """TTL: prefixes whose fields expire. Each rule is a moving fence (W = now - ttl), so expired
-fields are neither accepted nor served from the moment they expire; a sweeper deletes them."""
+fields are neither accepted nor served from the moment they expire; a sweeper deletes them.
+
+A rule the operator sets or removes is told to ``listeners`` (``server.mesh_resets`` publishes it,
+signed, for the relays of the mesh that trust this one); a rule that arrives that way from a
+trusted relay is applied with ``apply`` and not told again (each relay publishes its own rules only)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+
+from collections.abc import Awaitable, Callable
 
 from ..core.fence import ALL, ttl_rule
 from ..storage.base import Store
@@ -21,6 +27,7 @@ class Expiry:
         self.sweep_s = sweep_s
         self.rules: dict[str, float] = {}
         self.expired = 0  # fields deleted by the sweeper since start
+        self.listeners: list[Callable[[str, float | None], Awaitable[None]]] = []  # (prefix, ttl ms or None: removed)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -40,17 +47,29 @@ class Expiry:
         if self.control.protected.contains(prefix):
             raise OperatorError(f"{prefix!r} is the relay's system space")
         ttl_ms = ttl_s * 1000
-        await self.store.save_ttl(prefix, ttl_ms)
-        self.rules[prefix] = ttl_ms
-        self.control.set_ttl_rule(prefix, ttl_ms)
+        await self.apply(prefix, ttl_ms)
+        for listener in self.listeners:
+            await listener(prefix, ttl_ms)
 
     async def remove(self, prefix: str) -> bool:
         if prefix not in self.rules:
             return False
-        await self.store.delete_ttl(prefix)
-        del self.rules[prefix]
-        self.control.drop_ttl_rule(prefix)
+        await self.apply(prefix, None)
+        for listener in self.listeners:
+            await listener(prefix, None)
         return True
+
+    async def apply(self, prefix: str, ttl_ms: float | None) -> None:
+        """Put the rule in force (durably first), or lift it (None)."""
+        if ttl_ms is None:
+            if prefix in self.rules:
+                await self.store.delete_ttl(prefix)
+                del self.rules[prefix]
+                self.control.drop_ttl_rule(prefix)
+            return
+        await self.store.save_ttl(prefix, ttl_ms)
+        self.rules[prefix] = ttl_ms
+        self.control.set_ttl_rule(prefix, ttl_ms)
 
     async def sweep(self) -> int:
         """Delete every expired field now; the count deleted (none while the wall clock has just

@@ -22,6 +22,9 @@ them. What this module adds:
 - **Introducing.** When a link turns out to lead to a relay (``Relay.on_relay_link``), the
   records of every reset this relay holds (its own, and the originals of those it obeys) are sent
   over it at once, so a relay that was down during a reset fences as soon as its link is back.
+- **TTL rules** travel the same way: the operator's rules are published signed at ``~<pub>/ttl``
+  (prefix -> ms, null once lifted; ``Expiry.listeners``), and a relay that trusts the publisher
+  applies them (``Expiry.apply``) as they arrive, and when a link comes up.
 
 Trust is only about resets: data flows between linked relays whether or not they trust each
 other, and every relay's own fence judges it.
@@ -38,9 +41,10 @@ from ..core import sea
 from ..core.graph import Field
 from ..core.link import Link
 from ..core.reads import ReadQuery
-from ..core.reset import MESH_ACKS, index_soul, mesh_ack_of, mesh_ack_soul, mesh_ack_value, record_of
+from ..core.reset import MESH_ACKS, index_soul, mesh_ack_of, mesh_ack_soul, mesh_ack_value, record_of, ttl_of, ttl_soul
 from ..storage.base import decode_value
 from .control import ResetControl
+from .expiry import Expiry
 from .identity import Identity
 from .relay import Relay
 
@@ -50,13 +54,17 @@ ACK_SUFFIX = "/" + MESH_ACKS
 
 
 class MeshResets:
-    def __init__(self, relay: Relay, control: ResetControl, identity: Identity, trusted: tuple[str, ...]):
+    def __init__(
+        self, relay: Relay, control: ResetControl, identity: Identity, trusted: tuple[str, ...], expiry: Expiry | None = None,
+    ):
         self.relay = relay
         self.control = control
         self.identity = identity
+        self.expiry = expiry
         self.trusted = frozenset(trusted) - {identity.pub}
         # record souls of trusted relays start with one of these (one C call per accepted field rules most out)
         self._record_prefixes = tuple(index_soul(pub) + "/" for pub in sorted(self.trusted))
+        self._ttl_souls = frozenset(ttl_soul(pub) for pub in self.trusted)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def pending(self) -> int:
@@ -66,6 +74,8 @@ class MeshResets:
     def attach(self) -> None:
         self.relay.watch = self.watch
         self.relay.relay_link_listeners.append(self.introduce)
+        if self.expiry is not None:
+            self.expiry.listeners.append(self.publish_ttl)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -89,6 +99,10 @@ class MeshResets:
                 records.add(soul)
             elif soul.endswith(ACK_SUFFIX):
                 self._heard_ack(item)
+            elif soul in self._ttl_souls and self.expiry is not None:
+                rule = ttl_of(soul, item.key, item.value, item.state, self.relay.clock_ms())
+                if rule is not None and not self.control.protected.contains(rule[0]):
+                    self._spawn(self.expiry.apply(*rule))
         for soul in records:
             self._spawn(self._read_record(soul))
 
@@ -125,6 +139,13 @@ class MeshResets:
         value = sea.sign_field(self.identity.private_key, soul, reset_id, mesh_ack_value(issuer, purged), state)
         await self.relay.publish([Field(soul, reset_id, value, state)])
 
+    async def publish_ttl(self, prefix: str, ttl_ms: float | None) -> None:
+        """Our operator set (or lifted: None) a TTL rule: published signed for the relays that trust us."""
+        soul = ttl_soul(self.identity.pub)
+        state = self.relay.clock_ms()
+        value = sea.sign_field(self.identity.private_key, soul, prefix, ttl_ms, state)
+        await self.relay.publish([Field(soul, prefix, value, state)])
+
     # -- a new relay link: what it must know first --------------------------------------------
 
     def introduce(self, link: Link) -> None:
@@ -132,7 +153,7 @@ class MeshResets:
             self._spawn(self._introduce(link))
 
     async def _introduce(self, link: Link) -> None:
-        souls = []
+        souls = [ttl_soul(self.identity.pub), *sorted(self._ttl_souls)]  # TTL rules: ours, and those we follow
         for held in self.control.resets.values():
             if held.superseded_by is not None:
                 continue

@@ -402,3 +402,47 @@ def test_after_a_partition_every_relay_holds_every_field(tmp_path):
     finally:
         for relay in reversed(relays):
             relay.stop()
+
+
+def test_a_peer_that_sends_garbage_and_never_reads_costs_the_relay_nothing_but_its_link(tmp_path):
+    import threading
+
+    from websockets.sync.server import serve
+
+    seen = {"connections": 0}
+
+    def bad_peer(socket) -> None:  # greets like a relay, then floods garbage and reads nothing
+        seen["connections"] += 1
+        try:
+            socket.send('{"#":"h","dam":"?","pid":"badpeer"}')
+            for n in range(2000):
+                socket.send("not json {" if n % 2 else '[{"put": 5}]')
+            time.sleep(3)
+        except Exception:
+            pass
+
+    server = serve(bad_peer, "127.0.0.1", 0, compression=None)
+    port = server.socket.getsockname()[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    relay = _relay(tmp_path, "victim", "--peer", f"ws://127.0.0.1:{port}/gun").start()
+    try:
+        wait_for("the garbage arrived, each frame answered as an error", lambda: _errors(relay) >= 1000, timeout=20)
+        soul = rid("mesh-victim-")
+        _put(relay, soul, "k", "still served", tmp_path)
+        assert _once(relay, soul, "k", tmp_path).get("value") == "still served"
+        wait_for("the link was redialled", lambda: seen["connections"] >= 2, timeout=30)
+    finally:
+        relay.stop()
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def _errors(relay: Relay) -> int:
+    import urllib.request
+
+    token = (relay.data_dir / "admin-token").read_text().strip()
+    request = urllib.request.Request(relay.http_url + "/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("gunrelay_errors_total{")))

@@ -92,6 +92,14 @@ def test_a_reset_on_a_empties_the_scope_on_every_gunrelay_and_a_lists_who_obeyed
         return relays if done == set(pubs.values()) else None
 
     wait_for("A lists B and C with their purge done", all_acked, timeout=10)
+    assert operator(mesh["a"], "GET", f"/-/api/resets/{record['reset_id']}")["relays_silent"] == []
+    stranger = _relay(mesh["base"], "silent" + scope[-6:], "--peer", mesh["a"].ws_url).start()  # linked, trusts nobody
+    try:
+        _links_up(stranger, 1)
+        [silent] = operator(mesh["a"], "GET", f"/-/api/resets/{record['reset_id']}")["relays_silent"]
+        assert silent["pub"] == identity(stranger)
+    finally:
+        stranger.stop()
 
 
 def test_stale_replays_to_any_gunrelay_are_refused_and_a_stale_gunjs_copy_on_n_goes_no_further(mesh, tmp_path):

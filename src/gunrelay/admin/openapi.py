@@ -190,6 +190,17 @@ RESET_STATUS = _all(
         "published": BOOLEAN,
         "acknowledged": {"type": "array", "items": ACK},
         "connected_not_acknowledged": {"type": "array", "items": REPORT_PEER},
+        "issuer": STRING,
+        "relays": {
+            "type": "array",
+            "items": _all({"pub": STRING, "fence_installed": BOOLEAN, "purge_done": BOOLEAN, "at": NUMBER}),
+            "description": "relays of the mesh that said they obey this reset (signed), by SEA pub",
+        },
+        "relays_silent": {
+            "type": "array",
+            "items": _all({"pub": STRING, "pid": _nullable(STRING)}),
+            "description": "on the relay that issued the reset: relays linked now that have not said so (they may not trust this relay)",
+        },
     }
 )
 STATS = _all(

@@ -463,6 +463,12 @@ class ResetControl:
                 {"pub": pub, "fence_installed": True, "purge_done": ack.pid == "purged", "at": ack.at}
                 for pub, ack in sorted(self.relay_acks.get(reset_id, {}).items())
             ],
+            "relays_silent": [
+                {"pub": link.relay_pub, "pid": link.pid}
+                for link in self.relay.engine.relay_links
+                if not held.record.issuer  # only the issuer hears who obeys
+                and link.relay_pub is not None and not link.closed and link.relay_pub not in self.relay_acks.get(reset_id, {})
+            ],
         }
 
     def acknowledged_peers(self, reset_id: str) -> int | None:

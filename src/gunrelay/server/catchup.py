@@ -28,6 +28,7 @@ from typing import Any
 
 from ..core.link import Link
 from ..storage.base import Store
+from .background import Background
 from .relay import Relay
 
 log = logging.getLogger("gunrelay.mesh")
@@ -42,7 +43,7 @@ class StreamCatchUp:
         self.cursors: dict[str, int] = {}  # relay pub -> its stream, durable here up to this number
         self.caught_up: dict[str, bool] = {}  # relay pub -> the last page said nothing more was waiting
         self._asking: set[Link] = set()  # a page is on its way from these links
-        self._saving: set[asyncio.Task[None]] = set()
+        self._saving = Background()  # cursors on their way to the store
         self._timer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -56,8 +57,7 @@ class StreamCatchUp:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
-        if self._saving:
-            await asyncio.gather(*self._saving, return_exceptions=True)
+        await self._saving.wait()
 
     def report(self, relay_pub: str | None) -> dict[str, Any] | None:
         if relay_pub is None:
@@ -83,9 +83,7 @@ class StreamCatchUp:
         self.caught_up[pub] = done
         if cursor > self.cursors.get(pub, 0):
             self.cursors[pub] = cursor
-            task = asyncio.get_running_loop().create_task(self._save(pub, cursor))
-            self._saving.add(task)
-            task.add_done_callback(self._saving.discard)
+            self._saving.spawn(self._save(pub, cursor))
         if not done:
             self._ask(link)
 

@@ -39,6 +39,7 @@ from ..core.graph import Field
 from ..core.link import Link
 from ..core.reset import ResetRecord, fence_rule, legacy_fields, signed_space_fields
 from ..storage.base import ResetAck, Store, StoredReset
+from .background import Background
 from .identity import Identity
 from .relay import Relay, wall_clock_ms
 
@@ -74,7 +75,7 @@ class ResetControl:
         self.published: set[str] = set()  # records published since start (resets whose purge had finished before: all)
         self.acks: dict[str, dict[str, ResetAck]] = {}
         self.relay_acks: dict[str, dict[str, ResetAck]] = {}  # reset id -> relay pub -> its latest word (server/mesh_resets.py)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Background()  # purges, publications, acks on their way to the store
         self._lock = asyncio.Lock()
 
     @property
@@ -116,14 +117,10 @@ class ResetControl:
                 await self.publish(held.record)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     # -- issuing ----------------------------------------------------------------------------
 

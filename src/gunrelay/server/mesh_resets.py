@@ -32,7 +32,6 @@ other, and every relay's own fence judges it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 from typing import Any
@@ -43,6 +42,7 @@ from ..core.link import Link
 from ..core.reads import ReadQuery
 from ..core.reset import MESH_ACKS, index_soul, mesh_ack_of, mesh_ack_soul, mesh_ack_value, record_of, ttl_of, ttl_soul
 from ..storage.base import decode_value
+from .background import Background
 from .control import ResetControl
 from .expiry import Expiry
 from .identity import Identity
@@ -65,7 +65,7 @@ class MeshResets:
         # record souls of trusted relays start with one of these (one C call per accepted field rules most out)
         self._record_prefixes = tuple(index_soul(pub) + "/" for pub in sorted(self.trusted))
         self._ttl_souls = frozenset(ttl_soul(pub) for pub in self.trusted)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Background()  # records being read back, resets installed, TTL rules applied, introductions
 
     def pending(self) -> int:
         """Records being read back or resets being installed right now."""
@@ -78,14 +78,10 @@ class MeshResets:
             self.expiry.listeners.append(self.publish_ttl)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     # -- what merges accepted ---------------------------------------------------------------
 

@@ -182,16 +182,7 @@ class ResetControl:
                     "reachable_souls_fenced": len(souls),
                     "peers_to_notify": len(self.relay.clients()),
                 }
-            self._fence.add(rule)
-            try:
-                await self.store.install_reset(record, souls)
-            except Exception:
-                self._fence.remove(record.reset_id)
-                raise
-            held = StoredReset(record, souls, purge_done=False, purged=0)
-            self.resets[record.reset_id] = held
-            self.purged[record.reset_id] = 0
-            self.acks[record.reset_id] = {}
+            held = await self._install(StoredReset(record, souls, purge_done=False, purged=0))
         log.warning("reset %s of %r issued: watermark %s, epoch %d (%s)", record.reset_id, scope, watermark, record.epoch, reason)
         self._spawn(self._carry_out(held))
         return {"dry_run": False, "record": record_json(record), "reachable_souls_fenced": len(souls)}
@@ -212,20 +203,26 @@ class ResetControl:
                 scope, math.inf, reason=reason, message=message, replacement=to, kind="rotation",
                 purge_after=time.time() * 1000 + grace_s * 1000,
             )
-            held = StoredReset(record, souls, purge_done=False, purged=0)
-            self._fence.add(held.rule)  # read-only now: every write into the old scope is refused
-            try:
-                await self.store.install_reset(record, souls)
-            except Exception:
-                self._fence.remove(record.reset_id)
-                raise
-            self.resets[record.reset_id] = held
-            self.purged[record.reset_id] = 0
-            self.acks[record.reset_id] = {}
+            held = await self._install(StoredReset(record, souls, purge_done=False, purged=0))  # read-only now
             self.instance = to
         log.warning("rotation %s: %r is read-only, replaced by %r; purge in %.0f s", record.reset_id, scope, to, grace_s)
         self._spawn(self._carry_out(held))
         return {"record": record_json(record), "reachable_souls_fenced": len(souls)}
+
+    async def _install(self, held: StoredReset) -> StoredReset:
+        """Put ``held``'s fence up (live at once), then record it durably with its closure (call
+        under the lock); a failed install takes the fence down again."""
+        reset_id = held.record.reset_id
+        self._fence.add(held.rule)
+        try:
+            await self.store.install_reset(held.record, held.souls)
+        except Exception:
+            self._fence.remove(reset_id)
+            raise
+        self.resets[reset_id] = held
+        self.purged[reset_id] = 0
+        self.acks[reset_id] = {}
+        return held
 
     async def _carry_out(self, held: StoredReset, purged: Callable[[], Awaitable[None]] | None = None) -> None:
         """A reset: purge, then publish. A rotation: publish (clients move now), purge after the grace.
@@ -265,18 +262,13 @@ class ResetControl:
                 log.warning("reset %s from relay %s: epoch %d of %r is not newer than %d: ignored",
                             record.reset_id, record.issuer, record.epoch, record.scope, newest)
                 return False
-            self._fence.add(FenceRule(record.reset_id, record.scope, record.watermark, serves=fence_rule(record).serves))
+            self._fence.add(fence_rule(record))  # live at once on the scope itself; the closure joins it below
             try:
                 souls = frozenset() if record.scope == ALL else await self.store.reachable_souls(record.scope, self.protected, CLOSURE_LIMIT)
-                held = StoredReset(record, souls, purge_done=False, purged=0)
-                self._fence.add(held.rule)
-                await self.store.install_reset(record, souls)
             except Exception:
                 self._fence.remove(record.reset_id)
                 raise
-            self.resets[record.reset_id] = held
-            self.purged[record.reset_id] = 0
-            self.acks[record.reset_id] = {}
+            held = await self._install(StoredReset(record, souls, purge_done=False, purged=0))
             if record.kind == "rotation" and record.replacement:
                 self.instance = record.replacement
         log.warning("%s %s of %r from relay %s obeyed: watermark %s, epoch %d",

@@ -41,11 +41,16 @@ class Expiry:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def set(self, prefix: str, ttl_s: float) -> None:
+    def check(self, prefix: str) -> None:
+        """Refuse a prefix no TTL rule may have."""
         if not isinstance(prefix, str) or not prefix or prefix == ALL or prefix.endswith("/"):
             raise OperatorError("a TTL needs a soul prefix (not '*')")
         if self.control.protected.contains(prefix):
             raise OperatorError(f"{prefix!r} is the relay's system space")
+
+    async def set(self, prefix: str, ttl_s: float) -> None:
+        """The operator's rule: in force here, and told to the listeners (published for the mesh)."""
+        self.check(prefix)
         ttl_ms = ttl_s * 1000
         await self.apply(prefix, ttl_ms)
         for listener in self.listeners:

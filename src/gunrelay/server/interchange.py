@@ -421,8 +421,9 @@ class Interchange:
             else:
                 report.resets_installed += 1
         for prefix, ttl_ms in ttls.items():
-            if not dry_run:
-                await self.expiry.set(prefix, ttl_ms / 1000)
+            self.expiry.check(prefix)
+            if not dry_run:  # in force here, not published to the mesh: the store stays the export's, field by field
+                await self.expiry.apply(prefix, ttl_ms)
             report.ttl_rules += 1
         header_resets = {h.record.reset_id: h for h in resets}
         if dry_run:  # judge the fields against the fence the import would put up

@@ -68,5 +68,8 @@ def test_a_damaged_identity_file_stops_the_relay_with_a_message(tmp_path):
 def test_a_bad_setting_is_the_operators_error():
     assert issubclass(InvalidSetting, ValueError)
     with pytest.raises(SystemExit) as exited:
+        main(["serve", "--storage", "postgress"])
+    assert exited.value.code == "gunrelay serve: --storage='postgress' is not one of: sqlite, memory, postgres"
+    with pytest.raises(SystemExit) as exited:
         main(["serve", "--storage", "postgres"])
-    assert exited.value.code == "gunrelay serve: --storage='postgres' is not one of: sqlite, memory"
+    assert exited.value.code == "gunrelay serve: --storage postgres needs --postgres-url (or GUNRELAY_POSTGRES_URL)"

@@ -96,8 +96,10 @@ def test_a_reset_on_a_empties_the_scope_on_every_gunrelay_and_a_lists_who_obeyed
     stranger = _relay(mesh["base"], "silent" + scope[-6:], "--peer", mesh["a"].ws_url).start()  # linked, trusts nobody
     try:
         _links_up(stranger, 1)
-        [silent] = operator(mesh["a"], "GET", f"/-/api/resets/{record['reset_id']}")["relays_silent"]
-        assert silent["pub"] == identity(stranger)
+        silent = wait_for(  # once A has read its greeting
+            "A lists the stranger as silent", lambda: operator(mesh["a"], "GET", f"/-/api/resets/{record['reset_id']}")["relays_silent"],
+        )
+        assert [relay["pub"] for relay in silent] == [identity(stranger)]
     finally:
         stranger.stop()
 

@@ -160,14 +160,17 @@ def test_relays_settle_after_a_write_no_message_goes_round_for_ever(line, tmp_pa
     _put(line["b"], soul, "k", "v", tmp_path)
     time.sleep(1.0)
 
-    def messages_in() -> list[int]:
-        return [operator(r, "GET", "/-/api/stats")["totals"]["messages_in"] for r in (line["a"], line["b"], line["c"])]
+    def puts() -> list[int]:
+        return [operator(r, "GET", "/-/api/stats")["totals"]["puts"] for r in (line["a"], line["b"], line["c"])]
 
-    first = messages_in()
+    first = puts()
     time.sleep(2.0)
-    second = messages_in()
-    # only what the test itself asks (the stats calls are HTTP, not messages) and keepalives (every 20 s) may arrive
-    assert [y - x for x, y in zip(first, second)] == [0, 0, 0], (first, second)
+    second = puts()
+    # a write going round would be a stream of puts; keepalives are none, and the catch-up asks each
+    # relay link once a minute (its answer, a page, counts one put at most): A links to B, B to A and C,
+    # C to B (and to the Node relay, which keeps no stream)
+    grown = [y - x for x, y in zip(first, second)]
+    assert all(0 <= more <= most for more, most in zip(grown, [1, 2, 1])), (first, second)
 
 
 def test_stale_data_a_node_relay_still_holds_does_not_get_past_the_fence(line, tmp_path):

@@ -19,7 +19,7 @@ them. What this module adds:
   travels back. On the issuer, ``watch`` reads such a field (``core.reset.mesh_ack_of``, signature
   checked) and ``ResetControl.note_relay_ack`` keeps it durably: ``gunrelay resets ID`` lists, per
   relay pub, the fence installed and the purge done.
-- **Introducing.** When a link turns out to lead to a relay (``Relay.on_relay_link``), the
+- **Introducing.** When a link turns out to lead to a relay (``Relay.relay_link_listeners``), the
   records of every reset this relay holds (its own, and the originals of those it obeys) are sent
   over it at once, so a relay that was down during a reset fences as soon as its link is back.
 - **TTL rules** travel the same way: the operator's rules are published signed at ``~<pub>/ttl``
@@ -145,8 +145,7 @@ class MeshResets:
     # -- a new relay link: what it must know first --------------------------------------------
 
     def introduce(self, link: Link) -> None:
-        if self.control.resets:
-            self._spawn(self._introduce(link))
+        self._spawn(self._introduce(link))
 
     async def _introduce(self, link: Link) -> None:
         souls = [ttl_soul(self.identity.pub), *sorted(self._ttl_souls)]  # TTL rules: ours, and those we follow

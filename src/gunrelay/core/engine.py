@@ -741,12 +741,12 @@ class RelayEngine:
         job.catch_up = catch_up
         judged = admit.admit(fields, now.wall_ms, self.fence, self.limits.max_skew_ms)
         self._note_refusals(job, judged)
-        if catch_up is not None:
-            pass  # goes on to the other relays once durable, and only what was new here (``merged``)
-        elif put.reply_to is None:
+        # (a page of a change stream goes on to the other relays once durable, and only what was new
+        # here: ``merged``)
+        if put.reply_to is None:
             if self.relay_links and (judged.ready or judged.later):
                 self._forward(link, put.msg_id, judged.passed, now.steady_s)
-        else:
+        elif catch_up is None:
             if judged.ready or judged.later:
                 self._pass_on(link, put, judged.passed)
             if link.relay:

@@ -42,6 +42,7 @@ finished (only ``finish_purge`` sets a count). Such a reset arrives unfinished w
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -170,6 +171,8 @@ class MigrationReport:
     resets_already_known: int = 0  # merge
     purge_counts_restarted: list[str] = field(default_factory=list)
     verification: str = "not run"
+    copy_seconds: float = 0.0  # the graph and the control log
+    verify_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -306,10 +309,14 @@ class Migration:
     async def run(self, progress: Progress, verify_progress: Progress) -> MigrationReport:
         await self.check_target()
         audit_before = (await self.target.audit_page(0, 1))[1]
+        started = time.monotonic()
         await self.copy_graph(progress)
         await self.copy_resets()
         await self.copy_rest()
+        copied = time.monotonic()
+        self.report.copy_seconds = round(copied - started, 3)
         await self.verify(audit_before, verify_progress)
+        self.report.verify_seconds = round(time.monotonic() - copied, 3)
         return self.report
 
     # -- verification ------------------------------------------------------------------------

@@ -253,3 +253,17 @@ async def test_the_command_line(source: str, pg_url: str, tmp_path: Path) -> Non
     assert "already holds" in again.stderr and "--merge" in again.stderr
     help_text = gunrelay("migrate", "--help").stdout
     assert "--from" in help_text and "--dry-run" in help_text and "--merge" in help_text
+
+
+async def test_a_postgres_source_keeps_its_protected_prefixes(pg_url: str, tmp_path: Path) -> None:
+    from gunrelay.core.fence import Protected
+
+    store = PostgresStore(pg_url, Protected(("~relaypub", "system")))
+    await store.open()
+    await store.merge(FIELDS)
+    await store.close()
+    report = await migrate(pg_url, f"sqlite:{tmp_path / 'copy'}")
+    assert report.copied.fields == len(FIELDS)
+    with psycopg.connect(pg_url) as conn:  # opening it to read did not wipe what its relay declared
+        rows = conn.execute("SELECT prefix FROM protected ORDER BY prefix").fetchall()
+    assert sorted(bytes(p).decode() for (p,) in rows) == ["system", "~relaypub"]

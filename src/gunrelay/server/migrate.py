@@ -34,6 +34,11 @@ everything goes through the ``Store`` interface, so any pair of backends works t
    is that every source field is in the target at a state at least as new (a field the target's
    fence kept out is counted as ``kept_out``). A mismatch is an error naming the first difference.
 
+A PostgreSQL store is opened with the system prefixes its database already names (``protected_of``:
+opening replaces that table with the constructor's, so an empty set would wipe what the relay
+declared). A migration that fails after it began writing says so (``MigrationFailed``): the target
+is then partly written and must be emptied before another try.
+
 One thing the interface cannot carry: the running ``purged`` count of a purge that had not
 finished (only ``finish_purge`` sets a count). Such a reset arrives unfinished with its count at
 0; its purge resumes when the relay starts, and the report lists it (``purge_counts_restarted``).
@@ -51,7 +56,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ..core.errors import LocalError, OperatorError
+from ..core.errors import GunrelayError, LocalError, OperatorError
+from ..core.fence import Protected
 from ..core.graph import Field
 from ..core.lex import Lex
 from ..storage.base import AuditEntry, ReadQuery, Store, StoredReset, decode_value
@@ -76,6 +82,10 @@ class DatabaseInUse(LocalError):
 
 class MigrationMismatch(LocalError):
     """The verification found the target different from the source."""
+
+
+class MigrationFailed(LocalError):
+    """The migration stopped after it began writing the target."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +254,7 @@ class Migration:
         self.source = source
         self.target = target
         self.report = report
+        self.known: set[str] = set()  # merge: resets the target had already, left as they were
 
     async def check_target(self) -> None:
         if self.report.merge:
@@ -270,7 +281,7 @@ class Migration:
 
     async def copy_resets(self) -> None:
         resets = sorted(await self.source.load_resets(), key=lambda h: h.record.issued_at)
-        known = {h.record.reset_id for h in await self.target.load_resets()}
+        known = self.known = {h.record.reset_id for h in await self.target.load_resets()}
         for held in resets:
             reset_id = held.record.reset_id
             if reset_id in known:
@@ -374,7 +385,7 @@ class Migration:
             other = theirs.get(reset_id)
             if other is None:
                 raise MigrationMismatch(f"reset {reset_id} is missing from the target")
-            if self.report.merge and self.report.resets_already_known:
+            if reset_id in self.known:
                 continue  # a reset the target knew is left as it was
             if _comparable(other, reset_id in restarted) != _comparable(held, reset_id in restarted):
                 raise MigrationMismatch(f"reset {reset_id} differs: source {held}, target {other}")
@@ -419,10 +430,20 @@ async def audit_oldest_first_window(store: Store, newest: int) -> AsyncIterator[
 # -- opening both sides -------------------------------------------------------------------------
 
 
+def protected_of(url: str) -> Protected:
+    """The system prefixes the database's last relay declared (``PostgresStore.open`` replaces the
+    table with its constructor's, so a store opened here passes them on unchanged)."""
+    with _pg_connect(url) as conn:
+        if conn.execute("SELECT to_regclass('protected') IS NULL").fetchone() == (True,):
+            return Protected()
+        rows = conn.execute("SELECT prefix FROM protected ORDER BY prefix").fetchall()
+    return Protected(tuple(bytes(prefix).decode() for (prefix,) in rows))
+
+
 def _open_store(address: StoreAddress) -> Store:
     if address.kind == "sqlite":
         return SQLiteStore(address.sqlite_file)
-    return PostgresStore(address.location)
+    return PostgresStore(address.location, protected_of(address.location))
 
 
 async def _refuse_live_database(address: StoreAddress) -> None:
@@ -484,5 +505,10 @@ async def migrate(
         dst = await stack.enter_async_context(opened(target, stack))
         migration = Migration(src, dst, report)
         with bars("copied", report.source_counts.fields) as copied, bars("verified", report.source_counts.fields) as verified:
-            return await migration.run(copied, verified)
+            try:
+                return await migration.run(copied, verified)
+            except MigrationRefused:
+                raise  # before anything was written
+            except GunrelayError as exc:
+                raise MigrationFailed(f"{exc} -- the target {target} is partly written: empty it before migrating again") from exc
     raise AssertionError("unreachable")  # pragma: no cover

@@ -267,3 +267,24 @@ async def test_a_postgres_source_keeps_its_protected_prefixes(pg_url: str, tmp_p
     with psycopg.connect(pg_url) as conn:  # opening it to read did not wipe what its relay declared
         rows = conn.execute("SELECT prefix FROM protected ORDER BY prefix").fetchall()
     assert sorted(bytes(p).decode() for (p,) in rows) == ["system", "~relaypub"]
+
+
+async def test_an_unfinished_purge_arrives_unfinished_and_is_listed(tmp_path: Path, pg_url: str) -> None:
+    from gunrelay.core.fence import Protected
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    store = SQLiteStore(folder / "gunrelay.sqlite3")
+    await store.open()
+    await store.merge([Field(f"wip/{i}", "v", i, 10.0) for i in range(5)] + [Field("other", "v", 1, 10.0)])
+    await store.install_reset(record("r-mid", "wip", 100.0), frozenset())
+    held = (await store.load_resets())[0]
+    assert await store.purge_batch(held.rule, Protected(), 2) == 2  # a purge stopped part-way
+    (held,) = await store.load_resets()
+    assert held.purged == 2 and not held.purge_done
+    await store.close()
+    report = await migrate(f"sqlite:{folder}", pg_url)
+    assert report.purge_counts_restarted == ["r-mid"] and report.verification.startswith("passed")
+    assert report.copied.fields == 4
+    (moved,) = (await contents_at(pg_url))["resets"]
+    assert moved == replace(held, purged=0)  # all else the same; the purge resumes when a relay starts

@@ -43,6 +43,7 @@ from .server.relay import Relay
 from .server.static import CORS, GunFiles, demo_page, find_gun_dir, plugin_js
 from .server.interchange import Interchange
 from .server.radata import RadFolder  # for the CLI's `import radata` (cli imports app, not server)
+from .server.migrate import migrate as migrate_stores  # for the CLI's `migrate` (likewise)
 from .server.handshake import ConnectionGuard, descriptor_budget, protocols
 from .server.identity import TOKEN_FILE, register_local_relay, token_file_for_port
 from .core.forwarded import TrustedProxies

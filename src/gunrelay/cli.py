@@ -143,12 +143,29 @@ def _interchange_parsers(sub: Any) -> None:
         each.add_argument("--dry-run", action="store_true", help="count what would be imported, kept out or refused; write nothing")
 
 
+def _migrate_parser(sub: Any) -> None:
+    migrate = sub.add_parser(
+        "migrate", help="copy a STOPPED relay's whole store to another backend (SQLite <-> PostgreSQL), then verify it",
+        description="Copy every field with its exact state, the resets with their fences and purge state, acks, bans, "
+        "TTL rules, stream cursors and the audit log from one store to another, a page at a time; then compare "
+        "both stores table by table and field by field. Refused while a relay uses either store. "
+        "The data folder's other files (the relay's identity, token, snapshots) stay where they are.",
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="SRC",
+                         help="sqlite:DIR (a data folder holding gunrelay.sqlite3) or a postgresql:// URL")
+    migrate.add_argument("--to", dest="target", required=True, metavar="DST",
+                         help="sqlite:DIR or a postgresql:// URL; must hold no graph data unless --merge")
+    migrate.add_argument("--merge", action="store_true", help="the target may hold data: merge into it by HAM (resets it knows are kept)")
+    migrate.add_argument("--dry-run", action="store_true", help="check every refusal and count the source; write nothing")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gunrelay", description="A GUN relay with durable storage and resets that stick.")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _reset_parsers(sub)
     _interchange_parsers(sub)
+    _migrate_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":

@@ -6,7 +6,7 @@ running relay holds. Long steps show progress bars on stderr. ``export``, ``impo
 ``import radata`` (docs/interchange.md) work offline on the started application's interchange
 directly (an export streams page by page, which an in-process HTTP call would buffer whole), or
 with ``--url`` through a running relay's ``GET /-/api/export`` and ``POST /-/api/import``, streamed
-both ways.
+both ways. ``migrate`` moves a stopped relay's store to another backend (``server/migrate.py``).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
 from tqdm import tqdm
 
-from .app import RadFolder, local_token_files
+from .app import RadFolder, local_token_files, migrate_stores
 from .core.errors import LocalError, OperatorError
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -418,11 +418,23 @@ async def import_command(args: argparse.Namespace) -> None:
     await (import_radata(args) if args.format == "radata" else import_jsonl(args))
 
 
+async def migrate(args: argparse.Namespace) -> None:
+    """Copy a stopped relay's whole store to another backend (``server/migrate.py``), with
+    progress bars for the copy and the field-by-field verification, then a summary."""
+    @contextmanager
+    def bar(desc: str, total: int) -> Iterator[Callable[[int], None]]:
+        with tqdm(desc=desc, unit="field", total=total, file=sys.stderr) as shown:
+            yield shown.update
+
+    report = await migrate_stores(args.source, args.target, dry_run=args.dry_run, merge=args.merge, progress_factory=bar)
+    _show(report.as_json())
+
+
 COMMANDS = {
     "reset": reset, "resets": resets, "ban": ban, "unban": unban, "bans": bans,
     "rotate": rotate, "ttl": ttl, "snapshot": snapshot, "mesh": mesh,
 }
-OFFLINE_COMMANDS = {"export": export, "import": import_command}  # the data folder itself, or --url's streaming routes
+OFFLINE_COMMANDS = {"export": export, "import": import_command, "migrate": migrate}  # the data folder itself, or --url's streaming routes
 
 
 def run_operator_command(args: argparse.Namespace) -> None:

@@ -705,10 +705,19 @@
     return pub.length > 20 ? pub.slice(0, 10) + '…' + pub.slice(-6) : pub;
   }
 
+  // Shown shortened; the whole pub is in the title (pointer) and in hidden text (screen readers).
   function setPub(node, pub) {
-    setText(node, shortPub(pub), typeof pub === 'string' ? pub : '');
     const v = typeof pub === 'string' ? pub : '';
-    if (node.getAttribute('data-pub') !== v) node.setAttribute('data-pub', v);
+    if (node.getAttribute('data-pub') === v && node.firstElementChild) return;
+    node.setAttribute('data-pub', v);
+    node.title = v;
+    if (!v) {
+      node.replaceChildren(document.createTextNode('—'));
+      return;
+    }
+    node.replaceChildren(
+      h('span', { class: 'pub-short', 'aria-hidden': 'true', text: shortPub(v) }),
+      h('span', { class: 'sr-only', text: v }));
   }
 
   const LINK_STATES = {

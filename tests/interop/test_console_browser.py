@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.skipif(TARGET == "node", reason="the reference Node relay has no console"),
 ]
 
-PAGES = ["dashboard", "peers", "bans", "resets", "namespaces", "snapshots", "audit", "logs"]
+PAGES = ["dashboard", "peers", "mesh", "bans", "resets", "namespaces", "snapshots", "audit", "logs"]
 
 
 class Console:

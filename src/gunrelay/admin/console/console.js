@@ -4,7 +4,7 @@
 'use strict';
 
 (() => {
-  const PAGES = ['dashboard', 'peers', 'bans', 'resets', 'namespaces', 'snapshots', 'audit', 'logs'];
+  const PAGES = ['dashboard', 'peers', 'mesh', 'bans', 'resets', 'namespaces', 'snapshots', 'audit', 'logs'];
   const AUDIT_PER_PAGE = 50;
   const LOG_LIMIT = 500;
   const WATCH_EXTRA_MS = 5 * 60 * 1000; // keep polling a reset at most this long after the ack wait, for its purge
@@ -23,6 +23,7 @@
     previewOk: false,
     watch: null, // {id, cancelled}
     displayedReset: null,
+    ownPub: null, // this relay's pub (GET /-/identity), to tell its own resets from another relay's
     logsSig: '',
   };
 
@@ -465,6 +466,7 @@
   const pages = {
     dashboard: { enter: () => startPolling(loadStats, 2000), refresh: () => settle(loadStats()) },
     peers: { enter: () => startPolling(loadPeers, 2000), refresh: () => settle(loadPeers()) },
+    mesh: { enter: () => startPolling(loadMesh, 2000), refresh: () => settle(loadMesh()) },
     bans: { enter: () => startPolling(loadBans, 5000), refresh: () => settle(loadBans()) },
     resets: { enter: () => startPolling(loadResets, 5000), refresh: () => settle(loadResets()) },
     namespaces: { enter: () => settle(loadNamespaces(), loadTtl()), refresh: () => settle(loadNamespaces(), loadTtl()) },
@@ -681,6 +683,140 @@
       },
     });
   });
+
+  // ------------------------------------------------------------------ mesh
+
+  // This relay's own pub, from the public GET /-/identity (outside /-/api/); asked once.
+  async function ownPub() {
+    if (state.ownPub) return state.ownPub;
+    try {
+      const res = await fetch('/-/identity', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
+      const data = res.ok ? await res.json() : null;
+      if (data && typeof data.pub === 'string' && data.pub) state.ownPub = data.pub;
+    } catch (e) {
+      /* the pub is a nicety here: the pages work without it */
+    }
+    return state.ownPub;
+  }
+
+  // A relay pub (87 characters) shown as its start and end; the whole value is in the title.
+  function shortPub(pub) {
+    if (typeof pub !== 'string' || !pub) return '—';
+    return pub.length > 20 ? pub.slice(0, 10) + '…' + pub.slice(-6) : pub;
+  }
+
+  // Shown shortened; the whole pub is in the title (pointer) and in hidden text (screen readers).
+  function setPub(node, pub) {
+    const v = typeof pub === 'string' ? pub : '';
+    if (node.getAttribute('data-pub') === v && node.firstElementChild) return;
+    node.setAttribute('data-pub', v);
+    node.title = v;
+    if (!v) {
+      node.replaceChildren(document.createTextNode('—'));
+      return;
+    }
+    node.replaceChildren(
+      h('span', { class: 'pub-short', 'aria-hidden': 'true', text: shortPub(v) }),
+      h('span', { class: 'sr-only', text: v }));
+  }
+
+  const LINK_STATES = {
+    up: 'Linked: writes, gets and resets flow both ways',
+    connecting: 'Dialling or greeting the other relay',
+    down: 'Not linked: redialled with a growing wait (0.5 s up to 30 s)',
+    covered: 'Another link already joins these two relays: this one stays closed',
+    self: 'This URL leads back to this relay: the link stays closed',
+  };
+
+  function setStateBadge(td, linkState) {
+    const name = Object.prototype.hasOwnProperty.call(LINK_STATES, linkState) ? linkState : 'unknown';
+    let badge = td.firstElementChild;
+    if (!badge) {
+      badge = h('span');
+      td.replaceChildren(badge);
+    }
+    const cls = 'badge link-state state-' + name;
+    if (badge.className !== cls) badge.className = cls;
+    setText(badge, str(linkState), LINK_STATES[name] || '');
+    td.setAttribute('data-state', String(linkState));
+  }
+
+  function streamText(stream) {
+    if (!stream || typeof stream !== 'object') return ['—', 'No change stream read from this relay (its pub is not known yet, or it is a Node GUN relay)'];
+    const pos = 'position ' + fmtInt(stream.cursor);
+    return [pos + (stream.caught_up ? ' · caught up' : ' · catching up'), stream.caught_up
+      ? 'This relay has read the other relay\'s change stream up to its end'
+      : 'This relay is still reading the other relay\'s change stream'];
+  }
+
+  function setStream(td, stream) {
+    const [text, title] = streamText(stream);
+    setText(td, text, title);
+    const v = stream && typeof stream === 'object' ? (stream.caught_up ? 'caught-up' : 'behind') : 'none';
+    if (td.getAttribute('data-stream') !== v) td.setAttribute('data-stream', v);
+  }
+
+  function countLine(n, one, many) {
+    return n === 1 ? one : fmtInt(n) + ' ' + many;
+  }
+
+  const loadMesh = latest(async (isLatest) => {
+    const [data, pub] = await Promise.all([api('GET', 'mesh'), ownPub()]);
+    if (!isLatest()) return;
+    setText($('mesh-pid'), str(data.pid));
+    setPub($('mesh-pub'), pub);
+    setText($('mesh-updated'), 'updated ' + fmtTime(Date.now()));
+    const dialled = Array.isArray(data.dialled) ? data.dialled : [];
+    const inbound = Array.isArray(data.inbound) ? data.inbound : [];
+    const upCount = dialled.filter((l) => l && l.state === 'up').length;
+    setText($('mesh-dialled-count'), dialled.length
+      ? countLine(dialled.length, '1 link', 'links') + ', ' + fmtInt(upCount) + ' up'
+      : '');
+    syncRows($('mesh-dialled-table').tBodies[0], dialled, {
+      keyAttr: 'data-url',
+      keyOf: (l) => l.url,
+      colspan: 9,
+      build: (tr) => addCells(tr, 9, { 0: 'mono wrap-any', 3: 'mono', 4: 'mono', 6: 'num', 7: 'num', 8: 'wrap' }),
+      update: (tr, l) => {
+        const c = tr.cells;
+        setText(c[0], str(l.url));
+        setStateBadge(c[1], l.state);
+        setText(c[2], fmtRelative(l.since) || '—', fmtDate(l.since));
+        setText(c[3], str(l.pid));
+        setPub(c[4], l.relay);
+        setStream(c[5], l.stream);
+        setText(c[6], fmtInt(l.failures));
+        setText(c[7], fmtInt(l.messages_in) + ' / ' + fmtInt(l.messages_out));
+        setText(c[8], l.last_error ? str(l.last_error) : '—');
+        c[8].classList.toggle('error-text', !!l.last_error && l.state !== 'up');
+      },
+    });
+    showWhenEmpty('mesh-dialled', dialled.length === 0);
+    setText($('mesh-inbound-count'), inbound.length ? countLine(inbound.length, '1 relay linked in', 'relays linked in') : '');
+    syncRows($('mesh-inbound-table').tBodies[0], inbound, {
+      keyAttr: 'data-inbound',
+      keyOf: (l) => [l.relay || '', l.pid || '', l.address || '', l.since].join('|'),
+      colspan: 6,
+      build: (tr) => addCells(tr, 6, { 0: 'mono', 1: 'mono', 2: 'mono', 5: 'num' }),
+      update: (tr, l) => {
+        const c = tr.cells;
+        setText(c[0], str(l.address));
+        setText(c[1], str(l.pid));
+        setPub(c[2], l.relay);
+        setText(c[3], fmtRelative(l.since) || '—', fmtDate(l.since));
+        setStream(c[4], l.stream);
+        setText(c[5], fmtInt(l.messages_in));
+      },
+    });
+    setText($('mesh-own-host'), location.host);
+    showWhenEmpty('mesh-inbound', inbound.length === 0);
+  });
+
+  // An empty table gives way to its explanation (a paragraph, which wraps at any width).
+  function showWhenEmpty(prefix, empty) {
+    if ($(prefix + '-empty').hidden !== !empty) $(prefix + '-empty').hidden = !empty;
+    if ($(prefix + '-wrap').hidden !== empty) $(prefix + '-wrap').hidden = empty;
+  }
 
   function peerLabel(id) {
     const tr = document.querySelector('#peers-table tr[data-peer-id="' + CSS.escape(id) + '"]');
@@ -930,7 +1066,39 @@
     setText($('reset-published'), '—');
     $('reset-pending-list').replaceChildren();
     $('reset-acked-list').replaceChildren();
+    $('reset-relays-table').tBodies[0].replaceChildren();
+    showWhenEmpty('reset-relays', false);
+    $('reset-relays-wrap').hidden = true;
+    $('reset-issuer-line').hidden = true;
     setText($('reset-quarantine-result'), '');
+  }
+
+  // Per relay of the mesh (by its pub): the fence put up and the purge done for this reset.
+  function renderRelayAcks(d) {
+    const relays = (Array.isArray(d.relays) ? d.relays : []).filter((r) => r && typeof r.pub === 'string');
+    const issuer = typeof d.issuer === 'string' ? d.issuer : '';
+    const foreign = !!issuer && !!state.ownPub && issuer !== state.ownPub;
+    syncRows($('reset-relays-table').tBodies[0], relays, {
+      keyAttr: 'data-pub',
+      keyOf: (r) => r.pub,
+      colspan: 4,
+      build: (tr) => addCells(tr, 4, { 0: 'mono' }),
+      update: (tr, r) => {
+        const c = tr.cells;
+        setPub(c[0], r.pub);
+        setText(c[1], yesNo(r.fence_installed));
+        c[1].setAttribute('data-value', yesNo(r.fence_installed));
+        setText(c[2], yesNo(r.purge_done));
+        c[2].setAttribute('data-value', yesNo(r.purge_done));
+        setText(c[3], fmtRelative(r.at) || '—', fmtDate(r.at));
+      },
+    });
+    setText($('reset-relays-empty'), foreign
+      ? 'Relays report to the relay that issued this reset: open it there to see them.'
+      : 'No relay has reported this reset yet: relays started with --trust-relay and this relay\'s pub report here.');
+    showWhenEmpty('reset-relays', relays.length === 0);
+    $('reset-issuer-line').hidden = !foreign;
+    if (foreign) setPub($('reset-issuer'), issuer);
   }
 
   function peerItem(p, withTime) {
@@ -961,6 +1129,7 @@
     const al = $('reset-acked-list');
     al.replaceChildren(...acked.map((p) => peerItem(p, true)));
     if (!acked.length) al.append(h('li', { class: 'muted none', text: 'none' }));
+    renderRelayAcks(d);
     $('reset-progress').classList.toggle('done', !!purge.done);
   }
 
@@ -1035,6 +1204,7 @@
 
   async function showResetDetails(id) {
     state.displayedReset = id;
+    await ownPub();
     clearProgress(id);
     setText($('reset-watch-status'), 'Loading ' + id + '…');
     try {

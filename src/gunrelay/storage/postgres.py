@@ -42,7 +42,16 @@ Schema: created and migrated by ``open`` under an advisory lock (two processes s
 migrate once); ``schema_version`` holds the version, ``MIGRATIONS[n]`` takes a database from
 version n-1 to n (2 added the mesh's stream cursors), and a database written by a newer gunrelay
 is refused with ``SchemaTooNew``. Snapshots are JSON-lines files of (soul, key, value, state).
-LISTEN/NOTIFY (a nudge for other processes' readers) is not built yet.
+
+The fleet (``server/fleet.py``). Each process opens its store under a fresh ``process_id``; the
+upserts write it into the row's ``writer`` column (schema 3) with the value, so a stream entry says
+which process wrote it, in the same statement (a restore writes NULL: every process pushes it).
+``others_since`` reads the stream like ``changes_since`` but hands out only entries other processes
+wrote (its cursor still passes the skipped ones). A write transaction that accepted a field sends
+``NOTIFY gunrelay_stream`` before its commit (PostgreSQL delivers it at the commit, never for a
+rollback); ``listen`` keeps a thread LISTENing and calls back on each notification. A notification
+is only a nudge: the reader's position is its cursor in the stream, so a lost one costs a poll's
+delay, nothing more.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -85,7 +95,9 @@ from .query import select_rows
 
 log = logging.getLogger("gunrelay.storage")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+STREAM_CHANNEL = "gunrelay_stream"  # NOTIFY'd by a write transaction that accepted fields
+LISTEN_WAIT_S = 1.0  # how long the listener blocks between looks at its stop flag
 STREAM_LOCK = 0x67756E72  # "gunr": every write transaction holds it to its commit
 MIGRATION_LOCK = 0x67756E6D  # "gunm": one process migrates at a time
 CHUNK = 256  # rows per round trip of a lazy scan
@@ -143,6 +155,9 @@ CREATE TABLE bans (address text PRIMARY KEY, until double precision NOT NULL, re
     2: """
 CREATE TABLE stream_cursors (relay_pub text PRIMARY KEY, cursor bigint NOT NULL);
 """,
+    3: """
+ALTER TABLE fields ADD COLUMN writer text;  -- the process (PostgresStore.process_id) that wrote the entry
+""",
 }
 
 
@@ -179,15 +194,15 @@ _NOT_FENCED = f"""NOT EXISTS (
            OR EXISTS (SELECT 1 FROM fence_souls f WHERE f.reset_id = r.rule_id AND f.soul = %(soul)s)))"""
 
 _UPSERT = f"""
-INSERT INTO fields (soul, key, value, state, seq)
-SELECT %(soul)s, %(key)s, %(value)s, %(state)s, nextval('stream_seq') WHERE {_NOT_FENCED}
-ON CONFLICT (soul, key) DO UPDATE SET value = excluded.value, state = excluded.state, seq = excluded.seq
+INSERT INTO fields (soul, key, value, state, seq, writer)
+SELECT %(soul)s, %(key)s, %(value)s, %(state)s, nextval('stream_seq'), %(writer)s WHERE {_NOT_FENCED}
+ON CONFLICT (soul, key) DO UPDATE SET value = excluded.value, state = excluded.state, seq = excluded.seq, writer = excluded.writer
 WHERE excluded.state > fields.state
 RETURNING 1
 """
 
 _TIE_UPDATE = f"""
-UPDATE fields SET value = %(value)s, seq = nextval('stream_seq')
+UPDATE fields SET value = %(value)s, seq = nextval('stream_seq'), writer = %(writer)s
 WHERE soul = %(soul)s AND key = %(key)s AND state = %(state)s AND value = %(current)s AND {_NOT_FENCED}
 RETURNING 1
 """
@@ -265,14 +280,16 @@ class _Worker:
             conn = self.conn
             if self.writer:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (STREAM_LOCK,))
-            start = 0
+            start, accepted = 0, False
             while start < len(jobs):
                 job, future = jobs[start]
                 if isinstance(job, _Merge):  # a run of merges goes to the server as one pipeline
                     end = start + 1
                     while end < len(jobs) and isinstance(jobs[end][0], _Merge):
                         end += 1
-                    outcomes += _merge_run(conn, jobs[start:end])
+                    run = _merge_run(conn, jobs[start:end])
+                    accepted = accepted or any(ok and value for _, ok, value in run)
+                    outcomes += run
                     start = end
                     continue
                 start += 1
@@ -284,6 +301,8 @@ class _Worker:
                     log.exception("storage job failed")
                     outcomes.append((future, False, exc))
             if self.writer:
+                if accepted:  # delivered at the commit, to every LISTENing process (a nudge: see the docstring)
+                    conn.execute("SELECT pg_notify(%s, '')", (STREAM_CHANNEL,))
                 conn.commit()
         except Exception as exc:  # the server failed or went away: nobody is acked
             failure = storage_failure(exc)
@@ -323,6 +342,40 @@ def _resolve(
             future.set_exception(value if isinstance(value, BaseException) else RuntimeError(str(value)))
 
 
+class _Listener:
+    """A thread holding a LISTEN connection: each notification on ``STREAM_CHANNEL`` calls ``nudge``
+    on the loop. It wakes at least every ``LISTEN_WAIT_S`` to look at its stop flag; a broken
+    connection (the server restarted) is replaced after a pause, and then nudges once, since a
+    notification may have been lost meanwhile."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], nudge: Callable[[], None]):
+        self.connect = connect
+        self.nudge = nudge
+        self.loop = asyncio.get_running_loop()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="gunrelay-pg-listener", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                with self.connect() as conn:
+                    conn.execute(f"LISTEN {STREAM_CHANNEL}")
+                    self.loop.call_soon_threadsafe(self.nudge)  # whatever was missed while not listening
+                    while not self.stopping.is_set():
+                        for _ in conn.notifies(timeout=LISTEN_WAIT_S, stop_after=1):
+                            self.loop.call_soon_threadsafe(self.nudge)
+            except (psycopg.Error, StorageFailure) as exc:
+                log.warning("stream listener lost its connection (%s); the fleet's readers poll meanwhile", exc)
+                self.stopping.wait(LISTEN_WAIT_S)
+            except RuntimeError:  # the loop closed under us: nothing left to nudge
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5 * LISTEN_WAIT_S)
+
+
 class PostgresStore(Store):
     """The relay's store in a PostgreSQL database: graph, change stream, fence rules and control log."""
 
@@ -332,6 +385,8 @@ class PostgresStore(Store):
         self.health = StorageHealth()
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
+        self._listener: _Listener | None = None
+        self.process_id = uuid.uuid4().hex  # written with each stream entry this process makes (``writer``)
 
     def _connect(self, autocommit: bool) -> psycopg.Connection[Any]:
         try:
@@ -365,6 +420,9 @@ class PostgresStore(Store):
             conn.commit()
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
         for worker in (self._writer, self._reader):
             if worker is not None:
                 await asyncio.to_thread(worker.stop)
@@ -381,13 +439,29 @@ class PostgresStore(Store):
     # -- the graph ---------------------------------------------------------------------------------
 
     def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]:
-        return self._write(_Merge(fields))
+        return self._write(_Merge(fields, self.process_id))
 
     def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]:
         return self._query(lambda conn: _read_page(conn, query))
 
     def changes_since(self, cursor: int, limit: int) -> asyncio.Future[ChangePage]:
         return self._query(lambda conn: _changes_since(conn, cursor, limit))
+
+    # -- the fleet: other processes' writes, and the nudge that they wrote -----------------------------
+
+    def others_since(self, cursor: int, limit: int) -> asyncio.Future[ChangePage]:
+        """Like ``changes_since``, without the entries this store (``process_id``) wrote; the cursor
+        passes them all the same."""
+        return self._query(lambda conn: _changes_since(conn, cursor, limit, skip_writer=self.process_id))
+
+    def stream_head(self) -> asyncio.Future[int]:
+        return self._query(_stream_head)
+
+    def listen(self, nudge: Callable[[], None]) -> None:
+        """Call ``nudge`` on the event loop whenever a write transaction of any process that
+        accepted fields commits (its own too), until ``close``. Reconnects after a failure."""
+        assert self._listener is None, "already listening"
+        self._listener = _Listener(lambda: self._connect(True), nudge)
 
     async def probe(self) -> None:
         await self._write(
@@ -485,9 +559,10 @@ class PostgresStore(Store):
             conn.execute("DELETE FROM fields")
             with conn.cursor() as cur:  # every restored field takes a new number: to a reader, it is new
                 cur.executemany(
-                    "INSERT INTO fields (soul, key, value, state, seq) VALUES (%s, %s, %s, %s, nextval('stream_seq'))",
+                    "INSERT INTO fields (soul, key, value, state, seq, writer) VALUES (%s, %s, %s, %s, nextval('stream_seq'), NULL)",
                     [(_b(soul), _b(key), value, state) for soul, key, value, state in sorted(rows, key=lambda r: (r[3], r[0], r[1]))],
                 )
+            conn.execute("SELECT pg_notify(%s, '')", (STREAM_CHANNEL,))  # every process pushes the restored graph
             return _stats(conn, "", ())
 
         return await self._write(job)  # type: ignore[no-any-return]
@@ -636,21 +711,22 @@ class PostgresStore(Store):
 class _Merge:
     """A merge job: the writer sends a run of them in one pipeline (``_merge_run``)."""
 
-    __slots__ = ("fields",)
+    __slots__ = ("fields", "writer")
 
-    def __init__(self, fields: list[Field]):
+    def __init__(self, fields: list[Field], writer: str):
         self.fields = fields
+        self.writer = writer
 
     def __call__(self, conn: psycopg.Connection[Any]) -> list[Field]:
-        return _merge(conn, self.fields)
+        return _merge(conn, self.fields, self.writer)
 
 
-def _rows(fields: list[Field]) -> list[dict[str, Any]]:
-    return [{"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state} for f in fields]
+def _rows(fields: list[Field], writer: str | None) -> list[dict[str, Any]]:
+    return [{"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state, "writer": writer} for f in fields]
 
 
-def _merge(conn: psycopg.Connection[Any], fields: list[Field]) -> list[Field]:
-    rows = _rows(fields)  # may raise: before any write
+def _merge(conn: psycopg.Connection[Any], fields: list[Field], writer: str | None = None) -> list[Field]:
+    rows = _rows(fields, writer)  # may raise: before any write
     won = _apply(conn, rows)
     return [field for field, accepted in zip(fields, won) if accepted]
 
@@ -664,7 +740,7 @@ def _merge_run(conn: psycopg.Connection[Any], jobs: list[Job]) -> list[tuple[asy
     for index, (job, _) in enumerate(jobs):
         assert isinstance(job, _Merge)
         try:
-            job_rows = _rows(job.fields)
+            job_rows = _rows(job.fields, job.writer)
         except Exception as exc:
             log.exception("storage job failed")
             refused[index] = exc
@@ -729,12 +805,25 @@ def _install_reset(conn: psycopg.Connection[Any], record: ResetRecord, souls: fr
     conn.execute("INSERT INTO fence_rules (rule_id, scope, watermark) VALUES (%s, %s, %s)", (record.reset_id, scope, record.watermark))
 
 
-def _changes_since(conn: psycopg.Connection[Any], cursor: int, limit: int) -> ChangePage:
+def _changes_since(conn: psycopg.Connection[Any], cursor: int, limit: int, skip_writer: str | None = None) -> ChangePage:
+    """Entries above ``cursor`` in order; with ``skip_writer``, those that process wrote are left out
+    of the page but still passed by its cursor (the last number read)."""
     rows = conn.execute(
-        "SELECT seq, soul, key, value, state FROM fields WHERE seq > %s ORDER BY seq LIMIT %s", (cursor, max(limit, 0))
+        "SELECT seq, soul, key, value, state, writer FROM fields WHERE seq > %s ORDER BY seq LIMIT %s", (cursor, max(limit, 0))
     ).fetchall()
-    changes = [Change(seq, bytes(soul).decode(), bytes(key).decode(), value, as_state(state)) for seq, soul, key, value, state in rows]
-    return ChangePage(changes, changes[-1].seq if changes else cursor)
+    changes = [
+        Change(seq, bytes(soul).decode(), bytes(key).decode(), value, as_state(state))
+        for seq, soul, key, value, state, writer in rows
+        if skip_writer is None or writer != skip_writer
+    ]
+    return ChangePage(changes, rows[-1][0] if rows else cursor)
+
+
+def _stream_head(conn: psycopg.Connection[Any]) -> int:
+    """The highest number handed out so far (0 before the first): a reader starting here sees
+    every change committed after this call (numbers are taken in commit order, ``STREAM_LOCK``)."""
+    row = conn.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM stream_seq").fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def _stats(conn: psycopg.Connection[Any], where: str, params: tuple[Any, ...]) -> StoreStats:

@@ -30,7 +30,7 @@ from .core.privacy import Anonymizer, Privacy
 from .server.access import Access
 from .server.control import ResetControl
 from .server.datalock import DataLock
-from .server.fleet import StreamTail
+from .server.fleet import Fleet
 from .server.expiry import Expiry
 from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
@@ -117,8 +117,8 @@ def build_app(config: Settings) -> "GunFirst":
 
     # PostgreSQL: processes sharing one store share the data folder too (its identity and token),
     # so each holds it shared; an offline command still needs it alone, and SQLite one process
-    fleet_tail = StreamTail(relay, store) if isinstance(store, PostgresStore) else None
-    lock = DataLock(data_dir, shared=fleet_tail is not None)
+    fleet = Fleet(relay, control, access, store) if isinstance(store, PostgresStore) else None
+    lock = DataLock(data_dir, shared=fleet is not None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -128,10 +128,10 @@ def build_app(config: Settings) -> "GunFirst":
         await control.start()  # fences are live before the first frame is read
         for name in snapshots.discard_partials():
             log.warning("removed %s, left by a snapshot a crash interrupted", name)
-        if fleet_tail is not None:
-            await fleet_tail.start()  # after the fences are live: what other processes store is pushed through them
         await access.start()
         await expiry.start()
+        if fleet is not None:  # after the fences and bans are live: what other processes store is pushed through them
+            await fleet.start()
         await monitor.start()
         ticker = asyncio.create_task(keepalive())
         await catch_up.start()  # after mesh_resets: a new relay link is sent our resets before we ask for its stream
@@ -149,8 +149,8 @@ def build_app(config: Settings) -> "GunFirst":
             await mesh.stop()
             await catch_up.stop()
             await mesh_resets.stop()
-            if fleet_tail is not None:
-                await fleet_tail.stop()
+            if fleet is not None:
+                await fleet.stop()
             await monitor.stop()
             await control.stop()
             await expiry.stop()
@@ -222,7 +222,7 @@ def build_app(config: Settings) -> "GunFirst":
     app.state.relay = relay
     app.state.mesh = mesh
     app.state.data_lock = lock
-    app.state.fleet_tail = fleet_tail
+    app.state.fleet = fleet
     app.state.store = store
     app.state.control = control
     app.state.identity = identity

@@ -48,6 +48,8 @@ def serve(args: argparse.Namespace) -> None:
     host, port = sock.getsockname()[:2]
     app.state.data_lock.acquire()  # one process per data folder: refused here with a clear message
     note_local_relay(app, port)
+    if app.state.fleet is not None:
+        app.state.fleet.control.port = port  # its heartbeat says where it listens
     server = uvicorn.Server(uvicorn_config(app, config))
     # A signal from here until uvicorn has taken SIGTERM/SIGINT over (as it starts)
     # asks it to stop as soon as it can; uvicorn re-raises the signal once it has shut down cleanly,

@@ -2,7 +2,10 @@
 throwaway server of tests/postgres_server.py) and one data folder (so one identity and one operator
 token), on two ports, with real GunJS clients in Node on each. A write through one is read through
 the other; a live `on()` on one sees writes made through the other (pushed from the store's change
-stream, once); concurrent conflicting writes through the two converge to HAM's winner on both."""
+stream, once); concurrent conflicting writes through the two converge to HAM's winner on both. A
+reset through one fences a stale replay to the other as soon as the command returns; a ban through
+one closes the banned address's socket on the other; a TTL rule set through one is in force on the
+other."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 from postgres_server import PostgresServer
 
-from interop_support import GunProcess, RawPeer, Relay, now_ms, put_msg, rid, run_gun
+from interop_support import GunProcess, RawPeer, Relay, now_ms, operator, put_msg, rid, run_gun, wait_for
 
 pytestmark = pytest.mark.interop
 
@@ -145,3 +148,76 @@ def test_concurrent_conflicting_writes_converge_to_the_ham_winner_on_both(fleet,
     finally:
         on_first.kill()
         on_second.kill()
+
+
+def test_a_reset_through_one_process_fences_a_stale_replay_to_the_other_at_once(fleet):
+    first, second = fleet
+    soul = rid("fleet-reset-")
+    old_state = now_ms() - 5000
+    with RawPeer(second.ws_url) as peer:
+        stored = peer.request(put_msg(soul, {"k": ("before the reset", old_state)}), timeout=10)
+        assert stored is not None and "err" not in stored, stored
+        issued = operator(first, "POST", "/-/api/resets", {"scope": soul, "reason": "fleet test"})
+        assert issued["fleet_not_confirmed"] == [], issued  # both processes confirmed before it returned
+        # no wait at all: the replay of the old copy reaches the other process right after the command
+        replay = peer.request(put_msg(soul, {"k": ("before the reset", old_state)}), timeout=10)
+        assert replay is not None and "err" in replay, replay
+        fresh = peer.request(put_msg(soul, {"k": ("after the reset", now_ms() + 1)}), timeout=10)
+        assert fresh is not None and "err" not in fresh, fresh
+    shown = operator(second, "GET", f"/-/api/resets/{issued['record']['reset_id']}")
+    assert shown["record"]["scope"] == soul  # the other process knows the reset (history, status)
+
+
+def test_a_ban_through_one_process_closes_the_banned_socket_on_the_other(fleet):
+    import websockets
+    from websockets.sync.client import connect
+
+    first, second = fleet
+    banned_address = "127.0.0.7"  # a loopback address of its own: other tests' clients stay welcome
+    with connect(second.ws_url, source_address=(banned_address, 0), open_timeout=5) as banned, \
+            connect(second.ws_url, open_timeout=5) as bystander:
+        banned.recv(timeout=5)  # the greeting: it is connected
+        bystander.recv(timeout=5)
+        try:
+            made = operator(first, "POST", "/-/api/bans", {"address": banned_address, "duration": "1m", "reason": "fleet test"})
+            assert [b["address"] for b in made["banned"]] == [banned_address]
+            closed_at = None
+            started = time.monotonic()
+            for _ in range(100):  # bounded: the socket must close within a second of the command
+                try:
+                    banned.recv(timeout=0.05)
+                except TimeoutError:
+                    pass
+                except websockets.ConnectionClosed:
+                    closed_at = time.monotonic() - started
+                    break
+                if time.monotonic() - started > 3:
+                    break
+            assert closed_at is not None and closed_at < 1.0, closed_at
+            bystander.send('{"#":"still-here","dam":"?"}')
+            assert bystander.recv(timeout=5)  # only the banned address went
+            with pytest.raises(Exception):  # and it cannot come back through either process
+                with connect(second.ws_url, source_address=(banned_address, 0), open_timeout=5):
+                    pass
+        finally:
+            operator(first, "DELETE", f"/-/api/bans/{banned_address}")
+    with connect(second.ws_url, source_address=(banned_address, 0), open_timeout=5) as back:  # the unban is in force there too
+        assert back.recv(timeout=5)
+
+
+def test_a_ttl_rule_set_through_one_process_is_in_force_on_the_other(fleet):
+    first, second = fleet
+    prefix = rid("fleet-ttl-")
+    operator(first, "POST", "/-/api/ttl", {"prefix": prefix, "ttl": "1h"})
+    try:
+        with RawPeer(second.ws_url) as peer:
+            # wait_for: the TTL command does not wait for the fleet yet (its path is server/expiry.py's)
+            def refused() -> bool:
+                reply = peer.request(put_msg(f"{prefix}/n", {"k": ("two hours old", now_ms() - 2 * 3600_000)}), timeout=5)
+                return reply is not None and "err" in reply
+
+            wait_for("the other process refuses what the TTL rule fences", refused, timeout=5)
+            fresh = peer.request(put_msg(f"{prefix}/n", {"k": ("new", now_ms())}), timeout=5)
+            assert fresh is not None and "err" not in fresh, fresh
+    finally:
+        operator(first, "DELETE", f"/-/api/ttl?prefix={prefix}")

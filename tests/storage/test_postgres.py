@@ -12,7 +12,7 @@ from gunrelay.core.fence import Protected
 from gunrelay.core.graph import Field
 from gunrelay.core.reset import ResetRecord
 from gunrelay.storage.base import ReadQuery, StorageFailure
-from gunrelay.storage.postgres import SCHEMA_VERSION, PostgresStore, SchemaTooNew, _install_reset, _merge
+from gunrelay.storage.postgres import SCHEMA_VERSION, STREAM_CHANNEL, PostgresStore, SchemaTooNew, _install_reset, _merge
 
 PROTECTED = Protected(("~relay", "_system"))
 
@@ -331,7 +331,7 @@ async def test_the_head_is_the_last_number_taken(postgres_url):
 async def test_a_commit_that_accepted_fields_nudges_every_listener(two):
     first, second = two
     nudged = asyncio.Event()
-    second.listen(nudged.set)
+    second.listen({STREAM_CHANNEL: nudged.set})
     await asyncio.wait_for(nudged.wait(), 10)  # the first nudge: whatever was missed before listening
     nudged.clear()
     assert await first.merge([Field("n", "k", 1, 5)]) != []

@@ -19,6 +19,11 @@ read-only (``fence``, a ``FenceView``) at construction, and resets, rotations, r
 this order: ``control = ResetControl(...)``; ``relay = Relay(..., fence=control.fence,
 acknowledge=control.acknowledge)``; ``control.connect_relay(relay)`` (where records are
 published and who is connected).
+
+In a fleet (several processes on one PostgreSQL store, ``server/fleet_control.py``) the other
+processes ``reload`` what one of them changed, and the changing command waits for them through
+``in_step`` (set by the fleet) before it returns; the purge and the publication run in the issuing
+process only.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ class ResetControl:
         self.relay_acks: dict[str, dict[str, ResetAck]] = {}  # reset id -> relay pub -> its latest word (server/mesh_resets.py)
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        # set by the fleet: wait until every process has this one's changes in force; who did not
+        self.in_step: Callable[[], Awaitable[list[str]]] | None = None
 
     @property
     def fence(self) -> FenceView:
@@ -197,7 +204,7 @@ class ResetControl:
             self.acks[record.reset_id] = {}
         log.warning("reset %s of %r issued: watermark %s, epoch %d (%s)", record.reset_id, scope, watermark, record.epoch, reason)
         self._spawn(self._carry_out(held))
-        return {"dry_run": False, "record": record_json(record), "reachable_souls_fenced": len(souls)}
+        return {"dry_run": False, "record": record_json(record), "reachable_souls_fenced": len(souls), **await self._fleet_in_step()}
 
     async def rotate(self, scope: str, to: str, grace_s: float, reason: str = "", message: str = "") -> dict[str, Any]:
         """Start ``scope`` afresh under ``to``: the old scope turns read-only at once (W = +inf),
@@ -228,7 +235,14 @@ class ResetControl:
             self.instance = to
         log.warning("rotation %s: %r is read-only, replaced by %r; purge in %.0f s", record.reset_id, scope, to, grace_s)
         self._spawn(self._carry_out(held))
-        return {"record": record_json(record), "reachable_souls_fenced": len(souls)}
+        return {"record": record_json(record), "reachable_souls_fenced": len(souls), **await self._fleet_in_step()}
+
+    async def _fleet_in_step(self) -> dict[str, Any]:
+        """In a fleet: wait until every process has the change in force; the ones that did not
+        confirm (``fleet_not_confirmed``). Alone: nothing to wait for, nothing to say."""
+        if self.in_step is None:
+            return {}
+        return {"fleet_not_confirmed": await self.in_step()}
 
     async def _carry_out(self, held: StoredReset, purged: Callable[[], Awaitable[None]] | None = None) -> None:
         """A reset: purge, then publish. A rotation: publish (clients move now), purge after the grace.
@@ -367,8 +381,45 @@ class ResetControl:
             self.resets[record.reset_id] = held
             self.acks[record.reset_id] = {}
             self._fence.add(held.rule)
+        await self._fleet_in_step()  # the other processes' fences too, before the restored data is served there
         await self.publish(record)
         return record, restored, undone
+
+    # -- the fleet: what another process changed (server/fleet_control.py) ---------------------------
+
+    async def reload(self) -> None:
+        """Bring the live fence and the reset state in line with the store after another process of
+        the fleet changed them: resets installed (their fence up at once), superseded (lifted),
+        purged (a rotated scope stops serving) or published; acknowledgements; TTL rules. No purge
+        or publication is started here: those are the issuing process's."""
+        async with self._lock:
+            stored = sorted(await self.store.load_resets(), key=lambda h: h.record.issued_at)
+            ttls = await self.store.load_ttls()
+            for held in stored:
+                reset_id = held.record.reset_id
+                known = self.resets.get(reset_id)
+                if known is not None and known.purge_done and not held.purge_done:
+                    held = replace(held, purge_done=True, purged=max(known.purged, held.purged))  # ours finished meanwhile
+                self.resets[reset_id] = held
+                if held.superseded_by is not None:
+                    self._fence.remove(reset_id)
+                    continue
+                if self._fence.rule(reset_id) != held.rule:
+                    self._fence.add(held.rule)
+                self.purged[reset_id] = max(self.purged.get(reset_id, 0), held.purged)
+                for ack in await self.store.acks(reset_id):
+                    self._keep_ack(ack)
+                if held.published:
+                    self.published.add(reset_id)
+                if known is None and held.record.kind == "rotation" and held.record.replacement:
+                    self.instance = held.record.replacement
+            wanted = {rule.rule_id: rule for rule in (ttl_rule(prefix, ttl_ms) for prefix, ttl_ms in ttls.items())}
+            for rule in self._fence.rules:
+                if rule.rule_id.startswith("ttl:") and rule.rule_id not in wanted:
+                    self._fence.remove(rule.rule_id)
+            for rule_id, rule in wanted.items():
+                if self._fence.rule(rule_id) != rule:
+                    self._fence.add(rule)
 
     # -- resets carried over from another relay's export (server/interchange.py) -------------------
 

@@ -28,7 +28,10 @@ import logging
 
 from ..core.graph import Field
 from ..storage.base import decode_value
-from ..storage.postgres import PostgresStore
+from ..storage.postgres import CONTROL_CHANNEL, STREAM_CHANNEL, PostgresStore
+from .access import Access
+from .control import ResetControl
+from .fleet_control import ControlSync
 from .relay import Relay
 
 log = logging.getLogger("gunrelay.fleet")
@@ -52,9 +55,9 @@ class StreamTail:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """From the stream's head now: what other processes store from here on is pushed."""
+        """From the stream's head now: what other processes store from here on is pushed (``nudge``
+        is the store's listener's to call, ``Fleet.start``)."""
         self.cursor = await self.store.stream_head()
-        self.store.listen(self.nudge)
         self._task = asyncio.create_task(self._run(), name="gunrelay-fleet-tail")
 
     def nudge(self) -> None:
@@ -89,3 +92,25 @@ class StreamTail:
             if page.cursor == self.cursor:
                 return
             self.cursor = page.cursor
+
+
+class Fleet:
+    """This process's part in the fleet: the stream tail, the control in step, the heartbeats,
+    and the store's listener that nudges both."""
+
+    def __init__(self, relay: Relay, control: ResetControl, access: Access, store: PostgresStore):
+        self.store = store
+        self.tail = StreamTail(relay, store)
+        self.control = ControlSync(control, access, relay, store)
+        control.in_step = self.control.in_step
+        access.in_step = self.control.in_step
+
+    async def start(self) -> None:
+        """After the fences and bans are loaded, before the relay serves."""
+        await self.tail.start()
+        await self.control.start()
+        self.store.listen({STREAM_CHANNEL: self.tail.nudge, CONTROL_CHANNEL: self.control.nudge})
+
+    async def stop(self) -> None:
+        await self.control.stop()
+        await self.tail.stop()

@@ -52,6 +52,12 @@ wrote (its cursor still passes the skipped ones). A write transaction that accep
 rollback); ``listen`` keeps a thread LISTENing and calls back on each notification. A notification
 is only a nudge: the reader's position is its cursor in the stream, so a lost one costs a poll's
 delay, nothing more.
+
+Control in step. Every write that changes what the fence or the bans are (a reset installed,
+superseded or purged, a TTL rule or a ban saved or deleted) adds one to ``control_version`` in its
+own transaction and sends ``NOTIFY gunrelay_control``; a process that sees a version above the one
+it applied reloads resets, TTL rules and bans, and says so in its heartbeat row
+(``fleet_processes``: ``beat``, ``processes``), whose ``last_seen`` is the database's clock.
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +104,7 @@ log = logging.getLogger("gunrelay.storage")
 
 SCHEMA_VERSION = 3
 STREAM_CHANNEL = "gunrelay_stream"  # NOTIFY'd by a write transaction that accepted fields
+CONTROL_CHANNEL = "gunrelay_control"  # NOTIFY'd by a write transaction that changed the control log
 LISTEN_WAIT_S = 1.0  # how long the listener blocks between looks at its stop flag
 STREAM_LOCK = 0x67756E72  # "gunr": every write transaction holds it to its commit
 MIGRATION_LOCK = 0x67756E6D  # "gunm": one process migrates at a time
@@ -157,6 +165,20 @@ CREATE TABLE stream_cursors (relay_pub text PRIMARY KEY, cursor bigint NOT NULL)
 """,
     3: """
 ALTER TABLE fields ADD COLUMN writer text;  -- the process (PostgresStore.process_id) that wrote the entry
+CREATE TABLE control_version (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL);
+INSERT INTO control_version VALUES (1, 0);
+CREATE TABLE fleet_processes (
+    process_id   text PRIMARY KEY,
+    pid          integer NOT NULL,
+    host         text NOT NULL,
+    port         integer NOT NULL,
+    started      double precision NOT NULL,
+    last_seen    double precision NOT NULL,   -- the database's clock: one clock for the whole fleet
+    applied      bigint NOT NULL,             -- the control_version this process has in force
+    connections  integer NOT NULL,
+    messages_in  bigint NOT NULL,
+    messages_out bigint NOT NULL
+);
 """,
 }
 
@@ -176,6 +198,12 @@ def _texts(*values: str | None) -> None:
     for value in values:
         if value is not None and "\x00" in value:
             raise RemoteError(f"text with a NUL character cannot be stored: {value!r}")
+
+
+def _control_changed(conn: psycopg.Connection[Any]) -> None:
+    """In the transaction that changes the control log: a new control version, told at the commit."""
+    conn.execute("UPDATE control_version SET version = version + 1")
+    conn.execute("SELECT pg_notify(%s, '')", (CONTROL_CHANNEL,))
 
 
 def _prefix_bounds(prefix: bytes) -> tuple[bytes, bytes]:
@@ -342,15 +370,31 @@ def _resolve(
             future.set_exception(value if isinstance(value, BaseException) else RuntimeError(str(value)))
 
 
+@dataclass(frozen=True, slots=True)
+class ProcessBeat:
+    """One process of the fleet, as its heartbeat row says."""
+
+    process_id: str
+    pid: int
+    host: str
+    port: int
+    started: float  # seconds since the epoch
+    last_seen: float  # seconds since the epoch, the database's clock
+    applied: int  # the control version it has in force
+    connections: int
+    messages_in: int
+    messages_out: int
+
+
 class _Listener:
-    """A thread holding a LISTEN connection: each notification on ``STREAM_CHANNEL`` calls ``nudge``
-    on the loop. It wakes at least every ``LISTEN_WAIT_S`` to look at its stop flag; a broken
+    """A thread holding a LISTEN connection: each notification on a channel calls that channel's
+    nudge on the loop. It wakes at least every ``LISTEN_WAIT_S`` to look at its stop flag; a broken
     connection (the server restarted) is replaced after a pause, and then nudges once, since a
     notification may have been lost meanwhile."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], nudge: Callable[[], None]):
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], nudges: dict[str, Callable[[], None]]):
         self.connect = connect
-        self.nudge = nudge
+        self.nudges = nudges
         self.loop = asyncio.get_running_loop()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="gunrelay-pg-listener", daemon=True)
@@ -360,11 +404,13 @@ class _Listener:
         while not self.stopping.is_set():
             try:
                 with self.connect() as conn:
-                    conn.execute(f"LISTEN {STREAM_CHANNEL}")
-                    self.loop.call_soon_threadsafe(self.nudge)  # whatever was missed while not listening
+                    for channel in self.nudges:
+                        conn.execute(f"LISTEN {channel}")
+                    for nudge in self.nudges.values():  # whatever was missed while not listening
+                        self.loop.call_soon_threadsafe(nudge)
                     while not self.stopping.is_set():
-                        for _ in conn.notifies(timeout=LISTEN_WAIT_S, stop_after=1):
-                            self.loop.call_soon_threadsafe(self.nudge)
+                        for note in conn.notifies(timeout=LISTEN_WAIT_S, stop_after=1):
+                            self.loop.call_soon_threadsafe(self.nudges[note.channel])
             except (psycopg.Error, StorageFailure) as exc:
                 log.warning("stream listener lost its connection (%s); the fleet's readers poll meanwhile", exc)
                 self.stopping.wait(LISTEN_WAIT_S)
@@ -457,11 +503,52 @@ class PostgresStore(Store):
     def stream_head(self) -> asyncio.Future[int]:
         return self._query(_stream_head)
 
-    def listen(self, nudge: Callable[[], None]) -> None:
-        """Call ``nudge`` on the event loop whenever a write transaction of any process that
-        accepted fields commits (its own too), until ``close``. Reconnects after a failure."""
+    def listen(self, nudges: Mapping[str, Callable[[], None]]) -> None:
+        """For each channel (``STREAM_CHANNEL``: a write transaction of any process, its own too,
+        accepted fields; ``CONTROL_CHANNEL``: one changed the control log), call its nudge on the
+        event loop at each notification, until ``close``. Reconnects after a failure."""
         assert self._listener is None, "already listening"
-        self._listener = _Listener(lambda: self._connect(True), nudge)
+        self._listener = _Listener(lambda: self._connect(True), dict(nudges))
+
+    # -- the fleet's heartbeats and control version ------------------------------------------------
+
+    def control_version(self) -> asyncio.Future[int]:
+        def job(conn: psycopg.Connection[Any]) -> int:
+            row = conn.execute("SELECT version FROM control_version").fetchone()
+            return int(row[0]) if row is not None else 0
+
+        return self._query(job)
+
+    def beat(self, beat: ProcessBeat) -> asyncio.Future[None]:
+        """This process's heartbeat row, ``last_seen`` now by the database's clock. Written in
+        autocommit on the reader's connection: a heartbeat is no part of the stream, and must not
+        wait for the fleet's write lock."""
+        _texts(beat.host)
+        return self._query(
+            lambda conn: conn.execute(
+                "INSERT INTO fleet_processes (process_id, pid, host, port, started, last_seen, applied, connections, messages_in, messages_out) "
+                "VALUES (%s, %s, %s, %s, %s, extract(epoch FROM clock_timestamp()), %s, %s, %s, %s) "
+                "ON CONFLICT (process_id) DO UPDATE SET last_seen = excluded.last_seen, applied = excluded.applied, "
+                "connections = excluded.connections, messages_in = excluded.messages_in, messages_out = excluded.messages_out, port = excluded.port",
+                (self.process_id, beat.pid, beat.host, beat.port, beat.started, beat.applied, beat.connections, beat.messages_in, beat.messages_out),
+            )
+        )
+
+    def processes(self, live_s: float) -> asyncio.Future[list[ProcessBeat]]:
+        """Every process whose heartbeat is younger than ``live_s`` (by the database's clock)."""
+        def job(conn: psycopg.Connection[Any]) -> list[ProcessBeat]:
+            rows = conn.execute(
+                "SELECT process_id, pid, host, port, started, last_seen, applied, connections, messages_in, messages_out "
+                "FROM fleet_processes WHERE last_seen > extract(epoch FROM clock_timestamp()) - %s ORDER BY started, process_id",
+                (live_s,),
+            ).fetchall()
+            return [ProcessBeat(*row) for row in rows]
+
+        return self._query(job)
+
+    def forget_process(self) -> asyncio.Future[None]:
+        """This process leaves the fleet (a clean stop): its heartbeat row goes."""
+        return self._query(lambda conn: conn.execute("DELETE FROM fleet_processes WHERE process_id = %s", (self.process_id,)))
 
     async def probe(self) -> None:
         await self._write(
@@ -585,11 +672,19 @@ class PostgresStore(Store):
 
     async def finish_purge(self, reset_id: str, purged: int) -> None:
         _texts(reset_id)
-        await self._write(lambda conn: conn.execute("UPDATE resets SET purge_done = true, purged = %s WHERE reset_id = %s", (purged, reset_id)))
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("UPDATE resets SET purge_done = true, purged = %s WHERE reset_id = %s", (purged, reset_id))
+            _control_changed(conn)  # a rotated scope stops serving once its purge is done
+
+        await self._write(job)
 
     async def mark_published(self, reset_id: str) -> None:
         _texts(reset_id)
-        await self._write(lambda conn: conn.execute("UPDATE resets SET published = true WHERE reset_id = %s", (reset_id,)))
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("UPDATE resets SET published = true WHERE reset_id = %s", (reset_id,))
+            _control_changed(conn)
+
+        await self._write(job)
 
     async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
         _texts(by)
@@ -600,6 +695,7 @@ class PostgresStore(Store):
                     ids.append(reset_id)
             conn.execute("UPDATE resets SET superseded_by = %s WHERE reset_id = ANY(%s)", (by, ids))
             conn.execute("DELETE FROM fence_rules WHERE rule_id = ANY(%s)", (ids,))  # undone: they fence nothing any more
+            _control_changed(conn)
             return ids
 
         return await self._write(job)  # type: ignore[no-any-return]
@@ -625,17 +721,23 @@ class PostgresStore(Store):
 
     async def save_ban(self, ban: Ban) -> None:
         _texts(ban.address, ban.reason)
-        await self._write(
-            lambda conn: conn.execute(
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(
                 "INSERT INTO bans (address, until, reason) VALUES (%s, %s, %s) "
                 "ON CONFLICT (address) DO UPDATE SET until = excluded.until, reason = excluded.reason",
                 (ban.address, ban.until, ban.reason),
             )
-        )
+            _control_changed(conn)
+
+        await self._write(job)
 
     async def delete_ban(self, address: str) -> None:
         _texts(address)
-        await self._write(lambda conn: conn.execute("DELETE FROM bans WHERE address = %s", (address,)))
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("DELETE FROM bans WHERE address = %s", (address,))
+            _control_changed(conn)
+
+        await self._write(job)
 
     async def load_bans(self) -> list[Ban]:
         rows = await self._query(lambda conn: conn.execute("SELECT address, until, reason FROM bans").fetchall())
@@ -653,6 +755,7 @@ class PostgresStore(Store):
                 "ON CONFLICT (rule_id) DO UPDATE SET ttl_ms = excluded.ttl_ms",
                 (f"ttl:{prefix}", None if prefix == ALL else _b(prefix), ttl_ms),
             )
+            _control_changed(conn)
 
         await self._write(job)
 
@@ -661,6 +764,7 @@ class PostgresStore(Store):
         def job(conn: psycopg.Connection[Any]) -> None:
             conn.execute("DELETE FROM ttl_rules WHERE prefix = %s", (prefix,))
             conn.execute("DELETE FROM fence_rules WHERE rule_id = %s", (f"ttl:{prefix}",))
+            _control_changed(conn)
 
         await self._write(job)
 
@@ -803,6 +907,7 @@ def _install_reset(conn: psycopg.Connection[Any], record: ResetRecord, souls: fr
         cur.executemany("INSERT INTO fence_souls (reset_id, soul) VALUES (%s, %s) ON CONFLICT DO NOTHING", closure)
     scope = None if record.scope == ALL else _b(record.scope)
     conn.execute("INSERT INTO fence_rules (rule_id, scope, watermark) VALUES (%s, %s, %s)", (record.reset_id, scope, record.watermark))
+    _control_changed(conn)
 
 
 def _changes_since(conn: psycopg.Connection[Any], cursor: int, limit: int, skip_writer: str | None = None) -> ChangePage:

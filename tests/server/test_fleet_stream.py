@@ -16,7 +16,7 @@ from postgres_server import PostgresServer
 
 from gunrelay.core.graph import Field
 from gunrelay.server.fleet import StreamTail
-from gunrelay.storage.postgres import PostgresStore
+from gunrelay.storage.postgres import STREAM_CHANNEL, PostgresStore
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,7 @@ async def test_the_tail_pushes_the_other_process_writes_in_order_and_never_its_o
     here = Subscribers()
     tail = StreamTail(here, second, poll_s=5.0)  # type: ignore[arg-type]
     await tail.start()
+    second.listen({STREAM_CHANNEL: tail.nudge})
     try:
         await first.merge([Field("s", "a", 1, 1)])
         await second.merge([Field("s", "mine", 1, 1)])
@@ -77,9 +78,9 @@ async def test_the_tail_pushes_the_other_process_writes_in_order_and_never_its_o
         await tail.stop()
 
 
-async def test_without_any_notification_the_poll_brings_everything(two, monkeypatch):
+async def test_without_any_notification_the_poll_brings_everything(two):
     first, second = two
-    monkeypatch.setattr(second, "listen", lambda nudge: None)  # every notification dropped
+    # nobody listens: every notification is dropped
     here = Subscribers()
     tail = StreamTail(here, second, poll_s=0.2)  # type: ignore[arg-type]
     await tail.start()

@@ -210,7 +210,7 @@ def build_app(config: Settings) -> "GunFirst":
         Route("/-/resets/{reset_id}/acknowledged", reset_acks_route),
         *login.routes(auth, audit, privacy, gate),
         *api.routes(ops, gate),
-        *observe.routes(ops, monitor, audit, logbook, mesh, gate),
+        *observe.routes(ops, monitor, audit, logbook, mesh, gate, fleet),
         *console.routes(),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),

@@ -221,3 +221,41 @@ def test_a_ttl_rule_set_through_one_process_is_in_force_on_the_other(fleet):
             assert fresh is not None and "err" not in fresh, fresh
     finally:
         operator(first, "DELETE", f"/-/api/ttl?prefix={prefix}")
+
+
+def test_the_stats_of_either_process_show_every_process_and_the_fleet_totals(fleet, tmp_path):
+    first, second = fleet
+    with RawPeer(second.ws_url) as peer:  # a connection on the second only
+        peer.request(put_msg(rid("fleet-stats-"), {"k": ("v", now_ms())}), timeout=10)
+
+        def both_seen() -> dict | None:
+            report = operator(first, "GET", "/-/api/stats")["fleet"]
+            ports = {p["port"]: p for p in report["processes"]}
+            return report if set(ports) == {first.port, second.port} and ports[second.port]["connections"] >= 1 else None
+
+        report = wait_for("both processes in the fleet view, the second with its connection", both_seen, timeout=5)
+    assert [p["this"] for p in report["processes"] if p["port"] == first.port] == [True]
+    assert len({p["pid"] for p in report["processes"]}) == 2
+    assert report["totals"]["processes"] == 2
+    assert report["totals"]["connections"] == sum(p["connections"] for p in report["processes"])
+    assert report["totals"]["messages_in"] == sum(p["messages_in"] for p in report["processes"]) > 0
+    assert len({p["control_version"] for p in report["processes"]}) == 1  # in step
+    seen_from_second = operator(second, "GET", "/-/api/stats")["fleet"]
+    assert {p["port"] for p in seen_from_second["processes"]} == {first.port, second.port}
+
+
+def test_metrics_stay_per_process(fleet):
+    import urllib.request
+
+    first, second = fleet
+
+    def connections(relay: Relay) -> float:
+        with urllib.request.urlopen(relay.http_url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        [line] = [line for line in text.splitlines() if line.startswith("gunrelay_connections ")]
+        return float(line.split()[1])
+
+    with RawPeer(second.ws_url) as peer:
+        peer.request(put_msg(rid("fleet-metrics-"), {"k": ("v", now_ms())}), timeout=10)
+        # the second counts its connection; the first (whose earlier test clients are gone) counts none of it
+        wait_for("per-process connection gauges", lambda: connections(second) >= 1 and connections(first) == 0, timeout=5)

@@ -198,7 +198,29 @@ RESET_STATUS = _all(
         "connected_not_acknowledged": {"type": "array", "items": REPORT_PEER},
     }
 )
-STATS = _all(
+FLEET_PROCESS = _all(
+    {
+        "process_id": STRING,
+        "this": BOOLEAN,
+        "pid": INTEGER,
+        "host": STRING,
+        "port": INTEGER,
+        "started": NUMBER,
+        "last_seen": NUMBER,
+        "control_version": INTEGER,
+        "connections": INTEGER,
+        "messages_in": INTEGER,
+        "messages_out": INTEGER,
+    }
+)
+FLEET = _all(
+    {
+        "processes": {"type": "array", "items": FLEET_PROCESS},
+        "totals": _all({"processes": INTEGER, "connections": INTEGER, "messages_in": INTEGER, "messages_out": INTEGER}),
+    },
+    description="with --storage postgres: every live process of the relay (a heartbeat younger than 5 s) and their totals",
+)
+STATS = _object(
     {
         "at": NUMBER,
         "uptime_s": NUMBER,
@@ -216,7 +238,9 @@ STATS = _all(
         "resets": INTEGER,
         "bans": INTEGER,
         "history": {"type": "array", "items": {"allOf": [_ref("Counters"), _all({"t": NUMBER, "connections": INTEGER})]}},
-    }
+        "fleet": FLEET,
+    },
+    ("at", "uptime_s", "sample_interval_s", "connections", "peak_connections", "totals", "rates", "store", "resets", "bans", "history"),
 )
 PEERS = _all(
     {

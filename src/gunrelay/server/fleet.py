@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from ..core.graph import Field
 from ..storage.base import decode_value
@@ -114,3 +115,29 @@ class Fleet:
     async def stop(self) -> None:
         await self.control.stop()
         await self.tail.stop()
+
+    async def report(self) -> dict[str, Any]:
+        """Every live process (its heartbeat) and fleet-wide totals: the console's and ``/-/api/stats``'s."""
+        beats = await self.store.processes(self.control.live_s)
+        processes = [
+            {
+                "process_id": b.process_id,
+                "this": b.process_id == self.store.process_id,
+                "pid": b.pid,
+                "host": b.host,
+                "port": b.port,
+                "started": b.started * 1000,
+                "last_seen": b.last_seen * 1000,
+                "control_version": b.applied,
+                "connections": b.connections,
+                "messages_in": b.messages_in,
+                "messages_out": b.messages_out,
+            }
+            for b in beats
+        ]
+        totals = {
+            "connections": sum(b.connections for b in beats),
+            "messages_in": sum(b.messages_in for b in beats),
+            "messages_out": sum(b.messages_out for b in beats),
+        }
+        return {"processes": processes, "totals": {"processes": len(processes), **totals}}

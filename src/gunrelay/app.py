@@ -31,6 +31,7 @@ from .server.access import Access
 from .server.control import ResetControl
 from .server.datalock import DataLock
 from .server.fleet import Fleet
+from .server.workers import WORKER_ENV, Workers, reserve_port  # for `gunrelay serve --workers N` (cli imports app, not server)
 from .server.expiry import Expiry
 from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
@@ -258,6 +259,13 @@ class GunFirst:
         if scope["type"] == "websocket" and scope["path"] == "/gun":
             return self.gun(scope, receive, send)
         return self.app(scope, receive, send)
+
+
+def prepare_data_folder(config: Settings) -> None:
+    """Create the relay's identity and token before several processes start on the folder at once."""
+    data_dir = Path(config.data)
+    load_or_create_identity(data_dir)
+    admin_token(data_dir, config.admin_token)
 
 
 def local_token_files(data: str | None, local_port: int | None) -> list[Path]:

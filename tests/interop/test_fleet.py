@@ -259,3 +259,51 @@ def test_metrics_stay_per_process(fleet):
         peer.request(put_msg(rid("fleet-metrics-"), {"k": ("v", now_ms())}), timeout=10)
         # the second counts its connection; the first (whose earlier test clients are gone) counts none of it
         wait_for("per-process connection gauges", lambda: connections(second) >= 1 and connections(first) == 0, timeout=5)
+
+
+# -- `gunrelay serve --workers N` -------------------------------------------------------------------
+
+
+def test_workers_on_postgresql_serve_gunjs_clients_and_all_show_in_the_fleet_view(tmp_path):
+    import os
+
+    server = PostgresServer()
+    server.start()
+    relay = Relay(tmp_path / "data", tmp_path / "logs",
+                  args=["--workers", "2", "--storage", "postgres", "--postgres-url", server.new_database()])
+    try:
+        relay.start()  # returns once one worker answers /health on the port
+
+        def both_workers() -> list | None:
+            processes = operator(relay, "GET", "/-/api/stats")["fleet"]["processes"]
+            return processes if len(processes) == 2 and {p["port"] for p in processes} == {relay.port} else None
+
+        workers = wait_for("both workers in the fleet view", both_workers, timeout=20)
+        pids = {p["pid"] for p in workers}
+        assert len(pids) == 2 and relay.proc is not None and relay.proc.pid not in pids  # two children, not the parent
+        soul = rid("fleet-workers-")
+        for n in range(4):  # fresh clients: the kernel hands each connection to either worker
+            _put(relay, soul, f"k{n}", f"v{n}", tmp_path)
+        for n in range(4):
+            assert _once(relay, soul, f"k{n}", tmp_path)["value"] == f"v{n}"
+        assert relay.stop() == 0
+        for pid in pids:  # the parent stopped its children before it exited
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        relay.stop()
+        server.stop()
+
+
+def test_workers_with_sqlite_or_memory_are_refused_saying_why(tmp_path):
+    import subprocess
+    import sys
+
+    for storage in ("sqlite", "memory"):
+        done = subprocess.run(
+            [sys.executable, "-m", "gunrelay", "serve", "--port", "0", "--data", str(tmp_path / storage), "--storage", storage, "--workers", "2"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode != 0
+        assert "--workers 2 needs --storage postgres" in done.stderr and "use --storage postgres --postgres-url" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

@@ -37,6 +37,7 @@ class Process:
         self.sync = ControlSync(self.world.control, self.access, self.world.relay, self.store, beat_s=0.2, confirm_s=2.0)
         self.world.control.in_step = self.sync.in_step
         self.access.in_step = self.sync.in_step
+        self.world.control.lease = self.store.lease  # as server/fleet.py wires it
 
     async def start(self) -> None:
         await self.store.open()
@@ -109,3 +110,28 @@ async def test_every_live_process_has_a_heartbeat_with_the_version_it_applied(fl
     assert all(b.applied == version for b in beats)
     await second.sync.stop()  # a clean stop leaves the fleet at once
     assert [b.process_id for b in await first.store.processes(5.0)] == [first.store.process_id]
+
+
+async def test_one_process_leads_a_purge_and_the_other_does_not_start_it(fleet):
+    first, second = fleet
+    rotated = await first.world.control.rotate("old-app", "new-app", grace_s=3600)  # the lead is held through the grace
+    reset_id = rotated["record"]["reset_id"]
+    assert rotated["fleet_not_confirmed"] == [] and reset_id in second.world.control.resets
+    assert await second.store.lease(reset_id) is None  # held by the first process
+    await second.world.control.adopt_orphans()
+    assert second.world.control._tasks == set() and reset_id not in second.world.control._leading
+    assert reset_id in first.world.control._leading
+
+
+async def test_a_purge_whose_leading_process_is_gone_is_resumed_by_another(fleet):
+    first, second = fleet
+    rotated = await first.world.control.rotate("gone-app", "next-app", grace_s=1.0)
+    reset_id = rotated["record"]["reset_id"]
+    await first.world.control.stop()  # the leading process goes before the purge (its lease with it)
+    await second.world.control.adopt_orphans()
+    assert reset_id in second.world.control._leading
+    await second.world.finish()  # the rest of the grace, then the purge, in the second process
+    [held] = [h for h in await second.store.load_resets() if h.record.reset_id == reset_id]
+    assert held.purge_done and held.published
+    await second.world.control.adopt_orphans()  # done: nobody resumes it again
+    assert second.world.control._tasks == set()

@@ -22,8 +22,11 @@ published and who is connected).
 
 In a fleet (several processes on one PostgreSQL store, ``server/fleet_control.py``) the other
 processes ``reload`` what one of them changed, and the changing command waits for them through
-``in_step`` (set by the fleet) before it returns; the purge and the publication run in the issuing
-process only.
+``in_step`` (set by the fleet) before it returns. A reset's purge and publication run in one
+process: the one holding the reset's ``lease`` (set by the fleet: a PostgreSQL advisory lock held
+by a connection of its own, so it ends with the process). The issuing process takes it before the
+reset is installed; an interrupted purge is resumed (at start, or by ``adopt_orphans`` when the
+leading process died) only by a process that gets the lease and finds the purge still unfinished.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from .identity import Identity
 from .relay import Relay, wall_clock_ms
 
 log = logging.getLogger("gunrelay.reset")
+
+Release = Callable[[], Awaitable[None]]  # gives up the lead of a reset's purge
 
 PURGE_BATCH = 20_000
 CLOSURE_LIMIT = 1_000_000
@@ -83,6 +88,9 @@ class ResetControl:
         self._lock = asyncio.Lock()
         # set by the fleet: wait until every process has this one's changes in force; who did not
         self.in_step: Callable[[], Awaitable[list[str]]] | None = None
+        # set by the fleet: the lead of a reset's purge (a release, or None: another process leads)
+        self.lease: Callable[[str], Awaitable[Release | None]] | None = None
+        self._leading: set[str] = set()  # resets whose purge and publication run here
 
     @property
     def fence(self) -> FenceView:
@@ -115,8 +123,12 @@ class ResetControl:
             if held.record.kind == "rotation":
                 self.instance = held.record.replacement or self.instance  # the latest rotation names it
             if not held.purge_done:
+                leads, release = await self._lead(held.record.reset_id)
+                if not leads:
+                    log.info("reset %s: another process of the fleet leads its purge", held.record.reset_id)
+                    continue
                 log.warning("resuming reset %s (%s): its purge had not finished", held.record.reset_id, held.record.scope)
-                self._spawn(self._carry_out(held))
+                self._spawn(self._carry_out(held, release=release))
             elif held.published:
                 self.published.add(held.record.reset_id)
             else:  # a crash between the purge's end and the publication: publish now
@@ -193,17 +205,21 @@ class ResetControl:
                     "peers_to_notify": len(self.relay.clients()),
                 }
             self._fence.add(rule)
+            release: Release | None = None
             try:
+                _, release = await self._lead(record.reset_id)  # before any other process can see it
                 await self.store.install_reset(record, souls)
             except Exception:
                 self._fence.remove(record.reset_id)
+                if release is not None:
+                    await release()
                 raise
             held = StoredReset(record, souls, purge_done=False, purged=0)
             self.resets[record.reset_id] = held
             self.purged[record.reset_id] = 0
             self.acks[record.reset_id] = {}
         log.warning("reset %s of %r issued: watermark %s, epoch %d (%s)", record.reset_id, scope, watermark, record.epoch, reason)
-        self._spawn(self._carry_out(held))
+        self._spawn(self._carry_out(held, release=release))
         return {"dry_run": False, "record": record_json(record), "reachable_souls_fenced": len(souls), **await self._fleet_in_step()}
 
     async def rotate(self, scope: str, to: str, grace_s: float, reason: str = "", message: str = "") -> dict[str, Any]:
@@ -224,17 +240,21 @@ class ResetControl:
             )
             held = StoredReset(record, souls, purge_done=False, purged=0)
             self._fence.add(held.rule)  # read-only now: every write into the old scope is refused
+            release: Release | None = None
             try:
+                _, release = await self._lead(record.reset_id)
                 await self.store.install_reset(record, souls)
             except Exception:
                 self._fence.remove(record.reset_id)
+                if release is not None:
+                    await release()
                 raise
             self.resets[record.reset_id] = held
             self.purged[record.reset_id] = 0
             self.acks[record.reset_id] = {}
             self.instance = to
         log.warning("rotation %s: %r is read-only, replaced by %r; purge in %.0f s", record.reset_id, scope, to, grace_s)
-        self._spawn(self._carry_out(held))
+        self._spawn(self._carry_out(held, release=release))
         return {"record": record_json(record), "reachable_souls_fenced": len(souls), **await self._fleet_in_step()}
 
     async def _fleet_in_step(self) -> dict[str, Any]:
@@ -244,21 +264,58 @@ class ResetControl:
             return {}
         return {"fleet_not_confirmed": await self.in_step()}
 
-    async def _carry_out(self, held: StoredReset, purged: Callable[[], Awaitable[None]] | None = None) -> None:
+    async def _carry_out(
+        self, held: StoredReset, purged: Callable[[], Awaitable[None]] | None = None, release: Release | None = None
+    ) -> None:
         """A reset: purge, then publish. A rotation: publish (clients move now), purge after the grace.
-        ``purged`` is called once the purge is done (a reset obeyed for another relay says so)."""
+        ``purged`` is called once the purge is done (a reset obeyed for another relay says so);
+        ``release`` gives up the fleet's lead of it at the end."""
         record = held.record
-        if record.kind == "rotation":
-            await self.publish(record)
-            wait_s = ((record.purge_after or 0) - time.time() * 1000) / 1000
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            await self._purge(held)
-        else:
-            await self._purge(held)
-            await self.publish(record)
-        if purged is not None:
-            await purged()
+        self._leading.add(record.reset_id)
+        try:
+            if record.kind == "rotation":
+                await self.publish(record)
+                wait_s = ((record.purge_after or 0) - time.time() * 1000) / 1000
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)
+                await self._purge(held)
+            else:
+                await self._purge(held)
+                await self.publish(record)
+            if purged is not None:
+                await purged()
+        finally:
+            self._leading.discard(record.reset_id)
+            if release is not None:
+                await release()
+
+    async def _lead(self, reset_id: str) -> tuple[bool, Release | None]:
+        """Whether this process leads the reset's purge, and how to give the lead up (alone: it
+        leads, nothing to give up)."""
+        if self.lease is None:
+            return True, None
+        release = await self.lease(reset_id)
+        return release is not None, release
+
+    async def adopt_orphans(self) -> None:
+        """Resume the purges no live process leads any more (the one leading died): a reset's lease
+        is free only when no process holds it, and its purge is looked at again once held."""
+        if self.lease is None:
+            return
+        for reset_id, held in list(self.resets.items()):
+            if held.purge_done or held.superseded_by is not None or reset_id in self._leading:
+                continue
+            leads, release = await self._lead(reset_id)
+            if not leads:
+                continue
+            fresh = next((h for h in await self.store.load_resets() if h.record.reset_id == reset_id), None)
+            if fresh is None or fresh.purge_done or fresh.superseded_by is not None:
+                if release is not None:
+                    await release()
+                continue
+            log.warning("reset %s (%s): the process leading its purge is gone; this one resumes it", reset_id, held.record.scope)
+            self._leading.add(reset_id)  # from now: a second look does not take it up again
+            self._spawn(self._carry_out(fresh, release=release))
 
     # -- resets another relay of the mesh issued (server/mesh_resets.py) ---------------------------
 
@@ -283,13 +340,17 @@ class ResetControl:
                             record.reset_id, record.issuer, record.epoch, record.scope, newest)
                 return False
             self._fence.add(FenceRule(record.reset_id, record.scope, record.watermark, serves=fence_rule(record).serves))
+            release: Release | None = None
             try:
                 souls = frozenset() if record.scope == ALL else await self.store.reachable_souls(record.scope, self.protected, CLOSURE_LIMIT)
                 held = StoredReset(record, souls, purge_done=False, purged=0)
                 self._fence.add(held.rule)
+                _, release = await self._lead(record.reset_id)
                 await self.store.install_reset(record, souls)
             except Exception:
                 self._fence.remove(record.reset_id)
+                if release is not None:
+                    await release()
                 raise
             self.resets[record.reset_id] = held
             self.purged[record.reset_id] = 0
@@ -298,7 +359,7 @@ class ResetControl:
                 self.instance = record.replacement
         log.warning("%s %s of %r from relay %s obeyed: watermark %s, epoch %d",
                     record.kind, record.reset_id, record.scope, record.issuer, record.watermark, record.epoch)
-        self._spawn(self._carry_out(held, purged))
+        self._spawn(self._carry_out(held, purged, release=release))
         return True
 
     def note_relay_ack(self, relay_pub: str, reset_id: str, purged: bool, at: float) -> None:

@@ -104,6 +104,7 @@ class Fleet:
         self.tail = StreamTail(relay, store)
         self.control = ControlSync(control, access, relay, store)
         control.in_step = self.control.in_step
+        control.lease = store.lease  # one process leads each reset's purge and publication
         access.in_step = self.control.in_step
 
     async def start(self) -> None:

@@ -14,6 +14,8 @@ The issuing process, once its own change is durable, calls ``in_step``: it appli
 itself, then waits (at most ``confirm_s``) until every live process (a heartbeat younger than
 ``live_s``, by the database's clock) has applied it, and names the ones that did not. A process
 that is gone stops counting after ``live_s``; one that comes back loads everything at its start.
+Every ``ADOPT_EVERY`` rounds it also looks for a reset whose purge no live process leads (the
+leader died; ``ResetControl.adopt_orphans``) and resumes it under the reset's lease.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ BEAT_S = 1.0  # a heartbeat (and a look at the control version) at least this of
 LIVE_S = 5.0  # a process whose heartbeat is older is taken for gone
 CONFIRM_S = 5.0  # how long a command waits for the other processes to apply its change
 CONFIRM_POLL_S = 0.05
+ADOPT_EVERY = 5  # rounds between looks for purges whose leading process died
 
 
 class ControlSync:
@@ -79,11 +82,15 @@ class ControlSync:
             await self.store.forget_process()  # a clean stop leaves the fleet at once
 
     async def _run(self) -> None:
+        rounds = 0
         while True:
             self._wake.clear()
+            rounds += 1
             try:
                 await self.apply()
                 await self.beat()
+                if rounds % ADOPT_EVERY == 0:
+                    await self.control.adopt_orphans()
             except Exception as exc:  # the store failed or went away: the next round tries again
                 log.warning("keeping in step with the fleet failed (%s); trying again", exc)
             with contextlib.suppress(TimeoutError):

@@ -69,7 +69,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,7 @@ CONTROL_CHANNEL = "gunrelay_control"  # NOTIFY'd by a write transaction that cha
 LISTEN_WAIT_S = 1.0  # how long the listener blocks between looks at its stop flag
 STREAM_LOCK = 0x67756E72  # "gunr": every write transaction holds it to its commit
 MIGRATION_LOCK = 0x67756E6D  # "gunm": one process migrates at a time
+LEASE_SPACE = 0x67756E6C  # "gunl": the first key of a lease's advisory lock (the second: the name's hash)
 CHUNK = 256  # rows per round trip of a lazy scan
 
 MIGRATIONS: dict[int, str] = {
@@ -509,6 +510,31 @@ class PostgresStore(Store):
         event loop at each notification, until ``close``. Reconnects after a failure."""
         assert self._listener is None, "already listening"
         self._listener = _Listener(lambda: self._connect(True), dict(nudges))
+
+    async def lease(self, name: str) -> Callable[[], Awaitable[None]] | None:
+        """The fleet-wide lead of ``name`` (a reset's purge): a session advisory lock held by a
+        connection of its own, so that it ends with this process, crash or not. None: another
+        process holds it. Else the call that gives it up."""
+        def take() -> psycopg.Connection[Any] | None:
+            conn = self._connect(True)
+            try:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LEASE_SPACE, name)).fetchone()
+            except psycopg.Error:
+                conn.close()
+                raise
+            if row is None or not row[0]:
+                conn.close()
+                return None
+            return conn
+
+        held = await asyncio.to_thread(take)
+        if held is None:
+            return None
+
+        async def release() -> None:
+            await asyncio.to_thread(held.close)  # the lock ends with the session
+
+        return release
 
     # -- the fleet's heartbeats and control version ------------------------------------------------
 

@@ -307,3 +307,63 @@ def test_workers_with_sqlite_or_memory_are_refused_saying_why(tmp_path):
         assert done.returncode != 0
         assert "--workers 2 needs --storage postgres" in done.stderr and "use --storage postgres --postgres-url" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+# -- three processes, and one of them killed -----------------------------------------------------------
+
+
+def test_three_processes_one_killed_the_others_go_on_and_it_comes_back_in_step(tmp_path):
+    server = PostgresServer()
+    server.start()
+    args = ["--storage", "postgres", "--postgres-url", server.new_database()]
+    relays = [Relay(tmp_path / "data", tmp_path / "logs", args=args) for _ in range(3)]
+    subs: list[GunProcess] = []
+    try:
+        for relay in relays:
+            relay.start()
+        a, b, c = relays
+        soul = rid("fleet-three-")
+        subs = [_subscriber(b, soul, "say", "sub-b", tmp_path), _subscriber(c, soul, "say", "sub-c", tmp_path)]
+        _put(a, soul, "say", "to all three", tmp_path)
+        for sub in subs:
+            sub.wait_event(lambda e: e.get("event") == "on" and e.get("value") == "to all three", timeout=10)
+
+        assert c.proc is not None
+        killed_pid = c.proc.pid
+        c.proc.kill()  # SIGKILL, by its PID: no clean goodbye, its heartbeat row stays until it is stale
+        c.proc.wait(timeout=10)
+        # a reset right away: the dead process still looks alive for a few seconds and cannot confirm;
+        # the command waits for it (bounded), then names it, unless its heartbeat went stale meanwhile
+        # (then it is no longer a live process of the fleet); the live ones have the reset in force
+        issued = operator(a, "POST", "/-/api/resets", {"scope": f"{soul}-gone", "reason": "fleet test"})
+        assert set(issued["fleet_not_confirmed"]) <= {f"pid {killed_pid} on {_host(a)}:{c.port}"}, issued
+        with RawPeer(b.ws_url) as peer:
+            stale = peer.request(put_msg(f"{soul}-gone", {"k": ("stale", now_ms() - 60_000)}), timeout=10)
+            assert stale is not None and "err" in stale, stale
+        _put(a, soul, "say", "after the kill", tmp_path)
+        subs[0].wait_event(lambda e: e.get("event") == "on" and e.get("value") == "after the kill", timeout=10)
+        # once its heartbeat is stale it is out of the fleet view, and out of what a command waits for
+        wait_for("the killed process left the fleet view", lambda: {p["pid"] for p in operator(a, "GET", "/-/api/stats")["fleet"]["processes"]}
+                 == {_pid_of(a), _pid_of(b)}, timeout=10)
+        again = operator(a, "POST", "/-/api/resets", {"scope": f"{soul}-later", "reason": "fleet test"})
+        assert again["fleet_not_confirmed"] == []
+
+        c.start()  # it comes back: the resets issued while it was down are in its fence from the start
+        with RawPeer(c.ws_url) as peer:
+            stale = peer.request(put_msg(f"{soul}-later", {"k": ("stale", now_ms() - 60_000)}), timeout=10)
+            assert stale is not None and "err" in stale, stale
+        assert _once(c, soul, "say", tmp_path)["value"] == "after the kill"
+    finally:
+        for sub in subs:
+            sub.kill()
+        for relay in relays:
+            relay.stop()
+        server.stop()
+
+
+def _host(relay: Relay) -> str:
+    return next(p["host"] for p in operator(relay, "GET", "/-/api/stats")["fleet"]["processes"] if p["this"])
+
+
+def _pid_of(relay: Relay) -> int:
+    return next(p["pid"] for p in operator(relay, "GET", "/-/api/stats")["fleet"]["processes"] if p["this"])

@@ -30,6 +30,8 @@ from .core.privacy import Anonymizer, Privacy
 from .server.access import Access
 from .server.control import ResetControl
 from .server.datalock import DataLock
+from .server.fleet import Fleet
+from .server.workers import WORKER_ENV, Workers, reserve_port  # for `gunrelay serve --workers N` (cli imports app, not server)
 from .server.expiry import Expiry
 from .server.snapshots import Snapshots
 from .server.identity import admin_token, load_or_create_identity
@@ -115,7 +117,10 @@ def build_app(config: Settings) -> "GunFirst":
             await asyncio.sleep(config.keepalive_s)
             relay.keepalive()
 
-    lock = DataLock(data_dir)
+    # PostgreSQL: processes sharing one store share the data folder too (its identity and token),
+    # so each holds it shared; an offline command still needs it alone, and SQLite one process
+    fleet = Fleet(relay, control, access, store) if isinstance(store, PostgresStore) else None
+    lock = DataLock(data_dir, shared=fleet is not None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -127,6 +132,8 @@ def build_app(config: Settings) -> "GunFirst":
             log.warning("removed %s, left by a snapshot a crash interrupted", name)
         await access.start()
         await expiry.start()
+        if fleet is not None:  # after the fences and bans are live: what other processes store is pushed through them
+            await fleet.start()
         await monitor.start()
         ticker = asyncio.create_task(keepalive())
         await catch_up.start()  # after mesh_resets: a new relay link is sent our resets before we ask for its stream
@@ -144,6 +151,8 @@ def build_app(config: Settings) -> "GunFirst":
             await mesh.stop()
             await catch_up.stop()
             await mesh_resets.stop()
+            if fleet is not None:
+                await fleet.stop()
             await monitor.stop()
             await control.stop()
             await expiry.stop()
@@ -203,7 +212,7 @@ def build_app(config: Settings) -> "GunFirst":
         Route("/-/resets/{reset_id}/acknowledged", reset_acks_route),
         *login.routes(auth, audit, privacy, gate),
         *api.routes(ops, gate),
-        *observe.routes(ops, monitor, audit, logbook, mesh, gate),
+        *observe.routes(ops, monitor, audit, logbook, mesh, gate, fleet),
         *console.routes(),
         Route("/gun.js", files.gun_js),
         Route("/sea.js", files.sea_js),
@@ -215,6 +224,7 @@ def build_app(config: Settings) -> "GunFirst":
     app.state.relay = relay
     app.state.mesh = mesh
     app.state.data_lock = lock
+    app.state.fleet = fleet
     app.state.store = store
     app.state.control = control
     app.state.identity = identity
@@ -250,6 +260,13 @@ class GunFirst:
         if scope["type"] == "websocket" and scope["path"] == "/gun":
             return self.gun(scope, receive, send)
         return self.app(scope, receive, send)
+
+
+def prepare_data_folder(config: Settings) -> None:
+    """Create the relay's identity and token before several processes start on the folder at once."""
+    data_dir = Path(config.data)
+    load_or_create_identity(data_dir)
+    admin_token(data_dir, config.admin_token)
 
 
 def local_token_files(data: str | None, local_port: int | None) -> list[Path]:

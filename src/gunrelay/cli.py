@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
+import sys
 from typing import Any
 
 from .config import SETTINGS, InvalidSetting, load_config
@@ -24,22 +26,26 @@ def _serve_parser(sub: Any) -> None:
                            help=f"{setting.help} ({told}env {setting.env}, default {default})")
 
 
-def serve(args: argparse.Namespace) -> None:
+def serve(args: argparse.Namespace, argv: list[str]) -> None:
     import uvicorn
 
-    from .app import build_app, note_local_relay, uvicorn_config
+    from .app import WORKER_ENV, build_app, note_local_relay, uvicorn_config
 
     try:
         config = load_config(vars(args))
     except InvalidSetting as exc:
         raise SystemExit(f"gunrelay serve: {exc}") from None
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.workers > 1:
+        raise SystemExit(serve_workers(config, argv))
     app = build_app(config)
     # bind first so that port 0 resolves and the address we print is the real one; IPPROTO_TCP named
     # explicitly, because plain asyncio sets TCP_NODELAY on accepted sockets only when proto says TCP
     # (uvloop, the default with uvicorn[standard], sets it either way)
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if os.environ.get(WORKER_ENV):  # one of `--workers N`: the port is shared with the others
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((config.host, config.port))
     except OSError as exc:
@@ -48,6 +54,8 @@ def serve(args: argparse.Namespace) -> None:
     host, port = sock.getsockname()[:2]
     app.state.data_lock.acquire()  # one process per data folder: refused here with a clear message
     note_local_relay(app, port)
+    if app.state.fleet is not None:
+        app.state.fleet.control.port = port  # its heartbeat says where it listens
     server = uvicorn.Server(uvicorn_config(app, config))
     # A signal from here until uvicorn has taken SIGTERM/SIGINT over (as it starts)
     # asks it to stop as soon as it can; uvicorn re-raises the signal once it has shut down cleanly,
@@ -63,6 +71,21 @@ def serve(args: argparse.Namespace) -> None:
     print(f"gunrelay listening on {http}://{shown}:{port} (GUN websocket at {ws}://{shown}:{port}/gun, "
           f"storage {config.storage} in {config.data})", flush=True)
     server.run(sockets=[sock])
+
+
+def serve_workers(config: Any, argv: list[str]) -> int:
+    """``--workers N``: a parent that runs N relay processes on one port (``server/workers.py``)."""
+    from .app import Workers, prepare_data_folder, reserve_port
+
+    prepare_data_folder(config)
+    try:
+        reserved = reserve_port(config.host, config.port)
+    except OSError as exc:
+        raise SystemExit(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+    try:
+        return Workers(argv, config.workers, reserved.getsockname()[1]).run()
+    finally:
+        reserved.close()
 
 
 def _operator_options(parser: argparse.ArgumentParser) -> None:
@@ -169,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
-            serve(args)
+            serve(args, list(sys.argv[1:] if argv is None else argv))
             return
         from .remote import run_operator_command
 

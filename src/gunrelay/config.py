@@ -50,6 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage", str, "sqlite", "storage backend: sqlite (durable, default), memory (lost on exit) or postgres (--postgres-url)", ("sqlite", "memory", "postgres")),
     Setting("sqlite_synchronous", str, "FULL", "SQLite synchronous mode: FULL (fsync every commit) or NORMAL", ("FULL", "NORMAL")),
     Setting("postgres_url", str, "", "the PostgreSQL database of --storage postgres (postgresql://USER@HOST:PORT/DB)"),
+    Setting("workers", int, 1, "relay processes serving one port (SO_REUSEPORT), a fleet on one store: more than 1 needs --storage postgres"),
     Setting("max_frame_bytes", int, 16 * 1024 * 1024, "largest websocket frame accepted; larger ones get an error"),
     Setting("max_send_queue_bytes", int, 32 * 1024 * 1024, "a peer that stops reading is closed once this much waits for it"),
     Setting("max_skew_ms", int, 120_000, "how far in the future a state may be: later ones wait, further ones are refused"),
@@ -97,6 +98,7 @@ class Settings:
     storage: str
     sqlite_synchronous: str
     postgres_url: str
+    workers: int
     max_frame_bytes: int
     max_send_queue_bytes: int
     max_skew_ms: int
@@ -218,6 +220,15 @@ def load_config(cli: dict[str, Any] | None = None, env: Mapping[str, str] | None
             sources[setting.name] = setting.option
     if values["storage"] == "postgres" and not values["postgres_url"]:
         raise InvalidSetting("--storage postgres needs --postgres-url (or GUNRELAY_POSTGRES_URL)")
+    if not 1 <= values["workers"] <= 256:
+        raise InvalidSetting(f"{sources['workers']}: {values['workers']} is not a number of processes from 1 to 256")
+    if values["workers"] > 1 and values["storage"] != "postgres":
+        raise InvalidSetting(
+            f"{sources['workers']} {values['workers']} needs --storage postgres: the processes share one store, and "
+            + ("an SQLite data file has one writer process (its data folder is locked by one relay)" if values["storage"] == "sqlite"
+               else "with --storage memory each process would hold a graph of its own")
+            + "; run one process, or use --storage postgres --postgres-url postgresql://USER@HOST:PORT/DB"
+        )
     settings = Settings(**values)
     # refused at start, not when dialled or when a record arrives
     peer_urls(settings.peers, sources["peers"])

@@ -12,7 +12,7 @@ from gunrelay.core.fence import Protected
 from gunrelay.core.graph import Field
 from gunrelay.core.reset import ResetRecord
 from gunrelay.storage.base import ReadQuery, StorageFailure
-from gunrelay.storage.postgres import SCHEMA_VERSION, PostgresStore, SchemaTooNew, _install_reset, _merge
+from gunrelay.storage.postgres import SCHEMA_VERSION, STREAM_CHANNEL, PostgresStore, SchemaTooNew, _install_reset, _merge
 
 PROTECTED = Protected(("~relay", "_system"))
 
@@ -287,5 +287,72 @@ async def test_merges_sent_together_keep_their_own_outcomes(postgres_url):
         assert outcomes[0] == [Field("s", "k", "a", 10)] and isinstance(outcomes[1], UnicodeEncodeError)
         assert outcomes[2] == [Field("s", "k", "c", 10)] and outcomes[3] == [Field("t", "k", 1, 1)]
         assert (await store.read(ReadQuery(soul="s")))["s"] == [("k", '"c"', 10)]
+    finally:
+        await store.close()
+
+
+# -- the fleet: other processes' entries, the head, the nudge --------------------------------------
+
+
+async def test_a_process_reads_only_the_entries_others_wrote_and_its_cursor_passes_its_own(two):
+    first, second = two
+    head = await second.stream_head()
+    await first.merge([Field("f", "a", 1, 1)])
+    await second.merge([Field("f", "b", 2, 1)])
+    await first.merge([Field("f", "c", 3, 1)])
+    page = await second.others_since(head, 100)
+    assert [(c.key, c.value) for c in page.changes] == [("a", "1"), ("c", "3")]
+    assert page.cursor == (await second.changes_since(head, 100)).cursor  # past its own entry too
+    assert (await second.others_since(page.cursor, 100)).changes == []
+    mine = await first.others_since(head, 100)
+    assert [c.key for c in mine.changes] == ["b"]
+
+
+async def test_a_field_another_process_overwrites_is_its_entry_again(two):
+    first, second = two
+    await first.merge([Field("o", "k", "mine", 1)])
+    cursor = await first.stream_head()
+    assert await second.merge([Field("o", "k", "theirs", 2)]) != []
+    assert [(c.value, c.state) for c in (await first.others_since(cursor, 10)).changes] == [('"theirs"', 2)]
+    assert await second.merge([Field("o", "k", "loser", 1)]) == []  # a HAM loser is no entry at all
+    assert (await first.others_since(await first.stream_head(), 10)).changes == []
+
+
+async def test_the_head_is_the_last_number_taken(postgres_url):
+    store = await _opened(postgres_url)
+    try:
+        assert await store.stream_head() == 0
+        await store.merge([Field("h", "a", 1, 1), Field("h", "b", 1, 1)])
+        assert await store.stream_head() == (await store.changes_since(0, 10)).cursor == 2
+    finally:
+        await store.close()
+
+
+async def test_a_commit_that_accepted_fields_nudges_every_listener(two):
+    first, second = two
+    nudged = asyncio.Event()
+    second.listen({STREAM_CHANNEL: nudged.set})
+    await asyncio.wait_for(nudged.wait(), 10)  # the first nudge: whatever was missed before listening
+    nudged.clear()
+    assert await first.merge([Field("n", "k", 1, 5)]) != []
+    await asyncio.wait_for(nudged.wait(), 10)
+    nudged.clear()
+    assert await first.merge([Field("n", "k", 1, 4)]) == []  # nothing accepted: no notification
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(nudged.wait(), 2.5)
+
+
+async def test_a_database_at_schema_2_gains_the_writer_column(postgres_url):
+    from gunrelay.storage.postgres import MIGRATIONS
+
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute(MIGRATIONS[1])
+        conn.execute(MIGRATIONS[2])
+        conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (2)")
+        conn.execute("INSERT INTO fields VALUES ('\\x73'::bytea, '\\x6b'::bytea, '1', 5, nextval('stream_seq'))")
+    store = await _opened(postgres_url)
+    try:  # an entry from before the fleet has no writer: every process reads it as another's
+        assert [c.soul for c in (await store.others_since(0, 10)).changes] == ["s"]
     finally:
         await store.close()

@@ -1,7 +1,8 @@
 """What the console watches: live figures, connected peers, the mesh's links, the audit log and recent logs.
 
 Read-only routes behind the ``Gate``. Stats come from the ``Monitor`` (rates over the last sample
-interval and ten minutes of history); addresses go through privacy mode.
+interval and ten minutes of history), and with ``--storage postgres`` from every process of the
+fleet (``fleet``: their heartbeats, ``server/fleet.py``); addresses go through privacy mode.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..server.fleet import Fleet
 from ..server.logbook import LEVELS, LogBook
 from ..server.mesh import Mesh
 from ..server.monitor import Monitor
@@ -29,7 +31,9 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return int(digits)
 
 
-def routes(ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, mesh: Mesh, gate: Gate) -> list[Route]:
+def routes(
+    ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, mesh: Mesh, gate: Gate, fleet: Fleet | None = None
+) -> list[Route]:
     relay = ops.relay
 
     async def stats(request: Request) -> JSONResponse:
@@ -37,8 +41,11 @@ def routes(ops: Operations, monitor: Monitor, audit: Audit, logbook: LogBook, me
         latest = monitor.traffic.latest() or {}
         store = monitor.store_size()
         relay_stats = relay.stats
+        # several processes on one PostgreSQL store: every one of them (its heartbeat) and the totals
+        shared = {"fleet": await fleet.report()} if fleet is not None else {}
         return JSONResponse(
             {
+                **shared,
                 "at": monitor.clock() * 1000,
                 "uptime_s": monitor.uptime_s(),
                 "sample_interval_s": monitor.interval_s,

@@ -156,6 +156,11 @@ LOGIN_BODY = _object({"user": {**STRING, "default": "admin"}, "password": {**STR
 
 REPORT_PEER = _all({"peer_id": STRING, "address": STRING, "pid": _nullable(STRING)})
 ACK = _all({"reset_id": STRING, "peer_id": STRING, "address": STRING, "pid": _nullable(STRING), "at": NUMBER})
+FLEET_NOT_CONFIRMED = {
+    "type": "array",
+    "items": STRING,
+    "description": "with --storage postgres: the processes of the fleet that did not confirm the change within 5 s (empty: all did)",
+}
 RESET_ISSUED = _object(
     {
         "dry_run": BOOLEAN,
@@ -165,6 +170,7 @@ RESET_ISSUED = _object(
         "peers_to_notify": INTEGER,
         "snapshot": _ref("Snapshot"),
         "banned": {"type": "array", "items": _ref("Ban")},
+        "fleet_not_confirmed": FLEET_NOT_CONFIRMED,
     },
     ("dry_run", "record", "reachable_souls_fenced"),
 )
@@ -203,7 +209,29 @@ RESET_STATUS = _all(
         },
     }
 )
-STATS = _all(
+FLEET_PROCESS = _all(
+    {
+        "process_id": STRING,
+        "this": BOOLEAN,
+        "pid": INTEGER,
+        "host": STRING,
+        "port": INTEGER,
+        "started": NUMBER,
+        "last_seen": NUMBER,
+        "control_version": INTEGER,
+        "connections": INTEGER,
+        "messages_in": INTEGER,
+        "messages_out": INTEGER,
+    }
+)
+FLEET = _all(
+    {
+        "processes": {"type": "array", "items": FLEET_PROCESS},
+        "totals": _all({"processes": INTEGER, "connections": INTEGER, "messages_in": INTEGER, "messages_out": INTEGER}),
+    },
+    description="with --storage postgres: every live process of the relay (a heartbeat younger than 5 s) and their totals",
+)
+STATS = _object(
     {
         "at": NUMBER,
         "uptime_s": NUMBER,
@@ -221,7 +249,9 @@ STATS = _all(
         "resets": INTEGER,
         "bans": INTEGER,
         "history": {"type": "array", "items": {"allOf": [_ref("Counters"), _all({"t": NUMBER, "connections": INTEGER})]}},
-    }
+        "fleet": FLEET,
+    },
+    ("at", "uptime_s", "sample_interval_s", "connections", "peak_connections", "totals", "rates", "store", "resets", "bans", "history"),
 )
 PEERS = _all(
     {
@@ -534,7 +564,8 @@ PATHS: dict[str, Any] = {
     "/-/api/rotations": {
         "post": _operation(
             "post", "createRotation", "Retire a scope for a new one: read-only now, purged after the grace", "namespaces",
-            _ok(201, _all({"record": _ref("Record"), "reachable_souls_fenced": INTEGER}), "rotated"),
+            _ok(201, _object({"record": _ref("Record"), "reachable_souls_fenced": INTEGER, "fleet_not_confirmed": FLEET_NOT_CONFIRMED},
+                             ("record", "reachable_souls_fenced")), "rotated"),
             body=ROTATION_BODY, action="rotation.create",
         )
     },

@@ -899,6 +899,14 @@ class RelayEngine:
             self.dup.track(msg_id, None, now.steady_s)
             self._send(link, wire.push(msg_id, {soul: _node_of(soul, items) for soul, items in _by_soul(fields).items()}))
 
+    def shared(self, fields: list[Field], now: Now) -> None:
+        """Another process of the fleet stored ``fields`` (read from the shared store's change
+        stream): push them to this process's subscribers only. That process already answered its
+        writer and sent the write on to its relay links; what the fence here covers is left out,
+        as for a get."""
+        blocks = self.fence.blocks
+        self._fan_out([f for f in fields if blocks(f.soul, f.state, now.wall_ms, serving=True) is None], now.steady_s)
+
     def published(self, accepted: list[Field], now: Now) -> None:
         """The relay wrote ``accepted`` itself (records it signed, legacy nodes): push them to
         their subscribers like any accepted write."""

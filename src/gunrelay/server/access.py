@@ -3,13 +3,17 @@
 A ban refuses new websocket upgrades from the address (HTTP 403) and closes its open sockets.
 ``ban_connected`` bans every address connected right now: the old "block everyone for five
 minutes" recipe, as an explicit operator choice rather than a side effect of a reset.
+
+In a fleet (``server/fleet_control.py``) a ban or unban made through one process is ``reload``ed
+by the others, which close the banned address's sockets too; the command waits for them
+(``in_step``, set by the fleet) before it returns.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from ..core.bans import Ban, BanList
 from ..storage.base import Store
@@ -24,6 +28,7 @@ class Access:
         self.store = store
         self.clock = clock
         self.bans = BanList()
+        self.in_step: Callable[[], Awaitable[list[str]]] | None = None  # set by the fleet
 
     async def start(self) -> None:
         for ban in await self.store.load_bans():
@@ -46,6 +51,8 @@ class Access:
                 peer.close(1008, "banned")
         if made:
             log.warning("banned %d address(es) for %.0f s: %s (%s)", len(made), seconds, ", ".join(b.address for b in made), reason)
+            if self.in_step is not None:
+                await self.in_step()  # their sockets on the other processes are closed by now
         return made
 
     async def ban_connected(self, seconds: float, reason: str = "") -> list[Ban]:
@@ -54,7 +61,18 @@ class Access:
     async def unban(self, address: str) -> bool:
         removed = self.bans.remove(address)
         await self.store.delete_ban(address)
+        if self.in_step is not None:
+            await self.in_step()
         return removed
+
+    async def reload(self) -> None:
+        """Another process of the fleet banned or unbanned: the stored bans are the list now, and
+        the sockets of every address banned are closed here too."""
+        now = self.clock()
+        stored = {ban.address: ban for ban in await self.store.load_bans() if ban.until > now}
+        self.bans = BanList(list(stored.values()))
+        for peer in [p for p in self.relay.peers.values() if p.address in stored and not p.closed]:
+            peer.close(1008, "banned")
 
     def active(self) -> list[Ban]:
         return self.bans.active(self.clock())

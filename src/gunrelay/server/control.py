@@ -19,6 +19,14 @@ read-only (``fence``, a ``FenceView``) at construction, and resets, rotations, r
 this order: ``control = ResetControl(...)``; ``relay = Relay(..., fence=control.fence,
 acknowledge=control.acknowledge)``; ``control.connect_relay(relay)`` (where records are
 published and who is connected).
+
+In a fleet (several processes on one PostgreSQL store, ``server/fleet_control.py``) the other
+processes ``reload`` what one of them changed, and the changing command waits for them through
+``in_step`` (set by the fleet) before it returns. A reset's purge and publication run in one
+process: the one holding the reset's ``lease`` (set by the fleet: a PostgreSQL advisory lock held
+by a connection of its own, so it ends with the process). The issuing process takes it before the
+reset is installed; an interrupted purge is resumed (at start, or by ``adopt_orphans`` when the
+leading process died) only by a process that gets the lease and finds the purge still unfinished.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ from .identity import Identity
 from .relay import Relay, wall_clock_ms
 
 log = logging.getLogger("gunrelay.reset")
+
+Release = Callable[[], Awaitable[None]]  # gives up the lead of a reset's purge
 
 PURGE_BATCH = 20_000
 CLOSURE_LIMIT = 1_000_000
@@ -77,6 +87,11 @@ class ResetControl:
         self.relay_acks: dict[str, dict[str, ResetAck]] = {}  # reset id -> relay pub -> its latest word (server/mesh_resets.py)
         self._tasks = Background()  # purges, publications, acks on their way to the store
         self._lock = asyncio.Lock()
+        # set by the fleet: wait until every process has this one's changes in force; who did not
+        self.in_step: Callable[[], Awaitable[list[str]]] | None = None
+        # set by the fleet: the lead of a reset's purge (a release, or None: another process leads)
+        self.lease: Callable[[str], Awaitable[Release | None]] | None = None
+        self._leading: set[str] = set()  # resets whose purge and publication run here
 
     @property
     def fence(self) -> FenceView:
@@ -109,8 +124,12 @@ class ResetControl:
             if held.record.kind == "rotation":
                 self.instance = held.record.replacement or self.instance  # the latest rotation names it
             if not held.purge_done:
+                leads, release = await self._lead(held.record.reset_id)
+                if not leads:
+                    log.info("reset %s: another process of the fleet leads its purge", held.record.reset_id)
+                    continue
                 log.warning("resuming reset %s (%s): its purge had not finished", held.record.reset_id, held.record.scope)
-                self._spawn(self._carry_out(held))
+                self._spawn(self._carry_out(held, release=release))
             elif held.published:
                 self.published.add(held.record.reset_id)
             else:  # a crash between the purge's end and the publication: publish now
@@ -121,6 +140,10 @@ class ResetControl:
 
     def _spawn(self, coro: Any) -> None:
         self._tasks.spawn(coro)
+
+    def pending(self) -> int:
+        """Purges, publications and acknowledgements under way in this process."""
+        return len(self._tasks)
 
     # -- issuing ----------------------------------------------------------------------------
 
@@ -182,10 +205,10 @@ class ResetControl:
                     "reachable_souls_fenced": len(souls),
                     "peers_to_notify": len(self.relay.clients()),
                 }
-            held = await self._install(StoredReset(record, souls, purge_done=False, purged=0))
+            held, release = await self._install(StoredReset(record, souls, purge_done=False, purged=0))
         log.warning("reset %s of %r issued: watermark %s, epoch %d (%s)", record.reset_id, scope, watermark, record.epoch, reason)
-        self._spawn(self._carry_out(held))
-        return {"dry_run": False, "record": record_json(record), "reachable_souls_fenced": len(souls)}
+        self._spawn(self._carry_out(held, release=release))
+        return {"dry_run": False, "record": record_json(record), "reachable_souls_fenced": len(souls), **await self._fleet_in_step()}
 
     async def rotate(self, scope: str, to: str, grace_s: float, reason: str = "", message: str = "") -> dict[str, Any]:
         """Start ``scope`` afresh under ``to``: the old scope turns read-only at once (W = +inf),
@@ -203,42 +226,91 @@ class ResetControl:
                 scope, math.inf, reason=reason, message=message, replacement=to, kind="rotation",
                 purge_after=time.time() * 1000 + grace_s * 1000,
             )
-            held = await self._install(StoredReset(record, souls, purge_done=False, purged=0))  # read-only now
+            held, release = await self._install(StoredReset(record, souls, purge_done=False, purged=0))  # read-only now
             self.instance = to
         log.warning("rotation %s: %r is read-only, replaced by %r; purge in %.0f s", record.reset_id, scope, to, grace_s)
-        self._spawn(self._carry_out(held))
-        return {"record": record_json(record), "reachable_souls_fenced": len(souls)}
+        self._spawn(self._carry_out(held, release=release))
+        return {"record": record_json(record), "reachable_souls_fenced": len(souls), **await self._fleet_in_step()}
 
-    async def _install(self, held: StoredReset) -> StoredReset:
-        """Put ``held``'s fence up (live at once), then record it durably with its closure (call
-        under the lock); a failed install takes the fence down again."""
+    async def _install(self, held: StoredReset) -> tuple[StoredReset, Release | None]:
+        """Put ``held``'s fence up (live at once), take the fleet's lead of it (before any other
+        process can see it), then record it durably with its closure (call under the lock); a
+        failed install takes the fence down and gives the lead up again."""
         reset_id = held.record.reset_id
         self._fence.add(held.rule)
+        release: Release | None = None
         try:
+            _, release = await self._lead(reset_id)
             await self.store.install_reset(held.record, held.souls)
         except Exception:
             self._fence.remove(reset_id)
+            if release is not None:
+                await release()
             raise
         self.resets[reset_id] = held
         self.purged[reset_id] = 0
         self.acks[reset_id] = {}
-        return held
+        return held, release
 
-    async def _carry_out(self, held: StoredReset, purged: Callable[[], Awaitable[None]] | None = None) -> None:
+    async def _fleet_in_step(self) -> dict[str, Any]:
+        """In a fleet: wait until every process has the change in force; the ones that did not
+        confirm (``fleet_not_confirmed``). Alone: nothing to wait for, nothing to say."""
+        if self.in_step is None:
+            return {}
+        return {"fleet_not_confirmed": await self.in_step()}
+
+    async def _carry_out(
+        self, held: StoredReset, purged: Callable[[], Awaitable[None]] | None = None, release: Release | None = None
+    ) -> None:
         """A reset: purge, then publish. A rotation: publish (clients move now), purge after the grace.
-        ``purged`` is called once the purge is done (a reset obeyed for another relay says so)."""
+        ``purged`` is called once the purge is done (a reset obeyed for another relay says so);
+        ``release`` gives up the fleet's lead of it at the end."""
         record = held.record
-        if record.kind == "rotation":
-            await self.publish(record)
-            wait_s = ((record.purge_after or 0) - time.time() * 1000) / 1000
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            await self._purge(held)
-        else:
-            await self._purge(held)
-            await self.publish(record)
-        if purged is not None:
-            await purged()
+        self._leading.add(record.reset_id)
+        try:
+            if record.kind == "rotation":
+                await self.publish(record)
+                wait_s = ((record.purge_after or 0) - time.time() * 1000) / 1000
+                if wait_s > 0:
+                    await asyncio.sleep(wait_s)
+                await self._purge(held)
+            else:
+                await self._purge(held)
+                await self.publish(record)
+            if purged is not None:
+                await purged()
+        finally:
+            self._leading.discard(record.reset_id)
+            if release is not None:
+                await release()
+
+    async def _lead(self, reset_id: str) -> tuple[bool, Release | None]:
+        """Whether this process leads the reset's purge, and how to give the lead up (alone: it
+        leads, nothing to give up)."""
+        if self.lease is None:
+            return True, None
+        release = await self.lease(reset_id)
+        return release is not None, release
+
+    async def adopt_orphans(self) -> None:
+        """Resume the purges no live process leads any more (the one leading died): a reset's lease
+        is free only when no process holds it, and its purge is looked at again once held."""
+        if self.lease is None:
+            return
+        for reset_id, held in list(self.resets.items()):
+            if held.purge_done or held.superseded_by is not None or reset_id in self._leading:
+                continue
+            leads, release = await self._lead(reset_id)
+            if not leads:
+                continue
+            fresh = next((h for h in await self.store.load_resets() if h.record.reset_id == reset_id), None)
+            if fresh is None or fresh.purge_done or fresh.superseded_by is not None:
+                if release is not None:
+                    await release()
+                continue
+            log.warning("reset %s (%s): the process leading its purge is gone; this one resumes it", reset_id, held.record.scope)
+            self._leading.add(reset_id)  # from now: a second look does not take it up again
+            self._spawn(self._carry_out(fresh, release=release))
 
     # -- resets another relay of the mesh issued (server/mesh_resets.py) ---------------------------
 
@@ -268,12 +340,12 @@ class ResetControl:
             except Exception:
                 self._fence.remove(record.reset_id)
                 raise
-            held = await self._install(StoredReset(record, souls, purge_done=False, purged=0))
+            held, release = await self._install(StoredReset(record, souls, purge_done=False, purged=0))
             if record.kind == "rotation" and record.replacement:
                 self.instance = record.replacement
         log.warning("%s %s of %r from relay %s obeyed: watermark %s, epoch %d",
                     record.kind, record.reset_id, record.scope, record.issuer, record.watermark, record.epoch)
-        self._spawn(self._carry_out(held, purged))
+        self._spawn(self._carry_out(held, purged, release=release))
         return True
 
     def note_relay_ack(self, relay_pub: str, reset_id: str, purged: bool, at: float) -> None:
@@ -356,8 +428,45 @@ class ResetControl:
             self.resets[record.reset_id] = held
             self.acks[record.reset_id] = {}
             self._fence.add(held.rule)
+        await self._fleet_in_step()  # the other processes' fences too, before the restored data is served there
         await self.publish(record)
         return record, restored, undone
+
+    # -- the fleet: what another process changed (server/fleet_control.py) ---------------------------
+
+    async def reload(self) -> None:
+        """Bring the live fence and the reset state in line with the store after another process of
+        the fleet changed them: resets installed (their fence up at once), superseded (lifted),
+        purged (a rotated scope stops serving) or published; acknowledgements; TTL rules. No purge
+        or publication is started here: those are the issuing process's."""
+        async with self._lock:
+            stored = sorted(await self.store.load_resets(), key=lambda h: h.record.issued_at)
+            ttls = await self.store.load_ttls()
+            for held in stored:
+                reset_id = held.record.reset_id
+                known = self.resets.get(reset_id)
+                if known is not None and known.purge_done and not held.purge_done:
+                    held = replace(held, purge_done=True, purged=max(known.purged, held.purged))  # ours finished meanwhile
+                self.resets[reset_id] = held
+                if held.superseded_by is not None:
+                    self._fence.remove(reset_id)
+                    continue
+                if self._fence.rule(reset_id) != held.rule:
+                    self._fence.add(held.rule)
+                self.purged[reset_id] = max(self.purged.get(reset_id, 0), held.purged)
+                for ack in await self.store.acks(reset_id):
+                    self._keep_ack(ack)
+                if held.published:
+                    self.published.add(reset_id)
+                if known is None and held.record.kind == "rotation" and held.record.replacement:
+                    self.instance = held.record.replacement
+            wanted = {rule.rule_id: rule for rule in (ttl_rule(prefix, ttl_ms) for prefix, ttl_ms in ttls.items())}
+            for rule in self._fence.rules:
+                if rule.rule_id.startswith("ttl:") and rule.rule_id not in wanted:
+                    self._fence.remove(rule.rule_id)
+            for rule_id, rule in wanted.items():
+                if self._fence.rule(rule_id) != rule:
+                    self._fence.add(rule)
 
     # -- resets carried over from another relay's export (server/interchange.py) -------------------
 

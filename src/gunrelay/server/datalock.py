@@ -1,4 +1,8 @@
-"""One process at a time on a data folder: the running relay, or the CLI working offline on it."""
+"""One process at a time on a data folder: the running relay, or the CLI working offline on it.
+
+Relay processes sharing one PostgreSQL store (the fleet) share their data folder (the identity and
+the operator token in it): each holds the lock ``shared``, so they run together while a command
+working offline on the folder, which holds it alone, is still refused (and refuses them)."""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ class DataFolderBusy(LocalError):
 
 
 class DataLock:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, shared: bool = False):
         self.path = data_dir / LOCK_FILE
+        self.shared = shared
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -26,15 +31,16 @@ class DataLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             raise DataFolderBusy(
                 f"{self.path.parent} is in use by a running relay (or another gunrelay command); "
                 "stop it first, or talk to it with --url"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        if not self.shared:  # the one holder's pid, for an operator wondering who holds it
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
     def release(self) -> None:

@@ -208,6 +208,11 @@ class Relay:
         self._carry_out()
         return accepted
 
+    def shared(self, fields: list[Field]) -> None:
+        """Fields another process of the fleet stored: to this process's subscribers only."""
+        self.engine.shared(fields, self.now())
+        self._carry_out()
+
     # -- effects ---------------------------------------------------------------------------
 
     def _carry_out(self) -> None:

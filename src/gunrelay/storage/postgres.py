@@ -42,7 +42,22 @@ Schema: created and migrated by ``open`` under an advisory lock (two processes s
 migrate once); ``schema_version`` holds the version, ``MIGRATIONS[n]`` takes a database from
 version n-1 to n (2 added the mesh's stream cursors), and a database written by a newer gunrelay
 is refused with ``SchemaTooNew``. Snapshots are JSON-lines files of (soul, key, value, state).
-LISTEN/NOTIFY (a nudge for other processes' readers) is not built yet.
+
+The fleet (``server/fleet.py``). Each process opens its store under a fresh ``process_id``; the
+upserts write it into the row's ``writer`` column (schema 3) with the value, so a stream entry says
+which process wrote it, in the same statement (a restore writes NULL: every process pushes it).
+``others_since`` reads the stream like ``changes_since`` but hands out only entries other processes
+wrote (its cursor still passes the skipped ones). A write transaction that accepted a field sends
+``NOTIFY gunrelay_stream`` before its commit (PostgreSQL delivers it at the commit, never for a
+rollback); ``listen`` keeps a thread LISTENing and calls back on each notification. A notification
+is only a nudge: the reader's position is its cursor in the stream, so a lost one costs a poll's
+delay, nothing more.
+
+Control in step. Every write that changes what the fence or the bans are (a reset installed,
+superseded or purged, a TTL rule or a ban saved or deleted) adds one to ``control_version`` in its
+own transaction and sends ``NOTIFY gunrelay_control``; a process that sees a version above the one
+it applied reloads resets, TTL rules and bans, and says so in its heartbeat row
+(``fleet_processes``: ``beat``, ``processes``), whose ``last_seen`` is the database's clock.
 """
 
 from __future__ import annotations
@@ -53,7 +68,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +102,13 @@ from .query import select_rows
 
 log = logging.getLogger("gunrelay.storage")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+STREAM_CHANNEL = "gunrelay_stream"  # NOTIFY'd by a write transaction that accepted fields
+CONTROL_CHANNEL = "gunrelay_control"  # NOTIFY'd by a write transaction that changed the control log
+LISTEN_WAIT_S = 1.0  # how long the listener blocks between looks at its stop flag
 STREAM_LOCK = 0x67756E72  # "gunr": every write transaction holds it to its commit
 MIGRATION_LOCK = 0x67756E6D  # "gunm": one process migrates at a time
+LEASE_SPACE = 0x67756E6C  # "gunl": the first key of a lease's advisory lock (the second: the name's hash)
 CHUNK = 256  # rows per round trip of a lazy scan
 
 MIGRATIONS: dict[int, str] = {
@@ -143,6 +164,23 @@ CREATE TABLE bans (address text PRIMARY KEY, until double precision NOT NULL, re
     2: """
 CREATE TABLE stream_cursors (relay_pub text PRIMARY KEY, cursor bigint NOT NULL);
 """,
+    3: """
+ALTER TABLE fields ADD COLUMN writer text;  -- the process (PostgresStore.process_id) that wrote the entry
+CREATE TABLE control_version (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL);
+INSERT INTO control_version VALUES (1, 0);
+CREATE TABLE fleet_processes (
+    process_id   text PRIMARY KEY,
+    pid          integer NOT NULL,
+    host         text NOT NULL,
+    port         integer NOT NULL,
+    started      double precision NOT NULL,
+    last_seen    double precision NOT NULL,   -- the database's clock: one clock for the whole fleet
+    applied      bigint NOT NULL,             -- the control_version this process has in force
+    connections  integer NOT NULL,
+    messages_in  bigint NOT NULL,
+    messages_out bigint NOT NULL
+);
+""",
 }
 
 
@@ -163,6 +201,12 @@ def _texts(*values: str | None) -> None:
             raise RemoteError(f"text with a NUL character cannot be stored: {value!r}")
 
 
+def _control_changed(conn: psycopg.Connection[Any]) -> None:
+    """In the transaction that changes the control log: a new control version, told at the commit."""
+    conn.execute("UPDATE control_version SET version = version + 1")
+    conn.execute("SELECT pg_notify(%s, '')", (CONTROL_CHANNEL,))
+
+
 def _prefix_bounds(prefix: bytes) -> tuple[bytes, bytes]:
     """Souls under ``prefix/`` sort from ``prefix/`` (inclusive) to ``prefix0`` ('0' follows '/')."""
     return prefix + b"/", prefix + b"0"
@@ -179,15 +223,15 @@ _NOT_FENCED = f"""NOT EXISTS (
            OR EXISTS (SELECT 1 FROM fence_souls f WHERE f.reset_id = r.rule_id AND f.soul = %(soul)s)))"""
 
 _UPSERT = f"""
-INSERT INTO fields (soul, key, value, state, seq)
-SELECT %(soul)s, %(key)s, %(value)s, %(state)s, nextval('stream_seq') WHERE {_NOT_FENCED}
-ON CONFLICT (soul, key) DO UPDATE SET value = excluded.value, state = excluded.state, seq = excluded.seq
+INSERT INTO fields (soul, key, value, state, seq, writer)
+SELECT %(soul)s, %(key)s, %(value)s, %(state)s, nextval('stream_seq'), %(writer)s WHERE {_NOT_FENCED}
+ON CONFLICT (soul, key) DO UPDATE SET value = excluded.value, state = excluded.state, seq = excluded.seq, writer = excluded.writer
 WHERE excluded.state > fields.state
 RETURNING 1
 """
 
 _TIE_UPDATE = f"""
-UPDATE fields SET value = %(value)s, seq = nextval('stream_seq')
+UPDATE fields SET value = %(value)s, seq = nextval('stream_seq'), writer = %(writer)s
 WHERE soul = %(soul)s AND key = %(key)s AND state = %(state)s AND value = %(current)s AND {_NOT_FENCED}
 RETURNING 1
 """
@@ -265,14 +309,16 @@ class _Worker:
             conn = self.conn
             if self.writer:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (STREAM_LOCK,))
-            start = 0
+            start, accepted = 0, False
             while start < len(jobs):
                 job, future = jobs[start]
                 if isinstance(job, _Merge):  # a run of merges goes to the server as one pipeline
                     end = start + 1
                     while end < len(jobs) and isinstance(jobs[end][0], _Merge):
                         end += 1
-                    outcomes += _merge_run(conn, jobs[start:end])
+                    run = _merge_run(conn, jobs[start:end])
+                    accepted = accepted or any(ok and value for _, ok, value in run)
+                    outcomes += run
                     start = end
                     continue
                 start += 1
@@ -284,6 +330,8 @@ class _Worker:
                     log.exception("storage job failed")
                     outcomes.append((future, False, exc))
             if self.writer:
+                if accepted:  # delivered at the commit, to every LISTENing process (a nudge: see the docstring)
+                    conn.execute("SELECT pg_notify(%s, '')", (STREAM_CHANNEL,))
                 conn.commit()
         except Exception as exc:  # the server failed or went away: nobody is acked
             failure = storage_failure(exc)
@@ -323,6 +371,58 @@ def _resolve(
             future.set_exception(value if isinstance(value, BaseException) else RuntimeError(str(value)))
 
 
+@dataclass(frozen=True, slots=True)
+class ProcessBeat:
+    """One process of the fleet, as its heartbeat row says."""
+
+    process_id: str
+    pid: int
+    host: str
+    port: int
+    started: float  # seconds since the epoch
+    last_seen: float  # seconds since the epoch, the database's clock
+    applied: int  # the control version it has in force
+    connections: int
+    messages_in: int
+    messages_out: int
+
+
+class _Listener:
+    """A thread holding a LISTEN connection: each notification on a channel calls that channel's
+    nudge on the loop. It wakes at least every ``LISTEN_WAIT_S`` to look at its stop flag; a broken
+    connection (the server restarted) is replaced after a pause, and then nudges once, since a
+    notification may have been lost meanwhile."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], nudges: dict[str, Callable[[], None]]):
+        self.connect = connect
+        self.nudges = nudges
+        self.loop = asyncio.get_running_loop()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="gunrelay-pg-listener", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                with self.connect() as conn:
+                    for channel in self.nudges:
+                        conn.execute(f"LISTEN {channel}")
+                    for nudge in self.nudges.values():  # whatever was missed while not listening
+                        self.loop.call_soon_threadsafe(nudge)
+                    while not self.stopping.is_set():
+                        for note in conn.notifies(timeout=LISTEN_WAIT_S, stop_after=1):
+                            self.loop.call_soon_threadsafe(self.nudges[note.channel])
+            except (psycopg.Error, StorageFailure) as exc:
+                log.warning("stream listener lost its connection (%s); the fleet's readers poll meanwhile", exc)
+                self.stopping.wait(LISTEN_WAIT_S)
+            except RuntimeError:  # the loop closed under us: nothing left to nudge
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5 * LISTEN_WAIT_S)
+
+
 class PostgresStore(Store):
     """The relay's store in a PostgreSQL database: graph, change stream, fence rules and control log."""
 
@@ -332,6 +432,8 @@ class PostgresStore(Store):
         self.health = StorageHealth()
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
+        self._listener: _Listener | None = None
+        self.process_id = uuid.uuid4().hex  # written with each stream entry this process makes (``writer``)
 
     def _connect(self, autocommit: bool) -> psycopg.Connection[Any]:
         try:
@@ -365,6 +467,9 @@ class PostgresStore(Store):
             conn.commit()
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
+            self._listener = None
         for worker in (self._writer, self._reader):
             if worker is not None:
                 await asyncio.to_thread(worker.stop)
@@ -381,13 +486,95 @@ class PostgresStore(Store):
     # -- the graph ---------------------------------------------------------------------------------
 
     def merge(self, fields: list[Field]) -> asyncio.Future[list[Field]]:
-        return self._write(_Merge(fields))
+        return self._write(_Merge(fields, self.process_id))
 
     def read_page(self, query: ReadQuery) -> asyncio.Future[ReadPage]:
         return self._query(lambda conn: _read_page(conn, query))
 
     def changes_since(self, cursor: int, limit: int) -> asyncio.Future[ChangePage]:
         return self._query(lambda conn: _changes_since(conn, cursor, limit))
+
+    # -- the fleet: other processes' writes, and the nudge that they wrote -----------------------------
+
+    def others_since(self, cursor: int, limit: int) -> asyncio.Future[ChangePage]:
+        """Like ``changes_since``, without the entries this store (``process_id``) wrote; the cursor
+        passes them all the same."""
+        return self._query(lambda conn: _changes_since(conn, cursor, limit, skip_writer=self.process_id))
+
+    def stream_head(self) -> asyncio.Future[int]:
+        return self._query(_stream_head)
+
+    def listen(self, nudges: Mapping[str, Callable[[], None]]) -> None:
+        """For each channel (``STREAM_CHANNEL``: a write transaction of any process, its own too,
+        accepted fields; ``CONTROL_CHANNEL``: one changed the control log), call its nudge on the
+        event loop at each notification, until ``close``. Reconnects after a failure."""
+        assert self._listener is None, "already listening"
+        self._listener = _Listener(lambda: self._connect(True), dict(nudges))
+
+    async def lease(self, name: str) -> Callable[[], Awaitable[None]] | None:
+        """The fleet-wide lead of ``name`` (a reset's purge): a session advisory lock held by a
+        connection of its own, so that it ends with this process, crash or not. None: another
+        process holds it. Else the call that gives it up."""
+        def take() -> psycopg.Connection[Any] | None:
+            conn = self._connect(True)
+            try:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LEASE_SPACE, name)).fetchone()
+            except psycopg.Error:
+                conn.close()
+                raise
+            if row is None or not row[0]:
+                conn.close()
+                return None
+            return conn
+
+        held = await asyncio.to_thread(take)
+        if held is None:
+            return None
+
+        async def release() -> None:
+            await asyncio.to_thread(held.close)  # the lock ends with the session
+
+        return release
+
+    # -- the fleet's heartbeats and control version ------------------------------------------------
+
+    def control_version(self) -> asyncio.Future[int]:
+        def job(conn: psycopg.Connection[Any]) -> int:
+            row = conn.execute("SELECT version FROM control_version").fetchone()
+            return int(row[0]) if row is not None else 0
+
+        return self._query(job)
+
+    def beat(self, beat: ProcessBeat) -> asyncio.Future[None]:
+        """This process's heartbeat row, ``last_seen`` now by the database's clock. Written in
+        autocommit on the reader's connection: a heartbeat is no part of the stream, and must not
+        wait for the fleet's write lock."""
+        _texts(beat.host)
+        return self._query(
+            lambda conn: conn.execute(
+                "INSERT INTO fleet_processes (process_id, pid, host, port, started, last_seen, applied, connections, messages_in, messages_out) "
+                "VALUES (%s, %s, %s, %s, %s, extract(epoch FROM clock_timestamp()), %s, %s, %s, %s) "
+                "ON CONFLICT (process_id) DO UPDATE SET last_seen = excluded.last_seen, applied = excluded.applied, "
+                "connections = excluded.connections, messages_in = excluded.messages_in, messages_out = excluded.messages_out, port = excluded.port",
+                (self.process_id, beat.pid, beat.host, beat.port, beat.started, beat.applied, beat.connections, beat.messages_in, beat.messages_out),
+            )
+        )
+
+    def processes(self, live_s: float) -> asyncio.Future[list[ProcessBeat]]:
+        """Every process whose heartbeat is younger than ``live_s`` (by the database's clock)."""
+        def job(conn: psycopg.Connection[Any]) -> list[ProcessBeat]:
+            rows = conn.execute(
+                "SELECT process_id, pid, host, port, started, last_seen, applied, connections, messages_in, messages_out "
+                "FROM fleet_processes WHERE last_seen > extract(epoch FROM clock_timestamp()) - %s ORDER BY started, process_id",
+                (live_s,),
+            ).fetchall()
+            return [ProcessBeat(*row) for row in rows]
+
+        return self._query(job)
+
+    def forget_process(self) -> asyncio.Future[None]:
+        """This process leaves the fleet (a clean stop): its heartbeat row goes."""
+        return self._query(lambda conn: conn.execute("DELETE FROM fleet_processes WHERE process_id = %s", (self.process_id,)))
 
     async def probe(self) -> None:
         await self._write(
@@ -485,9 +672,10 @@ class PostgresStore(Store):
             conn.execute("DELETE FROM fields")
             with conn.cursor() as cur:  # every restored field takes a new number: to a reader, it is new
                 cur.executemany(
-                    "INSERT INTO fields (soul, key, value, state, seq) VALUES (%s, %s, %s, %s, nextval('stream_seq'))",
+                    "INSERT INTO fields (soul, key, value, state, seq, writer) VALUES (%s, %s, %s, %s, nextval('stream_seq'), NULL)",
                     [(_b(soul), _b(key), value, state) for soul, key, value, state in sorted(rows, key=lambda r: (r[3], r[0], r[1]))],
                 )
+            conn.execute("SELECT pg_notify(%s, '')", (STREAM_CHANNEL,))  # every process pushes the restored graph
             return _stats(conn, "", ())
 
         return await self._write(job)  # type: ignore[no-any-return]
@@ -510,11 +698,19 @@ class PostgresStore(Store):
 
     async def finish_purge(self, reset_id: str, purged: int) -> None:
         _texts(reset_id)
-        await self._write(lambda conn: conn.execute("UPDATE resets SET purge_done = true, purged = %s WHERE reset_id = %s", (purged, reset_id)))
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("UPDATE resets SET purge_done = true, purged = %s WHERE reset_id = %s", (purged, reset_id))
+            _control_changed(conn)  # a rotated scope stops serving once its purge is done
+
+        await self._write(job)
 
     async def mark_published(self, reset_id: str) -> None:
         _texts(reset_id)
-        await self._write(lambda conn: conn.execute("UPDATE resets SET published = true WHERE reset_id = %s", (reset_id,)))
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("UPDATE resets SET published = true WHERE reset_id = %s", (reset_id,))
+            _control_changed(conn)
+
+        await self._write(job)
 
     async def supersede_resets(self, issued_after: float, by: str) -> list[str]:
         _texts(by)
@@ -525,6 +721,7 @@ class PostgresStore(Store):
                     ids.append(reset_id)
             conn.execute("UPDATE resets SET superseded_by = %s WHERE reset_id = ANY(%s)", (by, ids))
             conn.execute("DELETE FROM fence_rules WHERE rule_id = ANY(%s)", (ids,))  # undone: they fence nothing any more
+            _control_changed(conn)
             return ids
 
         return await self._write(job)  # type: ignore[no-any-return]
@@ -550,17 +747,23 @@ class PostgresStore(Store):
 
     async def save_ban(self, ban: Ban) -> None:
         _texts(ban.address, ban.reason)
-        await self._write(
-            lambda conn: conn.execute(
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(
                 "INSERT INTO bans (address, until, reason) VALUES (%s, %s, %s) "
                 "ON CONFLICT (address) DO UPDATE SET until = excluded.until, reason = excluded.reason",
                 (ban.address, ban.until, ban.reason),
             )
-        )
+            _control_changed(conn)
+
+        await self._write(job)
 
     async def delete_ban(self, address: str) -> None:
         _texts(address)
-        await self._write(lambda conn: conn.execute("DELETE FROM bans WHERE address = %s", (address,)))
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("DELETE FROM bans WHERE address = %s", (address,))
+            _control_changed(conn)
+
+        await self._write(job)
 
     async def load_bans(self) -> list[Ban]:
         rows = await self._query(lambda conn: conn.execute("SELECT address, until, reason FROM bans").fetchall())
@@ -578,6 +781,7 @@ class PostgresStore(Store):
                 "ON CONFLICT (rule_id) DO UPDATE SET ttl_ms = excluded.ttl_ms",
                 (f"ttl:{prefix}", None if prefix == ALL else _b(prefix), ttl_ms),
             )
+            _control_changed(conn)
 
         await self._write(job)
 
@@ -586,6 +790,7 @@ class PostgresStore(Store):
         def job(conn: psycopg.Connection[Any]) -> None:
             conn.execute("DELETE FROM ttl_rules WHERE prefix = %s", (prefix,))
             conn.execute("DELETE FROM fence_rules WHERE rule_id = %s", (f"ttl:{prefix}",))
+            _control_changed(conn)
 
         await self._write(job)
 
@@ -636,21 +841,22 @@ class PostgresStore(Store):
 class _Merge:
     """A merge job: the writer sends a run of them in one pipeline (``_merge_run``)."""
 
-    __slots__ = ("fields",)
+    __slots__ = ("fields", "writer")
 
-    def __init__(self, fields: list[Field]):
+    def __init__(self, fields: list[Field], writer: str):
         self.fields = fields
+        self.writer = writer
 
     def __call__(self, conn: psycopg.Connection[Any]) -> list[Field]:
-        return _merge(conn, self.fields)
+        return _merge(conn, self.fields, self.writer)
 
 
-def _rows(fields: list[Field]) -> list[dict[str, Any]]:
-    return [{"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state} for f in fields]
+def _rows(fields: list[Field], writer: str | None) -> list[dict[str, Any]]:
+    return [{"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state, "writer": writer} for f in fields]
 
 
-def _merge(conn: psycopg.Connection[Any], fields: list[Field]) -> list[Field]:
-    rows = _rows(fields)  # may raise: before any write
+def _merge(conn: psycopg.Connection[Any], fields: list[Field], writer: str | None = None) -> list[Field]:
+    rows = _rows(fields, writer)  # may raise: before any write
     won = _apply(conn, rows)
     return [field for field, accepted in zip(fields, won) if accepted]
 
@@ -664,7 +870,7 @@ def _merge_run(conn: psycopg.Connection[Any], jobs: list[Job]) -> list[tuple[asy
     for index, (job, _) in enumerate(jobs):
         assert isinstance(job, _Merge)
         try:
-            job_rows = _rows(job.fields)
+            job_rows = _rows(job.fields, job.writer)
         except Exception as exc:
             log.exception("storage job failed")
             refused[index] = exc
@@ -727,14 +933,28 @@ def _install_reset(conn: psycopg.Connection[Any], record: ResetRecord, souls: fr
         cur.executemany("INSERT INTO fence_souls (reset_id, soul) VALUES (%s, %s) ON CONFLICT DO NOTHING", closure)
     scope = None if record.scope == ALL else _b(record.scope)
     conn.execute("INSERT INTO fence_rules (rule_id, scope, watermark) VALUES (%s, %s, %s)", (record.reset_id, scope, record.watermark))
+    _control_changed(conn)
 
 
-def _changes_since(conn: psycopg.Connection[Any], cursor: int, limit: int) -> ChangePage:
+def _changes_since(conn: psycopg.Connection[Any], cursor: int, limit: int, skip_writer: str | None = None) -> ChangePage:
+    """Entries above ``cursor`` in order; with ``skip_writer``, those that process wrote are left out
+    of the page but still passed by its cursor (the last number read)."""
     rows = conn.execute(
-        "SELECT seq, soul, key, value, state FROM fields WHERE seq > %s ORDER BY seq LIMIT %s", (cursor, max(limit, 0))
+        "SELECT seq, soul, key, value, state, writer FROM fields WHERE seq > %s ORDER BY seq LIMIT %s", (cursor, max(limit, 0))
     ).fetchall()
-    changes = [Change(seq, bytes(soul).decode(), bytes(key).decode(), value, as_state(state)) for seq, soul, key, value, state in rows]
-    return ChangePage(changes, changes[-1].seq if changes else cursor)
+    changes = [
+        Change(seq, bytes(soul).decode(), bytes(key).decode(), value, as_state(state))
+        for seq, soul, key, value, state, writer in rows
+        if skip_writer is None or writer != skip_writer
+    ]
+    return ChangePage(changes, rows[-1][0] if rows else cursor)
+
+
+def _stream_head(conn: psycopg.Connection[Any]) -> int:
+    """The highest number handed out so far (0 before the first): a reader starting here sees
+    every change committed after this call (numbers are taken in commit order, ``STREAM_LOCK``)."""
+    row = conn.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM stream_seq").fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def _stats(conn: psycopg.Connection[Any], where: str, params: tuple[Any, ...]) -> StoreStats:

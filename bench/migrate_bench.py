@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests"), str(REPO / "bench")]
 
 from postgres_server import PostgresServer  # noqa: E402
 
@@ -39,8 +37,8 @@ from gunrelay.core.graph import Field  # noqa: E402
 from gunrelay.core.reset import ResetRecord  # noqa: E402
 from gunrelay.storage.base import AuditEntry  # noqa: E402
 from gunrelay.storage.sqlite import SQLiteStore  # noqa: E402
+from radata_import import timed  # noqa: E402  (a command under /usr/bin/time: wall time, peak RSS, output)
 
-TIMEOUT_S = 3600  # no step may run longer
 BATCH = 5_000
 
 
@@ -70,25 +68,14 @@ async def fill(path: Path, souls: int, keys: int) -> None:
         await store.close()
 
 
-def timed(argv: list[str], scratch: Path, name: str) -> dict[str, Any]:
-    """Run argv under /usr/bin/time; its wall time, peak RSS and parsed JSON report."""
-    stats = scratch / f"{name}.time"
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    done = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *argv], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    wall, rss_kb = stats.read_text().split()[-2:]
-    return {"wall_s": float(wall), "peak_rss_mb": round(int(rss_kb) / 1024, 1), "report": json.loads(done.stdout)}
-
 
 def row(name: str, run: dict[str, Any]) -> dict[str, Any]:
-    report = run["report"]
+    report = json.loads(run["stdout"])
     fields = report["copied"]["fields"]
     return {
         "step": name, "fields": fields, "wall_s": run["wall_s"], "copy_s": report["copy_seconds"],
         "verify_s": report["verify_seconds"], "fields_per_s_copy": round(fields / report["copy_seconds"]),
-        "fields_per_s_wall": round(fields / run["wall_s"]), "peak_rss_mb": run["peak_rss_mb"],
+        "fields_per_s_wall": round(fields / run["wall_s"]), "peak_rss_mb": round(run["peak_rss_mb"], 1),
         "verification": report["verification"],
     }
 

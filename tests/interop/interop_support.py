@@ -640,3 +640,31 @@ class PluginClient:
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+# ---- GunJS clients as the mesh and fleet tests use them ---------------------------------------------
+
+
+def gun_subscriber(relay: Relay, soul: str, key: str, label: str, tmp_path: Path) -> GunProcess:
+    """A GunJS client following ``soul.key`` with a live ``on()``; returns once it subscribed."""
+    sub = GunProcess(relay, [
+        {"op": "wait_connected"},
+        {"op": "subscribe", "path": [soul, key], "name": "s", "stream": True},
+        {"op": "emit", "event": "subscribed"},
+        {"op": "wait_sub", "name": "s", "until": {"equals": "never"}, "timeout": 25000},
+    ], deadline_ms=30000, tmpdir=tmp_path, label=label)
+    sub.wait_event(lambda e: e.get("event") == "subscribed", timeout=15)
+    return sub
+
+
+def gun_put(relay: Relay, soul: str, key: str, value: Any, tmp_path: Path) -> None:
+    """A fresh GunJS client puts ``soul.key = value``; the relay must acknowledge it."""
+    done = run_gun(relay, [{"op": "wait_connected"}, {"op": "put", "path": [soul, key], "value": value}], tmpdir=tmp_path)
+    ack = done.results[-1].get("ack")
+    assert ack is not None and "err" not in str(ack), done.results
+
+
+def gun_once(relay: Relay, soul: str, key: str, tmp_path: Path) -> dict[str, Any]:
+    """A fresh GunJS client's ``once()`` of ``soul.key``: {defined, value}."""
+    done = run_gun(relay, [{"op": "wait_connected"}, {"op": "once", "path": [soul, key], "wait": 400, "timeout": 8000}], tmpdir=tmp_path)
+    return done.results[-1]

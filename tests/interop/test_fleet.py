@@ -12,12 +12,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from postgres_server import PostgresServer
 
-from interop_support import GunProcess, RawPeer, Relay, now_ms, operator, put_msg, rid, run_gun, wait_for
+from interop_support import GunProcess, RawPeer, Relay, gun_once, gun_put, gun_subscriber, identity, now_ms, operator, put_msg, rid, wait_for
 
 pytestmark = pytest.mark.interop
 
@@ -44,64 +43,42 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Relay, Rel
         server.stop()
 
 
-def _identity(relay: Relay) -> str:
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(relay.http_url + "/-/identity", timeout=10) as response:
-        return json.loads(response.read())["pub"]  # type: ignore[no-any-return]
 
 
-def _subscriber(relay: Relay, soul: str, key: str, label: str, tmp_path: Path) -> GunProcess:
-    sub = GunProcess(relay, [
-        {"op": "wait_connected"},
-        {"op": "subscribe", "path": [soul, key], "name": "s", "stream": True},
-        {"op": "emit", "event": "subscribed"},
-        {"op": "wait_sub", "name": "s", "until": {"equals": "never"}, "timeout": 25000},
-    ], deadline_ms=30000, tmpdir=tmp_path, label=label)
-    sub.wait_event(lambda e: e.get("event") == "subscribed", timeout=15)
-    return sub
 
 
 def _seen(sub: GunProcess) -> list[object]:
     return [e.get("value") for e in sub.events if e.get("event") == "on"]
 
 
-def _put(relay: Relay, soul: str, key: str, value: str, tmp_path: Path) -> None:
-    done = run_gun(relay, [{"op": "wait_connected"}, {"op": "put", "path": [soul, key], "value": value}], tmpdir=tmp_path)
-    ack = done.results[-1].get("ack")
-    assert ack is not None and "err" not in str(ack), done.results
 
 
-def _once(relay: Relay, soul: str, key: str, tmp_path: Path) -> dict:
-    done = run_gun(relay, [{"op": "wait_connected"}, {"op": "once", "path": [soul, key], "wait": 400, "timeout": 8000}], tmpdir=tmp_path)
-    return done.results[-1]
 
 
 def test_both_processes_are_one_relay(fleet):
     first, second = fleet
     assert first.port != second.port
-    assert _identity(first) == _identity(second)
+    assert identity(first) == identity(second)
 
 
 def test_a_write_through_one_process_is_read_through_the_other(fleet, tmp_path):
     first, second = fleet
     soul = rid("fleet-read-")
-    _put(first, soul, "say", "written through the first", tmp_path)
-    assert _once(second, soul, "say", tmp_path) == {"op": "once", "defined": True, "value": "written through the first"}
-    _put(second, soul, "say", "and through the second", tmp_path)
-    assert _once(first, soul, "say", tmp_path)["value"] == "and through the second"
+    gun_put(first, soul, "say", "written through the first", tmp_path)
+    assert gun_once(second, soul, "say", tmp_path) == {"op": "once", "defined": True, "value": "written through the first"}
+    gun_put(second, soul, "say", "and through the second", tmp_path)
+    assert gun_once(first, soul, "say", tmp_path)["value"] == "and through the second"
 
 
 def test_a_live_on_sees_writes_made_through_the_other_process_once(fleet, tmp_path):
     first, second = fleet
     soul = rid("fleet-on-")
-    on_second = _subscriber(second, soul, "say", "sub-second", tmp_path)
-    on_first = _subscriber(first, soul, "say", "sub-first", tmp_path)
+    on_second = gun_subscriber(second, soul, "say", "sub-second", tmp_path)
+    on_first = gun_subscriber(first, soul, "say", "sub-first", tmp_path)
     try:
-        _put(first, soul, "say", "one", tmp_path)
+        gun_put(first, soul, "say", "one", tmp_path)
         on_second.wait_event(lambda e: e.get("event") == "on" and e.get("value") == "one", timeout=10)
-        _put(second, soul, "say", "two", tmp_path)
+        gun_put(second, soul, "say", "two", tmp_path)
         on_first.wait_event(lambda e: e.get("event") == "on" and e.get("value") == "two", timeout=10)
         on_second.wait_event(lambda e: e.get("event") == "on" and e.get("value") == "two", timeout=10)
         time.sleep(2.5)  # more than two polls of the stream: a write pushed twice would show by now
@@ -115,8 +92,8 @@ def test_a_live_on_sees_writes_made_through_the_other_process_once(fleet, tmp_pa
 def test_concurrent_conflicting_writes_converge_to_the_ham_winner_on_both(fleet, tmp_path):
     first, second = fleet
     soul = rid("fleet-ham-")
-    on_first = _subscriber(first, soul, "tie", "sub-first", tmp_path)
-    on_second = _subscriber(second, soul, "tie", "sub-second", tmp_path)
+    on_first = gun_subscriber(first, soul, "tie", "sub-first", tmp_path)
+    on_second = gun_subscriber(second, soul, "tie", "sub-second", tmp_path)
     state = now_ms() - 1000
     # the same state through both processes at once: the tie goes to the greater JSON text ("pear");
     # and a higher state through the second beats a greater text through the first
@@ -143,8 +120,8 @@ def test_concurrent_conflicting_writes_converge_to_the_ham_winner_on_both(fleet,
         for sub in (on_first, on_second):
             assert _seen(sub)[-1] == "pear", _seen(sub)
         for relay in (first, second):
-            assert _once(relay, soul, "tie", tmp_path)["value"] == "pear"
-            assert _once(relay, soul, "up", tmp_path)["value"] == "aaa"
+            assert gun_once(relay, soul, "tie", tmp_path)["value"] == "pear"
+            assert gun_once(relay, soul, "up", tmp_path)["value"] == "aaa"
     finally:
         on_first.kill()
         on_second.kill()
@@ -283,9 +260,9 @@ def test_workers_on_postgresql_serve_gunjs_clients_and_all_show_in_the_fleet_vie
         assert len(pids) == 2 and relay.proc is not None and relay.proc.pid not in pids  # two children, not the parent
         soul = rid("fleet-workers-")
         for n in range(4):  # fresh clients: the kernel hands each connection to either worker
-            _put(relay, soul, f"k{n}", f"v{n}", tmp_path)
+            gun_put(relay, soul, f"k{n}", f"v{n}", tmp_path)
         for n in range(4):
-            assert _once(relay, soul, f"k{n}", tmp_path)["value"] == f"v{n}"
+            assert gun_once(relay, soul, f"k{n}", tmp_path)["value"] == f"v{n}"
         assert relay.stop() == 0
         for pid in pids:  # the parent stopped its children before it exited
             with pytest.raises(ProcessLookupError):
@@ -323,8 +300,8 @@ def test_three_processes_one_killed_the_others_go_on_and_it_comes_back_in_step(t
             relay.start()
         a, b, c = relays
         soul = rid("fleet-three-")
-        subs = [_subscriber(b, soul, "say", "sub-b", tmp_path), _subscriber(c, soul, "say", "sub-c", tmp_path)]
-        _put(a, soul, "say", "to all three", tmp_path)
+        subs = [gun_subscriber(b, soul, "say", "sub-b", tmp_path), gun_subscriber(c, soul, "say", "sub-c", tmp_path)]
+        gun_put(a, soul, "say", "to all three", tmp_path)
         for sub in subs:
             sub.wait_event(lambda e: e.get("event") == "on" and e.get("value") == "to all three", timeout=10)
 
@@ -340,7 +317,7 @@ def test_three_processes_one_killed_the_others_go_on_and_it_comes_back_in_step(t
         with RawPeer(b.ws_url) as peer:
             stale = peer.request(put_msg(f"{soul}-gone", {"k": ("stale", now_ms() - 60_000)}), timeout=10)
             assert stale is not None and "err" in stale, stale
-        _put(a, soul, "say", "after the kill", tmp_path)
+        gun_put(a, soul, "say", "after the kill", tmp_path)
         subs[0].wait_event(lambda e: e.get("event") == "on" and e.get("value") == "after the kill", timeout=10)
         # once its heartbeat is stale it is out of the fleet view, and out of what a command waits for
         wait_for("the killed process left the fleet view", lambda: {p["pid"] for p in operator(a, "GET", "/-/api/stats")["fleet"]["processes"]}
@@ -352,7 +329,7 @@ def test_three_processes_one_killed_the_others_go_on_and_it_comes_back_in_step(t
         with RawPeer(c.ws_url) as peer:
             stale = peer.request(put_msg(f"{soul}-later", {"k": ("stale", now_ms() - 60_000)}), timeout=10)
             assert stale is not None and "err" in stale, stale
-        assert _once(c, soul, "say", tmp_path)["value"] == "after the kill"
+        assert gun_once(c, soul, "say", tmp_path)["value"] == "after the kill"
     finally:
         for sub in subs:
             sub.kill()

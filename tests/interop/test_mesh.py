@@ -17,12 +17,14 @@ from interop_support import (
     RawPeer,
     Relay,
     get_msg,
+    gun_once,
+    gun_put,
+    gun_subscriber,
     now_ms,
     operator,
     put_msg,
     reset,
     rid,
-    run_gun,
     wait_for,
 )
 
@@ -70,38 +72,23 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Relay]]
             relay.stop()
 
 
-def _subscriber(relay: Relay, soul: str, key: str, label: str, tmp_path: Path) -> GunProcess:
-    sub = GunProcess(relay, [
-        {"op": "wait_connected"},
-        {"op": "subscribe", "path": [soul, key], "name": "s", "stream": True},
-        {"op": "emit", "event": "subscribed"},
-        {"op": "wait_sub", "name": "s", "until": {"equals": "never"}, "timeout": 25000},
-    ], deadline_ms=30000, tmpdir=tmp_path, label=label)
-    sub.wait_event(lambda e: e.get("event") == "subscribed", timeout=15)
-    return sub
 
 
 def _saw(sub: GunProcess, value: str, timeout: float = 15) -> None:
     sub.wait_event(lambda e: e.get("event") == "on" and e.get("value") == value, timeout=timeout)
 
 
-def _put(relay: Relay, soul: str, key: str, value: str, tmp_path: Path) -> None:
-    done = run_gun(relay, [{"op": "wait_connected"}, {"op": "put", "path": [soul, key], "value": value}], tmpdir=tmp_path)
-    assert done.results[-1].get("ack") is not None and "err" not in str(done.results[-1].get("ack")), done.results
 
 
-def _once(relay: Relay, soul: str, key: str, tmp_path: Path) -> dict:
-    done = run_gun(relay, [{"op": "wait_connected"}, {"op": "once", "path": [soul, key], "wait": 400, "timeout": 8000}], tmpdir=tmp_path)
-    return done.results[-1]
 
 
 def test_a_write_on_the_node_relay_reaches_subscribers_on_every_gunrelay(line, tmp_path):
     soul = rid("mesh-n2a-")
-    on_a = _subscriber(line["a"], soul, "say", "sub-a", tmp_path)
-    on_c = _subscriber(line["c"], soul, "say", "sub-c", tmp_path)
+    on_a = gun_subscriber(line["a"], soul, "say", "sub-a", tmp_path)
+    on_c = gun_subscriber(line["c"], soul, "say", "sub-c", tmp_path)
     try:
         time.sleep(0.5)  # the subscriptions travel A -> B -> C -> N
-        _put(line["n"], soul, "say", "from the node relay", tmp_path)
+        gun_put(line["n"], soul, "say", "from the node relay", tmp_path)
         _saw(on_c, "from the node relay")
         _saw(on_a, "from the node relay")
     finally:
@@ -111,22 +98,22 @@ def test_a_write_on_the_node_relay_reaches_subscribers_on_every_gunrelay(line, t
 
 def test_a_write_on_one_end_reaches_a_subscriber_on_the_other_and_the_node_relay_stores_it(line, tmp_path):
     soul = rid("mesh-a2c-")
-    on_c = _subscriber(line["c"], soul, "say", "sub-c", tmp_path)
+    on_c = gun_subscriber(line["c"], soul, "say", "sub-c", tmp_path)
     try:
-        _put(line["a"], soul, "say", "from A", tmp_path)
+        gun_put(line["a"], soul, "say", "from A", tmp_path)
         _saw(on_c, "from A")
     finally:
         on_c.kill()
     # N got it from C (C sends every write it accepts to the relays it links to): a fresh client of N reads it
-    found = wait_for("N holds A's write", lambda: _once(line["n"], soul, "say", tmp_path).get("value") == "from A")
+    found = wait_for("N holds A's write", lambda: gun_once(line["n"], soul, "say", tmp_path).get("value") == "from A")
     assert found is True
 
 
 def test_a_get_on_a_relay_without_the_soul_is_answered_from_the_one_that_holds_it(line, tmp_path):
     soul = rid("mesh-get-")
     # written on N only, before anyone asked for it: no gunrelay has it
-    _put(line["n"], soul, "title", "held by N", tmp_path)
-    answer = _once(line["a"], soul, "title", tmp_path)
+    gun_put(line["n"], soul, "title", "held by N", tmp_path)
+    answer = gun_once(line["a"], soul, "title", tmp_path)
     assert answer.get("defined") and answer.get("value") == "held by N", answer
     # ... and A stored what came back (a raw get, answered from A's own store now)
     with RawPeer(line["a"].ws_url) as peer:
@@ -136,7 +123,7 @@ def test_a_get_on_a_relay_without_the_soul_is_answered_from_the_one_that_holds_i
 
 def test_a_soul_nobody_holds_is_not_found_after_the_mesh_had_its_say(line, tmp_path):
     soul = rid("mesh-none-")
-    answer = _once(line["a"], soul, "title", tmp_path)
+    answer = gun_once(line["a"], soul, "title", tmp_path)
     assert answer.get("defined") is False, answer
 
 
@@ -157,7 +144,7 @@ def test_each_write_reaches_a_subscriber_once_however_many_paths_lead_there(line
 
 def test_relays_settle_after_a_write_no_message_goes_round_for_ever(line, tmp_path):
     soul = rid("mesh-quiet-")
-    _put(line["b"], soul, "k", "v", tmp_path)
+    gun_put(line["b"], soul, "k", "v", tmp_path)
     time.sleep(1.0)
 
     def puts() -> list[int]:
@@ -176,14 +163,14 @@ def test_relays_settle_after_a_write_no_message_goes_round_for_ever(line, tmp_pa
 def test_stale_data_a_node_relay_still_holds_does_not_get_past_the_fence(line, tmp_path):
     scope = rid("old-room-")
     soul = scope + "/msgs"
-    _put(line["n"], soul, "msg", "before the reset", tmp_path)
-    assert wait_for("C holds it", lambda: _once(line["c"], soul, "msg", tmp_path).get("value") == "before the reset")
+    gun_put(line["n"], soul, "msg", "before the reset", tmp_path)
+    assert wait_for("C holds it", lambda: gun_once(line["c"], soul, "msg", tmp_path).get("value") == "before the reset")
     record = reset(line["c"], scope=scope)
     assert operator(line["c"], "GET", f"/-/api/resets/{record['reset_id']}")["purge"]["fields_removed"] >= 1
     # C's store was purged; N (and, until resets travel the mesh, A and B) still hold the stale
     # field and answer C's forwarded get with it: C's fence refuses it, so C's client reads
     # nothing, and C does not store it again
-    answer = _once(line["c"], soul, "msg", tmp_path)
+    answer = gun_once(line["c"], soul, "msg", tmp_path)
     assert answer.get("defined") is False, answer
     with RawPeer(line["c"].ws_url) as peer:
         reply = peer.request(get_msg(soul, "msg"), timeout=5)
@@ -207,9 +194,9 @@ def test_two_relays_that_dial_each_other_keep_one_link_and_still_share_writes(tm
 
         ra, rb = wait_for("one link between A and B", settled, timeout=30)
         soul = rid("mesh-pair-")
-        on_b = _subscriber(b, soul, "k", "sub-b", tmp_path)
+        on_b = gun_subscriber(b, soul, "k", "sub-b", tmp_path)
         try:
-            _put(a, soul, "k", "over the one link", tmp_path)
+            gun_put(a, soul, "k", "over the one link", tmp_path)
             _saw(on_b, "over the one link")
         finally:
             on_b.kill()
@@ -241,8 +228,8 @@ def test_an_unreachable_peer_is_shown_down_and_the_relay_serves_its_clients(tmp_
         link = report["dialled"][0]
         assert link["state"] in ("down", "connecting") and link["last_error"]
         soul = rid("mesh-alone-")
-        _put(relay, soul, "k", "still served", tmp_path)
-        assert _once(relay, soul, "k", tmp_path).get("value") == "still served"
+        gun_put(relay, soul, "k", "still served", tmp_path)
+        assert gun_once(relay, soul, "k", tmp_path).get("value") == "still served"
     finally:
         relay.stop()
 
@@ -289,19 +276,19 @@ def test_the_operator_sees_the_links_in_the_cli_the_api_and_metrics(line, tmp_pa
 def test_a_node_relay_without_axe_shares_writes_and_answers_gets_both_ways(tmp_path):
     node = _relay(tmp_path, "n", target="node", env={"AXE": "false"}).start()
     held = rid("mesh-noaxe-held-")
-    _put(node, held, "k", "only N had it", tmp_path)  # before gunrelay was linked: only N holds it
+    gun_put(node, held, "k", "only N had it", tmp_path)  # before gunrelay was linked: only N holds it
     ours = _relay(tmp_path, "g", "--peer", node.ws_url).start()
     try:
         _links_up(ours, 1)
-        assert _once(ours, held, "k", tmp_path).get("value") == "only N had it"
+        assert gun_once(ours, held, "k", tmp_path).get("value") == "only N had it"
         soul = rid("mesh-noaxe-")
-        on_ours = _subscriber(ours, soul, "from_node", "sub-ours", tmp_path)
-        on_node = _subscriber(node, soul, "from_us", "sub-node", tmp_path)
+        on_ours = gun_subscriber(ours, soul, "from_node", "sub-ours", tmp_path)
+        on_node = gun_subscriber(node, soul, "from_us", "sub-node", tmp_path)
         try:
             time.sleep(0.5)
-            _put(node, soul, "from_node", "written on N", tmp_path)
+            gun_put(node, soul, "from_node", "written on N", tmp_path)
             _saw(on_ours, "written on N")
-            _put(ours, soul, "from_us", "written on gunrelay", tmp_path)
+            gun_put(ours, soul, "from_us", "written on gunrelay", tmp_path)
             _saw(on_node, "written on gunrelay")
         finally:
             on_ours.kill()
@@ -313,8 +300,8 @@ def test_a_node_relay_without_axe_shares_writes_and_answers_gets_both_ways(tmp_p
 
 def test_a_write_on_a_is_read_by_a_fresh_client_on_c(line, tmp_path):
     soul = rid("mesh-fresh-")
-    _put(line["a"], soul, "k", "written on A", tmp_path)
-    assert wait_for("C serves A's write", lambda: _once(line["c"], soul, "k", tmp_path).get("value") == "written on A")
+    gun_put(line["a"], soul, "k", "written on A", tmp_path)
+    assert wait_for("C serves A's write", lambda: gun_once(line["c"], soul, "k", tmp_path).get("value") == "written on A")
 
 
 def test_a_ring_of_three_delivers_each_update_exactly_once(tmp_path):
@@ -432,8 +419,8 @@ def test_a_peer_that_sends_garbage_and_never_reads_costs_the_relay_nothing_but_i
     try:
         wait_for("the garbage arrived, each frame answered as an error", lambda: _errors(relay) >= 1000, timeout=20)
         soul = rid("mesh-victim-")
-        _put(relay, soul, "k", "still served", tmp_path)
-        assert _once(relay, soul, "k", tmp_path).get("value") == "still served"
+        gun_put(relay, soul, "k", "still served", tmp_path)
+        assert gun_once(relay, soul, "k", tmp_path).get("value") == "still served"
         wait_for("the link was redialled", lambda: seen["connections"] >= 2, timeout=30)
     finally:
         relay.stop()

@@ -21,6 +21,8 @@ from interop_support import (
     RawPeer,
     Relay,
     get_msg,
+    gun_once,
+    gun_put,
     identity,
     operator,
     put_msg,
@@ -28,7 +30,7 @@ from interop_support import (
     rid,
     wait_for,
 )
-from test_mesh import _links_up, _once, _put, _relay
+from test_mesh import _links_up, _relay
 
 
 def _has_reset(relay: Relay, reset_id: str, purged: bool = True) -> dict | None:
@@ -67,10 +69,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 def _fill(mesh: dict, scope: str, tmp_path: Path) -> str:
     soul = f"{scope}/msgs"
-    _put(mesh["a"], soul, "m1", "old message", tmp_path)
+    gun_put(mesh["a"], soul, "m1", "old message", tmp_path)
     for name in ("b", "c"):
         wait_for(f"{name} holds the old message", lambda name=name: _served(mesh[name], soul, "m1"))
-    assert wait_for("N holds it", lambda: _once(mesh["n"], soul, "m1", tmp_path).get("value") == "old message")
+    assert wait_for("N holds it", lambda: gun_once(mesh["n"], soul, "m1", tmp_path).get("value") == "old message")
     return soul
 
 

@@ -22,8 +22,6 @@ each field once at its current value, which is what a subscriber must end with.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -31,6 +29,7 @@ from ..core.graph import Field
 from ..storage.base import decode_value
 from ..storage.postgres import CONTROL_CHANNEL, STREAM_CHANNEL, PostgresStore
 from .access import Access
+from .background import Rounds
 from .control import ResetControl
 from .fleet_control import ControlSync
 from .relay import Relay
@@ -51,36 +50,24 @@ class StreamTail:
         self.page = page
         self.cursor = 0
         self.pushed = 0  # fields of other processes pushed to subscribers here, since start
-        self.failures = 0  # reads of the stream that failed (tried again at the next nudge or poll)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Rounds(self.catch_up, poll_s, "reading the fleet's change stream", log)
 
     async def start(self) -> None:
         """From the stream's head now: what other processes store from here on is pushed (``nudge``
         is the store's listener's to call, ``Fleet.start``)."""
         self.cursor = await self.store.stream_head()
-        self._task = asyncio.create_task(self._run(), name="gunrelay-fleet-tail")
+        self._rounds.start()
+
+    @property
+    def failures(self) -> int:
+        """Reads of the stream that failed (tried again at the next nudge or poll, from the same cursor)."""
+        return self._rounds.failures
 
     def nudge(self) -> None:
-        self._wake.set()
+        self._rounds.nudge()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()  # before reading: a nudge that arrives during the read is not lost
-            try:
-                await self.catch_up()
-            except Exception as exc:  # the store failed or went away: same cursor, next time
-                self.failures += 1
-                log.warning("reading the fleet's change stream failed (%s); trying again", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+        await self._rounds.stop()
 
     async def catch_up(self) -> None:
         """Read the stream past the cursor to its end, pushing other processes' fields."""

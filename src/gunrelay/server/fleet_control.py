@@ -29,6 +29,7 @@ import time
 
 from ..storage.postgres import PostgresStore, ProcessBeat
 from .access import Access
+from .background import Rounds
 from .control import ResetControl
 from .relay import Relay
 
@@ -59,42 +60,30 @@ class ControlSync:
         self.applied = -1  # the control version in force here
         self.reloads = 0
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._round = 0
+        self._rounds = Rounds(self._keep_in_step, beat_s, "keeping in step with the fleet", log)
 
     async def start(self) -> None:
         """After the control and the bans have loaded: in step from here, and seen by the fleet."""
         self.applied = await self.store.control_version()  # what control.start and access.start just loaded, or newer
         await self.apply()  # a change between their loads and that read
         await self.beat()
-        self._task = asyncio.create_task(self._run(), name="gunrelay-fleet-control")
+        self._rounds.start()
 
     def nudge(self) -> None:
-        self._wake.set()
+        self._rounds.nudge()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._rounds.stop()
         with contextlib.suppress(Exception):
             await self.store.forget_process()  # a clean stop leaves the fleet at once
 
-    async def _run(self) -> None:
-        rounds = 0
-        while True:
-            self._wake.clear()
-            rounds += 1
-            try:
-                await self.apply()
-                await self.beat()
-                if rounds % ADOPT_EVERY == 0:
-                    await self.control.adopt_orphans()
-            except Exception as exc:  # the store failed or went away: the next round tries again
-                log.warning("keeping in step with the fleet failed (%s); trying again", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.beat_s)
+    async def _keep_in_step(self) -> None:
+        self._round += 1
+        await self.apply()
+        await self.beat()
+        if self._round % ADOPT_EVERY == 0:
+            await self.control.adopt_orphans()
 
     async def apply(self) -> int:
         """Reload the control log if another change came in; the version now in force here."""

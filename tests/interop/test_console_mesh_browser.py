@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from interop_support import TARGET, Relay, free_port, identity, operator, reset, rid, wait_for
+from interop_support import TARGET, Relay, free_port, gun_put, identity, operator, reset, rid, wait_for
 from test_console_browser import Console, console  # noqa: F401  (the fixture)
-from test_mesh import _links_up, _put, _relay
+from test_mesh import _links_up, _relay
 
 pytestmark = [
     pytest.mark.browser,
@@ -110,7 +110,7 @@ def test_b_shows_its_link_to_a_up_with_a_pub_and_a_shows_b_dialled_in(pair, cons
 def test_after_a_reset_on_a_its_details_list_b_fenced_and_purged_and_b_names_a_as_issuer(pair, console, tmp_path) -> None:
     a, b = pair["a"], pair["b"]
     scope = rid("console-mesh-")
-    _put(a, f"{scope}/msgs", "m1", "old", tmp_path)  # a real GunJS client's write, which reaches B over the link
+    gun_put(a, f"{scope}/msgs", "m1", "old", tmp_path)  # a real GunJS client's write, which reaches B over the link
     record = reset(a, scope=scope, reason="spam")
     reset_id = record["reset_id"]
     on_a = _open_logged_in(console, a, DESKTOP, "resets")

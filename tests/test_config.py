@@ -132,3 +132,11 @@ def test_trusted_relays_are_sea_pubs_and_anything_else_is_refused_at_start(tmp_p
         with pytest.raises(InvalidSetting) as refused:
             load_config({"trust_relays": [bad]}, {})
         assert f"--trust-relay={bad!r}" in str(refused.value)
+
+
+def test_a_generated_operator_token_never_looks_like_an_option(tmp_path):
+    from gunrelay.server.identity import admin_token, new_token
+
+    assert all(not new_token().startswith("-") for _ in range(2000))
+    token, path = admin_token(tmp_path, None)
+    assert path is not None and token == path.read_text().strip() and not token.startswith("-")

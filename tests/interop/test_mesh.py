@@ -252,7 +252,7 @@ def test_the_operator_sees_the_links_in_the_cli_the_api_and_metrics(line, tmp_pa
     c = line["c"]
     token = (c.data_dir / "admin-token").read_text().strip()
     done = subprocess.run(
-        [sys.executable, "-m", "gunrelay", "mesh", "--url", c.http_url, "--token", token],
+        [sys.executable, "-m", "gunrelay", "mesh", "--url", c.http_url, f"--token={token}"],  # a token may start with '-'
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr

@@ -225,19 +225,19 @@ def test_import_and_export_through_a_running_relay_with_url(node_folder, tmp_pat
         refused = gunrelay("import", "radata", str(node_folder.folder), "--data", str(tmp_path / "live"))
         assert refused.returncode != 0 and "in use by a running relay" in refused.stderr
 
-        dry = gunrelay("import", "radata", str(node_folder.folder), "--url", relay.http_url, "--token", token, "--dry-run")
+        dry = gunrelay("import", "radata", str(node_folder.folder), "--url", relay.http_url, f"--token={token}", "--dry-run")
         assert dry.returncode == 0 and json.loads(dry.stdout)["imported"] == len(node_folder.records), dry.stderr
-        done = gunrelay("import", "radata", str(node_folder.folder), "--url", relay.http_url, "--token", token)
+        done = gunrelay("import", "radata", str(node_folder.folder), "--url", relay.http_url, f"--token={token}")
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
         assert (report["imported"], report["refused"], report["fenced"], report["files_skipped"]) == (len(node_folder.records), 0, 0, 0), report
         read = reads(run_gun(relay, read_steps(node_folder.pub), sea=True, deadline_ms=60_000, tmpdir=tmp_path))
         assert read == node_folder.read_through_node
 
-        again = gunrelay("import", "radata", str(node_folder.folder), "--url", relay.http_url, "--token", token)
+        again = gunrelay("import", "radata", str(node_folder.folder), "--url", relay.http_url, f"--token={token}")
         assert json.loads(again.stdout)["kept"] == len(node_folder.records)  # HAM: nothing changes twice
 
-        exported = gunrelay("export", "--url", relay.http_url, "--token", token)
+        exported = gunrelay("export", "--url", relay.http_url, f"--token={token}")
         assert exported.returncode == 0, exported.stderr
         lines = [json.loads(line) for line in exported.stdout.splitlines()]
         assert lines[0]["format"] == "gunrelay-jsonl"

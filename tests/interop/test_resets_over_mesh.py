@@ -156,8 +156,9 @@ def test_a_relay_down_during_the_reset_fences_when_its_link_is_back(mesh, tmp_pa
         record = reset(mesh["a"], scope=scope)
     finally:
         b.start()  # returns once /health says 200: B is in step with A before it serves anyone
-    status = _has_reset(b, record["reset_id"])
-    assert status is not None and status["purge"]["fields_removed"] >= 1
+    assert _has_reset(b, record["reset_id"], purged=False) is not None  # fenced when it first serves
+    status = wait_for("B's purge done", lambda: _has_reset(b, record["reset_id"]), timeout=15)  # the purge follows
+    assert status["purge"]["fields_removed"] >= 1
     assert "in step with the mesh: serving clients" in b.log_text(limit=10**6)
     assert not _served(b, soul, "m1")
     wait_for("C obeyed through B", lambda: _has_reset(mesh["c"], record["reset_id"]), timeout=15)

@@ -105,5 +105,10 @@ def admin_token(data_dir: Path, from_env: str | None) -> tuple[str, Path | None]
         return from_env, None
     path = data_dir / TOKEN_FILE
     if not path.exists():
-        _write_private(path, secrets.token_urlsafe(32) + "\n")
+        _write_private(path, new_token() + "\n")
     return path.read_text().strip(), path
+
+
+def new_token() -> str:
+    """A random operator token that never starts with '-' (a command line would take it for an option)."""
+    return "t" + secrets.token_urlsafe(32)

@@ -199,6 +199,7 @@ def build_app(config: Settings) -> "GunFirst":
     async def reset_acks_route(request: Request) -> JSONResponse:
         # public, like the signed record itself: how many peers acknowledged (the demo shows it)
         reset_id = request.path_params["reset_id"]
+        await control.refresh_acks([reset_id])  # in a fleet: acks through the other processes too
         count = control.acknowledged_peers(reset_id)
         if count is None:
             return JSONResponse({"error": f"no reset {reset_id!r}"}, status_code=404, headers=CORS)

@@ -53,6 +53,33 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
         r.stop()
 
 
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Relay, Relay]]:
+    """One relay, two processes: two `gunrelay serve` on one PostgreSQL database (the throwaway
+    server of tests/postgres_server.py) and one data folder (so one identity and one operator
+    token), on two ports; shared by a test module."""
+    from postgres_server import PostgresServer
+
+    base = tmp_path_factory.mktemp("fleet")
+    server = PostgresServer()
+    server.start()
+    try:
+        url = server.new_database()
+        args = ["--storage", "postgres", "--postgres-url", url]
+        # one data folder: the first process creates the identity and token, the second finds them
+        first = Relay(base / "data", base / "logs", args=args).start()
+        try:
+            second = Relay(base / "data", base / "logs", args=args).start()
+            try:
+                yield first, second
+            finally:
+                second.stop()
+        finally:
+            first.stop()
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def fresh_relay(tmp_path: Path) -> Iterator[Relay]:
     """A relay of its own (for restarts), on a fresh data dir."""

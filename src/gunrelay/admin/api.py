@@ -122,6 +122,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         reset_id = request.path_params["reset_id"]
         seconds = required_duration(await json_body(request), "duration", "10m")
         try:
+            await control.refresh_acks([reset_id])  # in a fleet: acks recorded through the other processes too
             status = control.describe(reset_id)
         except OperatorError as exc:
             return error(404, str(exc))
@@ -130,11 +131,14 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         return JSONResponse({"banned": [ops.ban_json(b) for b in bans]})
 
     async def list_resets(request: Request) -> JSONResponse:
+        await control.refresh_acks()  # in a fleet: acks recorded through the other processes too
         return JSONResponse({"resets": control.history()})
 
     async def show_reset(request: Request) -> JSONResponse:
+        reset_id = request.path_params["reset_id"]
         try:
-            return JSONResponse(ops.shown_addresses(control.describe(request.path_params["reset_id"])))
+            await control.refresh_acks([reset_id])
+            return JSONResponse(ops.shown_addresses(control.describe(reset_id)))
         except OperatorError as exc:
             return error(404, str(exc))
 
@@ -207,14 +211,15 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         data = await json_body(request)
         seconds = required_duration(data, "ttl", "7d")
         prefix = text(data, "prefix")
-        await expiry.set(prefix, seconds)
-        return JSONResponse({"prefix": prefix, "ttl_s": seconds}, status_code=201)
+        in_step = await expiry.set(prefix, seconds)  # in a fleet: in force on every process, or who is not
+        return JSONResponse({"prefix": prefix, "ttl_s": seconds, **in_step}, status_code=201)
 
     async def delete_ttl(request: Request) -> JSONResponse:
         prefix = request.query_params.get("prefix", "")
-        if not await expiry.remove(prefix):
+        in_step = await expiry.remove(prefix)
+        if in_step is None:
             return error(404, f"no TTL rule for {prefix!r}")
-        return JSONResponse({"removed": prefix})
+        return JSONResponse({"removed": prefix, **in_step})
 
     async def list_snapshots(request: Request) -> JSONResponse:
         return JSONResponse({"snapshots": [i.as_json() for i in snapshots.list()]})

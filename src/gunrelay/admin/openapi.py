@@ -575,11 +575,11 @@ PATHS: dict[str, Any] = {
             _ok(200, _all({"ttl": {"type": "array", "items": _all({"prefix": STRING, "ttl_s": NUMBER})}, "expired_since_start": INTEGER}), "the rules"),
         ),
         "post": _operation(
-            "post", "setTtl", "Make the fields under a prefix expire", "ttl", _ok(201, _all({"prefix": STRING, "ttl_s": NUMBER}), "set"),
+            "post", "setTtl", "Make the fields under a prefix expire", "ttl", _ok(201, _object({"prefix": STRING, "ttl_s": NUMBER, "fleet_not_confirmed": FLEET_NOT_CONFIRMED}, ("prefix", "ttl_s")), "set"),
             body=TTL_BODY, action="ttl.set",
         ),
         "delete": _operation(
-            "delete", "deleteTtl", "Remove a TTL rule", "ttl", _ok(200, _all({"removed": STRING}), "removed"),
+            "delete", "deleteTtl", "Remove a TTL rule", "ttl", _ok(200, _object({"removed": STRING, "fleet_not_confirmed": FLEET_NOT_CONFIRMED}, ("removed",)), "removed"),
             parameters=[_query("prefix", STRING, "the rule's prefix")], errors={"404": "no TTL rule for that prefix"}, action="ttl.delete",
         ),
     },

@@ -11,7 +11,9 @@ Theory of operation (the guarantees are in shared/design/reset-protocol.md):
 3. Then publish: the record, signed with the relay's key in its own SEA space, and the legacy
    system node, both written as the relay's own durable writes and pushed to subscribers.
 4. Cooperating clients acknowledge with ``{"dam": "reset-ack", "reset": id}``; each is kept
-   (peer id, address, pid, time) durably, so the operator sees who has and who has not.
+   (peer id, address, pid, time) durably, so the operator sees who has and who has not. In a
+   fleet the process the client is connected to records it (once: one row per reset and
+   connection); reports read the others' from the store first (``refresh_acks``).
 
 The control owns the fence and the reset state: it builds the ``Fence``, the relay is given it
 read-only (``fence``, a ``FenceView``) at construction, and resets, rotations, restores
@@ -526,6 +528,19 @@ class ResetControl:
             acks[peer.id] = ack
             self._spawn(self.store.record_ack(ack))
         return None
+
+    async def refresh_acks(self, reset_ids: Sequence[str] | None = None) -> None:
+        """Bring the acknowledgements of ``reset_ids`` (None: every reset) up to the store's, before
+        a report reads them. In a fleet a client acknowledges to the process it is connected to,
+        which records the ack once, durably; every other process reads it from the store here, so
+        an ack through any process shows on all of them as soon as it is stored. Alone, every ack
+        came through this process and is in memory already: nothing to read."""
+        if self.in_step is None:  # not in a fleet (the fleet sets in_step)
+            return
+        for reset_id in list(self.resets) if reset_ids is None else reset_ids:
+            if reset_id in self.resets:
+                for ack in await self.store.acks(reset_id):
+                    self._keep_ack(ack)
 
     @staticmethod
     def _has_acknowledged(peer: Link, acks: dict[str, ResetAck]) -> bool:

@@ -558,8 +558,51 @@
     setSub('stat-total-bytes-out', isNum(totals.bytes_out) ? 'total ' + fmtBytes(totals.bytes_out) : '');
     setSub('stat-total-refused', isNum(totals.refused) ? 'refused ' + fmtInt(totals.refused) : '');
     setText($('stats-updated'), 'updated ' + fmtTime(isNum(s.at) ? s.at : Date.now()));
+    showFleet(s.fleet, isNum(s.at) ? s.at : Date.now());
     drawCharts(Array.isArray(s.history) ? s.history : [], s.at);
   });
+
+  // The fleet (--storage postgres: several processes on one store): every live process from its
+  // heartbeat, and the fleet-wide totals. Without a fleet: "single process", nothing else.
+  function showFleet(fleet, at) {
+    const single = !fleet || typeof fleet !== 'object';
+    if ($('fleet-single').hidden !== !single) $('fleet-single').hidden = !single;
+    if ($('fleet-view').hidden !== single) $('fleet-view').hidden = single;
+    if (single) return;
+    const totals = fleet.totals || {};
+    setStat('fleet-total-processes', totals.processes, fmtInt(totals.processes));
+    setStat('fleet-total-connections', totals.connections, fmtInt(totals.connections));
+    setStat('fleet-total-messages-in', totals.messages_in, fmtInt(totals.messages_in));
+    setStat('fleet-total-messages-out', totals.messages_out, fmtInt(totals.messages_out));
+    const processes = Array.isArray(fleet.processes) ? fleet.processes.filter((p) => p && typeof p === 'object') : [];
+    syncRows($('fleet-table').tBodies[0], processes, {
+      keyAttr: 'data-process',
+      keyOf: (p) => p.process_id,
+      colspan: 8,
+      emptyText: 'No process has a recent heartbeat.',
+      build: (tr) => addCells(tr, 8, { 0: 'mono', 2: 'num', 5: 'num', 6: 'num', 7: 'num' }),
+      update: (tr, p) => {
+        const c = tr.cells;
+        let pid = c[0].querySelector('.pid');
+        if (!pid) {
+          pid = h('span', { class: 'pid' });
+          c[0].replaceChildren(pid, h('span', { class: 'badge badge-ok this-process', text: 'this process' }));
+        }
+        setText(pid, str(p.pid));
+        c[0].querySelector('.this-process').hidden = p.this !== true;
+        tr.classList.toggle('this-process-row', p.this === true);
+        tr.setAttribute('data-pid', String(p.pid));
+        setText(c[1], str(p.host));
+        setText(c[2], str(p.port));
+        setTimeCell(c[3], p.started);
+        const age = isNum(p.last_seen) ? Math.max(0, at - p.last_seen) / 1000 : null;
+        setText(c[4], age === null ? '—' : nfOne.format(age) + ' s ago', fmtDate(p.last_seen));
+        setText(c[5], fmtInt(p.control_version));
+        setText(c[6], fmtInt(p.connections));
+        setText(c[7], fmtInt(p.messages_in) + ' / ' + fmtInt(p.messages_out));
+      },
+    });
+  }
 
   const CHARTS = [
     { id: 'connections', title: 'Connections', fmt: fmtNum, series: [{ key: 'connections', label: 'connections' }] },

@@ -23,8 +23,8 @@ pytestmark = [
 ]
 
 
-def _open_dashboard(console: Any, relay: Relay) -> Console:
-    c = console(relay)
+def _open_dashboard(console: Any, relay: Relay, viewport: dict[str, int] | None = None) -> Console:
+    c = console(relay, viewport=viewport)
     c.login()
     c.logged_in()
     c.open("dashboard")
@@ -104,6 +104,17 @@ def test_the_fleet_view_follows_the_processes_control_version(fleet, console) ->
         wait_for("both rows at the new control version", lambda: both_at(after), timeout=10)
     finally:
         operator(first, "DELETE", f"/-/api/ttl?prefix={prefix}")
+
+
+def test_the_fleet_view_fits_a_phone(fleet, console, tmp_path: Path) -> None:
+    first, _ = fleet
+    c = _open_dashboard(console, first, {"width": 390, "height": 760})
+    wait_for("two processes in the console", lambda: c.value("fleet-total-processes") == 2, timeout=10)
+    overflow = c.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the dashboard is {overflow}px wider than the phone's viewport"
+    shots = Path(os.environ.get("GUNRELAY_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    c.page.screenshot(path=str(shots / "console-fleet-phone.png"), full_page=True)
 
 
 def test_a_relay_alone_says_single_process_and_shows_no_fleet(fresh_relay: Relay, console) -> None:

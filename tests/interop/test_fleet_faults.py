@@ -316,3 +316,19 @@ def test_a_write_storm_through_a_postgres_crash_cut_connections_and_a_sigkill_lo
         subscriber.close()
         b.stop()
         a.stop()
+
+
+def test_a_process_with_another_identity_is_refused_by_the_fleets_database(postgres, tmp_path):
+    url = postgres.new_database()
+    relay = Relay(tmp_path / "data", tmp_path / "logs", args=pg_args(url)).start()
+    try:
+        done = subprocess.run(  # its own, new data folder: a new key pair
+            [sys.executable, "-m", "gunrelay", "serve", "--host", "127.0.0.1", "--port", "0", "--data", str(tmp_path / "other"), *pg_args(url)],
+            cwd=str(REPO), capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode != 0
+        assert "is the store of relay" in done.stderr and "copy identity.json" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        assert relay.alive() and health(relay)[0] == 200
+    finally:
+        relay.stop()

@@ -368,3 +368,17 @@ async def test_a_database_at_schema_2_gains_the_writer_column(postgres_url):
         assert [c.soul for c in (await store.others_since(0, 10)).changes] == ["s"]
     finally:
         await store.close()
+
+
+async def test_a_database_another_relay_keeps_is_refused_saying_whose_it_is(postgres_url):
+    from gunrelay.storage.postgres import StoreMisconfigured
+
+    first = PostgresStore(postgres_url, Protected(("~relayA", "_system")))
+    await first.open()
+    await first.close()
+    again = PostgresStore(postgres_url, Protected(("~relayA", "_other_system_node")))  # the same relay, another system node
+    await again.open()
+    await again.close()
+    stranger = PostgresStore(postgres_url, Protected(("~relayB", "_system")))
+    with pytest.raises(StoreMisconfigured, match="store of relay relayA.*identity is relayB.*identity.json"):
+        await stranger.open()

@@ -532,10 +532,26 @@ class PostgresStore(Store):
             conn.execute("DELETE FROM schema_version")
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
             conn.execute("LOCK TABLE protected")
+            self._same_relay(conn)
             conn.execute("DELETE FROM protected")
             for prefix in self.protected.prefixes:
                 conn.execute("INSERT INTO protected (prefix) VALUES (%s) ON CONFLICT DO NOTHING", (_b(prefix),))
             conn.commit()
+
+    def _same_relay(self, conn: psycopg.Connection[Any]) -> None:
+        """Refuse a database another relay keeps: the user spaces it protects (``~<pub>``, the
+        relay's own) must be this process's. Processes of one fleet share one identity; one started
+        with a new identity (a machine whose data folder was not given the fleet's ``identity.json``)
+        would sign reset records no client of the fleet trusts."""
+        stored = {bytes(row[0]).decode() for row in conn.execute("SELECT prefix FROM protected")}
+        theirs = {p for p in stored if p.startswith("~")}
+        ours = {p for p in self.protected.prefixes if p.startswith("~")}
+        if theirs and ours and theirs != ours:
+            raise StoreMisconfigured(
+                f"the {database_named(self.url)} is the store of relay {', '.join(sorted(theirs))[1:]}, and this process's "
+                f"identity is {', '.join(sorted(ours))[1:]}: processes sharing a database are one relay; copy identity.json "
+                "and admin-token from the data folder of a process of that relay into this one's --data"
+            )
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -239,7 +239,7 @@ def _prefix_bounds(prefix: bytes) -> tuple[bytes, bytes]:
 _IN_PREFIX = "({soul} = {p} OR ({soul} >= {p} || '\\x2f'::bytea AND {soul} < {p} || '\\x30'::bytea))"
 _NOT_FENCED = f"""NOT EXISTS (
     SELECT 1 FROM fence_rules r
-    WHERE %(state)s <= coalesce(r.watermark, extract(epoch FROM clock_timestamp()) * 1000 - r.ttl_ms)
+    WHERE %(state)s <= coalesce(r.watermark, %(now_ms)s - r.ttl_ms)
       AND ((r.scope IS NULL AND NOT EXISTS (SELECT 1 FROM protected p WHERE {_IN_PREFIX.format(soul="%(soul)s", p="p.prefix")}))
            OR {_IN_PREFIX.format(soul="%(soul)s", p="r.scope")}
            OR EXISTS (SELECT 1 FROM fence_souls f WHERE f.reset_id = r.rule_id AND f.soul = %(soul)s)))"""
@@ -939,7 +939,13 @@ class _Merge:
 
 
 def _rows(fields: list[Field], writer: str | None) -> list[dict[str, Any]]:
-    return [{"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state, "writer": writer} for f in fields]
+    # a TTL rule's watermark is judged by this host's clock, as the relay's admission and purges
+    # judge it (not the database's, which may differ)
+    now_ms = time.time() * 1000
+    return [
+        {"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state, "writer": writer, "now_ms": now_ms}
+        for f in fields
+    ]
 
 
 def _merge(conn: psycopg.Connection[Any], fields: list[Field], writer: str | None = None) -> list[Field]:

@@ -220,7 +220,7 @@ def build_app(config: Settings) -> "GunFirst":
             return JSONResponse({"status": "syncing", "reason": syncing}, status_code=503, headers=CORS)
         # 503 while writes cannot be made durable: a probe should take the relay out of service
         # (it refuses every write meanwhile); /version answers as long as the process runs
-        healthy = store.health.ok
+        healthy = store.health.ok and store.health.stuck() is None
         return JSONResponse(
             {
                 "status": "ok" if healthy else "degraded",

@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import signal
 import threading
 import time
 import urllib.error
@@ -330,5 +331,45 @@ def test_a_process_with_another_identity_is_refused_by_the_fleets_database(postg
         assert "is the store of relay" in done.stderr and "copy identity.json" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
         assert relay.alive() and health(relay)[0] == 200
+    finally:
+        relay.stop()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_database_that_stops_answering_makes_health_say_so_and_the_waiting_write_is_acked_after(postgres, tmp_path):
+    relay = Relay(tmp_path / "data", tmp_path / "logs", args=pg_args(postgres.new_database())).start()
+    assert "ok" in raw_put(relay, "before/1", "the writer's connection is open")  # (a new one would time out instead)
+    assert postgres.process is not None
+    frozen = [postgres.process.pid, *_children(postgres.process.pid)]  # the server we started and its backends
+    try:
+        with RawPeer(relay.ws_url) as peer:
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                put = put_msg("frozen/1", {"v": ("written while the server was frozen", now_ms())})
+                peer.send(put)
+                status, body = wait_for("/health 503 while writes wait",
+                                        lambda: (lambda h: h if h[0] == 503 else None)(health(relay)), timeout=30)
+                assert "has waited" in (body["storage_health"]["stuck"] or ""), body["storage_health"]
+                assert peer.replies(put["#"]) == []  # not acknowledged while it is not durable
+            finally:
+                for pid in frozen:
+                    os.kill(pid, signal.SIGCONT)
+            reply = peer.wait_reply(put["#"], timeout=30)
+            assert reply is not None and reply.get("ok") and "err" not in reply, reply
+        wait_for("/health 200 once the server answers", lambda: health(relay)[0] == 200, timeout=30)
+        assert gun_once(relay, "frozen/1", "v", tmp_path)["value"] == "written while the server was frozen"
     finally:
         relay.stop()

@@ -114,6 +114,7 @@ MIGRATION_LOCK = 0x67756E6D  # "gunm": one process migrates at a time
 LEASE_SPACE = 0x67756E6C  # "gunl": the first key of a lease's advisory lock (the second: the name's hash)
 CHUNK = 256  # rows per round trip of a lazy scan
 CONNECT_TIMEOUT_S = 5  # a connection attempt that takes longer fails (and is tried again)
+STUCK_S = 10.0  # a write transaction waiting this long for the server makes /health 503
 
 MIGRATIONS: dict[int, str] = {
     1: r"""
@@ -302,6 +303,7 @@ class _Worker:
     def __init__(self, name: str, connect: Callable[[], psycopg.Connection[Any]], writer: bool, health: StorageHealth | None):
         self.connect = connect
         self.conn: psycopg.Connection[Any] | None = None  # connected by the thread, for its first group
+        self.busy_since: float | None = None  # time.monotonic() when the group under way began
         self.writer = writer
         self.health = health
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -329,6 +331,7 @@ class _Worker:
                     stop = True
                 else:
                     jobs.append(item)
+            self.busy_since = time.monotonic()
             outcomes, failure, wrote, began = self._run_group(jobs)
             if failure is not None and self._broken() and (not self.writer or not began):
                 # a connection the server dropped (a restart, a cut link) shows only when used: a read
@@ -339,6 +342,7 @@ class _Worker:
             # it; the reader's count only when the server could not be reached (its heartbeats then
             # say so within a second, with no write needed), and never clear it (only a commit can)
             health = self.health if self.writer or (failure is not None and self._broken()) else None
+            self.busy_since = None
             self.loop.call_soon_threadsafe(_resolve, outcomes, health, failure, wrote)
             if stop:
                 break
@@ -482,7 +486,7 @@ class PostgresStore(Store):
     def __init__(self, url: str, protected: Protected = Protected()):
         self.url = url
         self.protected = protected
-        self.health = StorageHealth()
+        self.health = StorageHealth(stuck=self._writes_stuck)
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
         self._listener: _Listener | None = None
@@ -509,6 +513,16 @@ class PostgresStore(Store):
             raise StoreUnreachable(f"the PostgreSQL server cannot be reached ({_first_line(exc)})") from exc
         except psycopg.Error as exc:
             raise storage_failure(exc) from exc
+
+    def _writes_stuck(self) -> str | None:
+        """Why writes are stuck, when the writer's transaction has waited ``STUCK_S`` for the server
+        (stopped, or its disk frozen, without the connection failing): ``/health`` then says so."""
+        writer = self._writer
+        since = writer.busy_since if writer is not None else None
+        if since is None:
+            return None
+        waited = time.monotonic() - since
+        return f"a write to the PostgreSQL server has waited {waited:.0f} s for its answer" if waited >= STUCK_S else None
 
     async def open(self) -> None:
         """Connect, and create or migrate the schema. ``StoreUnreachable`` when the server cannot be

@@ -8,8 +8,13 @@ PYTHON ?= python3
 serve: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/gunrelay serve
 
+# The whole suite, then the real-GunJS interop suites (Node and Chromium clients, resets and the
+# client plugin) once more with every relay they start on PostgreSQL (tests/postgres_everywhere.py)
+PG_AGAIN := tests/interop/test_gunjs_clients.py tests/interop/test_reset.py tests/interop/test_plugin_node.py tests/interop/test_browser.py
+
 test: $(VENV)/.installed node_modules/.installed $(VENV)/.debian
 	$(PY) -m pytest
+	PYTHONPATH=tests $(PY) -m pytest -p postgres_everywhere $(PG_AGAIN)
 
 bench: $(VENV)/.installed node_modules/.installed
 	$(PY) bench/run.py

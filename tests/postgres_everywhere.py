@@ -29,6 +29,7 @@ def _relays_on_postgres() -> Iterator[None]:
             return original(relay)
         if relay.data_dir not in databases:
             databases[relay.data_dir] = server.new_database()
+        relay.store_url = databases[relay.data_dir]  # type: ignore[attr-defined]  # for a test that reads the store itself
         return [*original(relay), "--storage", "postgres", "--postgres-url", databases[relay.data_dir]]
 
     interop_support.Relay.command = command  # type: ignore[method-assign]

@@ -67,10 +67,15 @@ class PostgresServer:
             )
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {log.read_text()}")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its folder and port (first start, or again after ``halt``)."""
+        assert self.process is None or self.process.poll() is not None, "the test PostgreSQL server is running"
         self.process = subprocess.Popen(
             [str(BIN / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.root),
              "-c", "fsync=on", "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
-            stdout=(self.root / "server.log").open("wb"), stderr=subprocess.STDOUT, cwd=self.root, **self._run_as(),  # type: ignore[call-overload]
+            stdout=(self.root / "server.log").open("ab"), stderr=subprocess.STDOUT, cwd=self.root, **self._run_as(),  # type: ignore[call-overload]
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -83,23 +88,37 @@ class PostgresServer:
                     raise RuntimeError("the test PostgreSQL server did not start") from None
                 time.sleep(0.1)
 
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def new_database(self) -> str:
-        """A fresh, empty database; its URL."""
-        name = f"test_{next(self._names)}"
-        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return self.url(name)
-
-    def stop(self) -> None:
+    def halt(self, immediate: bool = False) -> None:
+        """Stop the server, keeping its data for ``resume``: a fast shutdown (sessions rolled back,
+        a checkpoint) or, ``immediate``, a crash-like one (no checkpoint: recovery replays the WAL
+        at the next start)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown: roll back sessions, checkpoint, exit
+            self.process.send_signal(signal.SIGQUIT if immediate else signal.SIGINT)
             try:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=STOP_TIMEOUT_S)
+
+    def tablespace_on(self, folder: Path, name: str) -> None:
+        """A tablespace in ``folder`` (given to the server's user), for a database that fills a small disk."""
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(folder, entry.pw_uid, entry.pw_gid)
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE TABLESPACE {name} LOCATION '{folder}'")
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self, tablespace: str | None = None) -> str:
+        """A fresh, empty database (in ``tablespace``, if given); its URL."""
+        name = f"test_{next(self._names)}"
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}" + (f" TABLESPACE {tablespace}" if tablespace else ""))
+        return self.url(name)
+
+    def stop(self) -> None:
+        self.halt()  # fast shutdown: roll back sessions, checkpoint, exit
         self.process = None
         shutil.rmtree(self.root, ignore_errors=True)

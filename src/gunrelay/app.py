@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import platform
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from .admin.auth import ConsoleAuth
 from .admin.gate import Gate
 from .admin.metrics import Metrics, RelayCollector
 from .core.engine import Limits
+from .core.errors import GunrelayError
 from .core.fence import Protected
 from .core.lockout import LoginThrottle
 from .core.privacy import Anonymizer, Privacy
@@ -52,10 +54,13 @@ from .core.forwarded import TrustedProxies
 from .core.limits import ConnectionLimits
 from .storage.base import Store
 from .storage.memory import MemoryStore
-from .storage.postgres import PostgresStore
+from .storage.postgres import PostgresStore, StoreUnreachable
 from .storage.sqlite import SQLiteStore
 
 log = logging.getLogger("gunrelay")
+
+START_RETRY_FIRST_S = 0.5  # a store unreachable at start is tried again after this, then twice as long each time
+START_RETRY_MAX_S = 10.0
 
 
 def make_store(config: Settings, protected: Protected) -> Store:
@@ -91,6 +96,7 @@ def build_app(config: Settings) -> "GunFirst":
     snapshots = Snapshots(store, control, data_dir / "snapshots")
     files = GunFiles(find_gun_dir(config.gun_dir))
     ready = asyncio.Event()
+    start = Starting()
     privacy_key = hashlib.sha256(b"gunrelay privacy labels\0" + identity.private_key.private_numbers().private_value.to_bytes(32, "big"))
     privacy = Privacy(Anonymizer(privacy_key.digest()), enabled=config.privacy)
     logbook = LogBook(privacy)
@@ -122,11 +128,8 @@ def build_app(config: Settings) -> "GunFirst":
     fleet = Fleet(relay, control, access, store) if isinstance(store, PostgresStore) else None
     lock = DataLock(data_dir, shared=fleet is not None)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        lock.acquire()  # held already when started by `gunrelay serve`, which reports a busy folder
-        logbook.attach("", "uvicorn")
-        await store.open()
+    async def serve_from_store() -> None:
+        """Everything that needs the open store, in order; then the relay serves."""
         await control.start()  # fences are live before the first frame is read
         for name in snapshots.discard_partials():
             log.warning("removed %s, left by a snapshot a crash interrupted", name)
@@ -135,28 +138,75 @@ def build_app(config: Settings) -> "GunFirst":
         if fleet is not None:  # after the fences and bans are live: what other processes store is pushed through them
             await fleet.start()
         await monitor.start()
-        ticker = asyncio.create_task(keepalive())
         await catch_up.start()  # after mesh_resets: a new relay link is sent our resets before we ask for its stream
+        mesh_sync.begin()  # its wait for the mesh starts with the mesh
         mesh.start()  # after the fences are live: nothing from a peer relay is judged without them
         ready.set()
+        start.reason = None
         log.info("relay identity %s", identity.pub)
         if token_file is not None:
             log.info("operator token in %s (or set GUNRELAY_ADMIN_TOKEN)", token_file)
         if files.gun_dir is None:
             log.warning("npm gun package not found: /gun.js is not served (set --gun-dir)")
+
+    async def open_when_reachable(first: StoreUnreachable) -> None:
+        """The store's server could not be reached at start: answer /health (503, and why) and
+        refuse clients meanwhile, try again with growing pauses, and serve once it is open. A
+        failure that trying again will not mend ends the process, as it would have at start."""
+        failure: Exception = first
+        pause = START_RETRY_FIRST_S
+        try:
+            while True:
+                start.reason = f"waiting for the store: {failure}"
+                log.warning("%s; trying again in %.1f s", start.reason, pause)
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, START_RETRY_MAX_S)
+                try:
+                    await store.open()
+                    break
+                except StoreUnreachable as exc:
+                    failure = exc
+            log.info("the store is reachable: starting")
+            await serve_from_store()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            start.fail(f"cannot start: {exc}")
+            log.error("%s", start.fatal, exc_info=not isinstance(exc, GunrelayError))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        lock.acquire()  # held already when started by `gunrelay serve`, which reports a busy folder
+        logbook.attach("", "uvicorn")
+        ticker = asyncio.create_task(keepalive())
+        waiting: asyncio.Task[None] | None = None
+        try:
+            await store.open()
+            await serve_from_store()
+        except StoreUnreachable as exc:
+            start.reason = f"waiting for the store: {exc}"
+            waiting = asyncio.create_task(open_when_reachable(exc))
+        except GunrelayError as exc:  # a wrong URL, a newer schema...: said in one line, and the process exits
+            start.fail(f"cannot start: {exc}")
+            log.error("%s", start.fatal)
         try:
             yield
         finally:
             ticker.cancel()
-            await mesh.stop()
-            await catch_up.stop()
-            await mesh_resets.stop()
-            if fleet is not None:
-                await fleet.stop()
-            await monitor.stop()
-            await control.stop()
-            await expiry.stop()
-            await relay.drain()
+            if waiting is not None:
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
+            if ready.is_set():
+                await mesh.stop()
+                await catch_up.stop()
+                await mesh_resets.stop()
+                if fleet is not None:
+                    await fleet.stop()
+                await monitor.stop()
+                await control.stop()
+                await expiry.stop()
+                await relay.drain()
             await store.close()
             lock.release()
             log.info("store closed cleanly")
@@ -164,13 +214,13 @@ def build_app(config: Settings) -> "GunFirst":
 
     async def health(request: Request) -> JSONResponse:
         if not ready.is_set():
-            return JSONResponse({"status": "starting"}, status_code=503, headers=CORS)
+            return JSONResponse({"status": "starting", "reason": start.fatal or start.reason}, status_code=503, headers=CORS)
         syncing = mesh_sync.waiting_for()
         if syncing is not None:  # not in step with the relays it obeys yet: clients are refused meanwhile
             return JSONResponse({"status": "syncing", "reason": syncing}, status_code=503, headers=CORS)
         # 503 while writes cannot be made durable: a probe should take the relay out of service
         # (it refuses every write meanwhile); /version answers as long as the process runs
-        healthy = store.health.ok
+        healthy = store.health.ok and store.health.stuck() is None
         return JSONResponse(
             {
                 "status": "ok" if healthy else "degraded",
@@ -226,6 +276,7 @@ def build_app(config: Settings) -> "GunFirst":
     app.state.mesh = mesh
     app.state.data_lock = lock
     app.state.fleet = fleet
+    app.state.start = start
     app.state.store = store
     app.state.control = control
     app.state.identity = identity
@@ -241,26 +292,64 @@ def build_app(config: Settings) -> "GunFirst":
         deadline_s=config.handshake_timeout_s,
         trusted=TrustedProxies.parse(config.trusted_proxies),
     )
-    return GunFirst(GunSocket(relay, access.refuse, mesh_sync.waiting_for, MESH_HEADER.encode()), app)
+    return GunFirst(GunSocket(relay, access.refuse, mesh_sync.waiting_for, MESH_HEADER.encode()), app, start)
+
+
+class Starting:
+    """Why the relay does not serve yet (None once it does), and what ended its start for good."""
+
+    def __init__(self) -> None:
+        # None until the start is known to wait (uvicorn serves nothing before the lifespan's start
+        # has run: it either opened the store, or set this and left a task trying)
+        self.reason: str | None = None
+        self.fatal: str | None = None  # set: the command line exits with it, not 0
+        self.exit: Callable[[], None] | None = None  # set by the command line: stops the server
+
+    def fail(self, why: str) -> None:
+        self.fatal = self.reason = why
+        if self.exit is not None:
+            self.exit()
+
+
+# what a relay still starting refuses: the GUN websocket and what reads or changes the store or
+# the control log (the admin API but its description, reset acks, /metrics); /health, /version,
+# /-/identity, the console's pages and GunJS's files answer from the start
+NEEDS_THE_STORE = ("/-/api/", "/-/resets/", "/metrics")
+ANSWERS_WHILE_STARTING = ("/-/api/openapi.json",)
 
 
 class GunFirst:
-    """Sends ``/gun`` websockets straight to the relay, everything else to Starlette.
+    """Sends ``/gun`` websockets straight to the relay, everything else to Starlette; while the
+    relay is still starting (its store not open yet: ``Starting``), refuses what needs the store.
 
     Starlette's router and middleware would sit on every open GUN socket's call stack for the
     connection's whole life (about 1.5 KB each); the relay's socket needs none of them.
     """
 
-    def __init__(self, gun: GunSocket, app: Starlette):
+    def __init__(self, gun: GunSocket, app: Starlette, start: Starting):
         self.gun = gun
         self.app = app
+        self.start = start
         self.state = app.state  # what tests and the offline CLI reach into
 
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         # a plain function handing over the coroutine: no frame of its own on every socket's stack
+        if self.start.reason is not None and scope["type"] in ("http", "websocket"):
+            path = scope["path"]
+            if (path == "/gun" or path.startswith(NEEDS_THE_STORE)) and path not in ANSWERS_WHILE_STARTING:
+                return self._not_yet(scope, send)
         if scope["type"] == "websocket" and scope["path"] == "/gun":
             return self.gun(scope, receive, send)
         return self.app(scope, receive, send)
+
+    async def _not_yet(self, scope: dict[str, Any], send: Any) -> None:
+        if scope["type"] == "websocket":  # before accept: HTTP 403 at the upgrade; GunJS tries again
+            await send({"type": "websocket.close", "code": 1013})
+            return
+        body = json.dumps({"error": f"the relay is not serving yet ({self.start.reason})"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"2"), *((k.lower().encode(), v.encode()) for k, v in CORS.items())]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def prepare_data_folder(config: Settings) -> None:

@@ -66,11 +66,14 @@ def serve(args: argparse.Namespace, argv: list[str]) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    app.state.start.exit = lambda: setattr(server, "should_exit", True)  # a start that failed after serving began
     shown = f"[{host}]" if ":" in host else host
     http, ws = ("https", "wss") if config.tls_cert else ("http", "ws")
     print(f"gunrelay listening on {http}://{shown}:{port} (GUN websocket at {ws}://{shown}:{port}/gun, "
           f"storage {config.storage} in {config.data})", flush=True)
     server.run(sockets=[sock])
+    if app.state.start.fatal:
+        raise SystemExit(f"gunrelay serve: {app.state.start.fatal}")
 
 
 def serve_workers(config: Any, argv: list[str]) -> int:

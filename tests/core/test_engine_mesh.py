@@ -394,19 +394,25 @@ def test_an_empty_page_is_caught_up_at_once_and_a_page_nobody_asked_for_is_a_pla
     assert [e for e in engine.take() if type(e) is CaughtUp] == []
 
 
-def test_what_another_process_of_the_fleet_stored_goes_to_subscribers_only_and_not_when_fenced():
+def test_what_another_process_of_the_fleet_stored_goes_to_subscribers_and_inbound_relays_and_not_when_fenced():
     from gunrelay.core.fence import Fence, FenceRule, Protected
     from gunrelay.core.graph import Field
 
     engine = make_engine(Fence([FenceRule("r1", "old", T0 - 1)], protected=Protected(("~relaypub",))))
     watcher = link(engine, "watcher")
-    relay = relay_link(engine, "relay")
+    dialled = relay_link(engine, "dialled")
+    inbound = relay_link(engine, "inbound", dialled=False)
     engine.receive(watcher, frame({"get": {"#": "s"}}, {"get": {"#": "old"}}), NOW)
     engine.take()
     engine.shared([Field("s", "k", "v", T0), Field("old", "k", "stale", T0 - 5), Field("old", "n", "new", T0)], NOW)
     pushes = sends(engine.take())
-    assert [(to, m["put"]) for to, m in pushes] == [
+    assert [(to, m["put"]) for to, m in pushes if to == "watcher"] == [
         ("watcher", {"s": {"_": {"#": "s", ">": {"k": T0}}, "k": "v"}}),
         ("watcher", {"old": {"_": {"#": "old", ">": {"n": T0}}, "n": "new"}}),
     ]
-    assert relay.id not in {to for to, _ in pushes}  # the writing process sent it on to its relay links
+    # a relay that dialled in to this process hears it from this process only; every process
+    # dials the --peer relays itself, and the writing process sent it on to them
+    assert [(to, m["put"]) for to, m in pushes if to != "watcher"] == [
+        ("inbound", {"s": {"_": {"#": "s", ">": {"k": T0}}, "k": "v"}, "old": {"_": {"#": "old", ">": {"n": T0}}, "n": "new"}}),
+    ]
+    assert dialled.id not in {to for to, _ in pushes}

@@ -668,3 +668,74 @@ def gun_once(relay: Relay, soul: str, key: str, tmp_path: Path) -> dict[str, Any
     """A fresh GunJS client's ``once()`` of ``soul.key``: {defined, value}."""
     done = run_gun(relay, [{"op": "wait_connected"}, {"op": "once", "path": [soul, key], "wait": 400, "timeout": 8000}], tmpdir=tmp_path)
     return done.results[-1]
+
+
+# ---- a write storm of GunJS clients ---------------------------------------------------------------
+
+STORM = Path(__file__).resolve().parent / "js" / "storm_writer.js"
+
+
+class Storm:
+    """One Node process of GunJS writers; what it reports acked and refused, read as it comes."""
+
+    def __init__(self, relay: Relay, prefix: str, clients: int = 8, inflight: int = 4):
+        config = {"peer": relay.peer, "clients": clients, "inflight": inflight, "prefix": prefix,
+                  "timeout": 4000, "deadline": 900_000}
+        self.relay = relay
+        self.log = relay.log_dir / "storm.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(["node", str(STORM), json.dumps(config)], cwd=str(REPO),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.acked: dict[str, str] = {}
+        self.refused: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] | None = None
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def take(self) -> None:
+        for _ in range(1_000_000):
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is None:
+                return
+            event = json.loads(line)
+            if event.get("done"):
+                self.summary = event
+            elif "acked" in event:
+                self.acked[event["acked"]] = event["v"]
+            elif "refused" in event:
+                self.refused.append(event)
+
+    def wait_acks(self, more_than: int, timeout: float) -> None:
+        try:
+            wait_for(f"more than {more_than} acks", lambda: (self.take(), len(self.acked) > more_than)[1], timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nwriters: {self.log.read_text()[-2000:]}\nrelay: {self.relay.log_text(3000)}") from None
+
+    def stop(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("stop\n")
+        self.proc.stdin.flush()
+        try:
+            self.proc.wait(20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self.take()
+        time.sleep(0.1)
+        self.take()
+        assert self.summary is not None, "the writers printed no summary"
+        return self.summary
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -170,23 +170,53 @@ def test_forged_records_and_legacy_writes_change_nothing(fresh_relay: Relay, cli
     assert [s.get("value") for s in r3.results] == ["real", record["reset_id"]], r3
 
 
-def test_kill_9_between_fence_and_purge_end(fresh_relay: Relay, clients) -> None:
-    fresh_relay.stop()
-    db = sqlite3.connect(fresh_relay.data_dir / "gunrelay.sqlite3")
-    old_state = time.time() * 1000 - 60_000
-    with db:  # a large store, so the purge is still running when the relay dies
+def _fill_bulk(relay: Relay, count: int, state: float) -> None:
+    """``count`` fields under bulk/, written into the stopped relay's store directly (SQLite, or
+    the PostgreSQL database tests/postgres_everywhere.py gave it)."""
+    url = getattr(relay, "store_url", None)
+    if url is not None:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "INSERT INTO fields (soul, key, value, state, seq) SELECT convert_to('bulk/' || (i / 50), 'UTF8'), "
+                "convert_to('k' || (i %% 50), 'UTF8'), to_json('v' || i)::text, %s, nextval('stream_seq') FROM generate_series(0, %s) AS i",
+                (state, count - 1),
+            )
+        return
+    db = sqlite3.connect(relay.data_dir / "gunrelay.sqlite3")
+    with db:
         db.executemany(
             "INSERT INTO fields (soul, key, value, state) VALUES (?, ?, ?, ?)",
-            ((f"bulk/{i // 50}", f"k{i % 50}", json.dumps(f"v{i}"), old_state) for i in range(400_000)),
+            ((f"bulk/{i // 50}", f"k{i % 50}", json.dumps(f"v{i}"), state) for i in range(count)),
         )
     db.close()
+
+
+def _bulk_left(relay: Relay) -> int:
+    url = getattr(relay, "store_url", None)
+    if url is not None:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM fields WHERE soul >= 'bulk/'::bytea AND soul < 'bulk0'::bytea").fetchone()
+        return int(row[0]) if row else 0
+    db = sqlite3.connect(relay.data_dir / "gunrelay.sqlite3")
+    try:
+        return int(db.execute("SELECT count(*) FROM fields WHERE soul LIKE 'bulk/%'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_kill_9_between_fence_and_purge_end(fresh_relay: Relay, clients) -> None:
+    fresh_relay.stop()
+    old_state = time.time() * 1000 - 60_000
+    _fill_bulk(fresh_relay, 400_000, old_state)  # a large store, so the purge is still running when the relay dies
     fresh_relay.start()
     record = operator(fresh_relay, "POST", "/-/api/resets", {"scope": "*"})["record"]
     os.kill(fresh_relay.proc.pid, signal.SIGKILL)
     fresh_relay.proc.wait(10)
-    db = sqlite3.connect(fresh_relay.data_dir / "gunrelay.sqlite3")
-    left = db.execute("SELECT count(*) FROM fields WHERE soul LIKE 'bulk/%'").fetchone()[0]
-    db.close()
+    left = _bulk_left(fresh_relay)
     fresh_relay.start()
     r = clients.run(fresh_relay, [
         {"op": "replay", "graph": {"bulk/7": {"_": {"#": "bulk/7", ">": {"k1": old_state}}, "k1": "v351"}}},
@@ -198,9 +228,7 @@ def test_kill_9_between_fence_and_purge_end(fresh_relay: Relay, clients) -> None
     while not operator(fresh_relay, "GET", f"/-/api/resets/{record['reset_id']}")["purge"]["done"]:
         assert time.monotonic() < deadline, "the purge did not resume"
         time.sleep(0.1)
-    db = sqlite3.connect(fresh_relay.data_dir / "gunrelay.sqlite3")
-    assert db.execute("SELECT count(*) FROM fields WHERE soul LIKE 'bulk/%'").fetchone()[0] == 0
-    db.close()
+    assert _bulk_left(fresh_relay) == 0
     print(f"fields left when killed: {left} of 400000")
 
 

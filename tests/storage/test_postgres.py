@@ -226,23 +226,35 @@ async def test_acknowledged_writes_and_the_stream_survive_reopen(postgres_url):
         await again.close()
 
 
-async def test_a_lost_connection_fails_that_group_unacknowledged_and_the_next_reconnects(postgres_url):
+async def test_a_connection_dropped_between_groups_is_replaced_and_the_next_group_goes_through(postgres_url):
     store = PostgresStore(postgres_url)
     await store.open()
     try:
         await store.merge([Field("s", "a", 1, 1)])
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        outcomes = []
-        for i in range(2):
-            try:
-                outcomes.append(await store.merge([Field("s", f"b{i}", 1, 1)]))
-            except StorageFailure as exc:
-                outcomes.append(str(exc))
-        assert isinstance(outcomes[0], str) and "PostgreSQL" in outcomes[0] and not isinstance(outcomes[1], str)
+        assert [f.key for f in await store.merge([Field("s", "b", 1, 1)])] == ["b"]  # nothing of it had reached the dead one
+        assert store.health.ok and store.health.failed_commits == 0
+        assert [key for key, _, _ in (await store.read(ReadQuery(soul="s")))["s"]] == ["a", "b"]
+    finally:
+        await store.close()
+
+
+async def test_a_connection_lost_in_the_middle_of_a_group_fails_it_unacknowledged_and_the_next_reconnects(postgres_url):
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        # one job in one group: a field written, then the server ends the session before the commit
+        def write_then_cut(conn):
+            _merge(conn, [Field("s", "lost", 1, 1)])
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+        with pytest.raises(StorageFailure, match="PostgreSQL"):
+            await store._write(write_then_cut)
+        assert not store.health.ok and "PostgreSQL" in (store.health.error or "")
+        assert [f.key for f in await store.merge([Field("s", "next", 1, 1)])] == ["next"]  # a new connection
         assert store.health.ok and store.health.failed_commits == 1
-        found = (await store.read(ReadQuery(soul="s")))["s"]
-        assert [key for key, _, _ in found] == ["a", "b1"]  # the refused write is not there
+        assert [key for key, _, _ in (await store.read(ReadQuery(soul="s")))["s"]] == ["next"]  # the lost group is not there
     finally:
         await store.close()
 
@@ -356,3 +368,17 @@ async def test_a_database_at_schema_2_gains_the_writer_column(postgres_url):
         assert [c.soul for c in (await store.others_since(0, 10)).changes] == ["s"]
     finally:
         await store.close()
+
+
+async def test_a_database_another_relay_keeps_is_refused_saying_whose_it_is(postgres_url):
+    from gunrelay.storage.postgres import StoreMisconfigured
+
+    first = PostgresStore(postgres_url, Protected(("~relayA", "_system")))
+    await first.open()
+    await first.close()
+    again = PostgresStore(postgres_url, Protected(("~relayA", "_other_system_node")))  # the same relay, another system node
+    await again.open()
+    await again.close()
+    stranger = PostgresStore(postgres_url, Protected(("~relayB", "_system")))
+    with pytest.raises(StoreMisconfigured, match="store of relay relayA.*identity is relayB.*identity.json"):
+        await stranger.open()

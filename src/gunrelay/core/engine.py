@@ -873,9 +873,10 @@ class RelayEngine:
                 else:
                     self._send(link, self._push_message(soul, [i for i in items if i.key in keys], now_s))
 
-    def _forward(self, source: Link | None, msg_id: Any, fields: list[Field], now_s: float) -> None:
-        """Send a write on to every relay link but ``source``: with its own id (None: a fresh one)."""
-        targets = [link for link in self.relay_links if link is not source and not link.closed]
+    def _forward(self, source: Link | None, msg_id: Any, fields: list[Field], now_s: float, inbound_only: bool = False) -> None:
+        """Send a write on to every relay link but ``source`` (or every one that dialled in to
+        this relay): with its own id (None: a fresh one)."""
+        targets = [link for link in self.relay_links if link is not source and not link.closed and not (inbound_only and link.dialled)]
         if not targets:
             return
         if type(msg_id) is not str:
@@ -901,11 +902,16 @@ class RelayEngine:
 
     def shared(self, fields: list[Field], now: Now) -> None:
         """Another process of the fleet stored ``fields`` (read from the shared store's change
-        stream): push them to this process's subscribers only. That process already answered its
-        writer and sent the write on to its relay links; what the fence here covers is left out,
-        as for a get."""
+        stream): push them to this process's subscribers, and send them on to the relays that
+        dialled in to this process. That process answered its writer and sent the write on to its
+        own relay links: the ``--peer`` relays, which every process of a fleet dials itself, and
+        the relays that dialled in to it (each such link lands on one process of the fleet, so
+        only this one can tell them). What the fence here covers is left out, as for a get."""
         blocks = self.fence.blocks
-        self._fan_out([f for f in fields if blocks(f.soul, f.state, now.wall_ms, serving=True) is None], now.steady_s)
+        served = [f for f in fields if blocks(f.soul, f.state, now.wall_ms, serving=True) is None]
+        self._fan_out(served, now.steady_s)
+        if self.relay_links and served:
+            self._forward(None, None, served, now.steady_s, inbound_only=True)
 
     def published(self, accepted: list[Field], now: Now) -> None:
         """The relay wrote ``accepted`` itself (records it signed, legacy nodes): push them to

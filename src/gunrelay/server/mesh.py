@@ -225,8 +225,13 @@ class MeshSync:
         self.mesh = mesh
         self.pending_resets = pending_resets  # resets learned from the mesh still being installed
         self.clock = clock
+        self.wait_s = wait_s
         self.deadline = clock() + wait_s
         self.done = not enabled or not mesh.links
+
+    def begin(self) -> None:
+        """The wait starts now (the mesh starts once the store is open, which may take a while)."""
+        self.deadline = self.clock() + self.wait_s
 
     def waiting_for(self) -> str | None:
         if self.done:

@@ -61,7 +61,7 @@ from ..core.fence import Protected
 from ..core.graph import Field
 from ..core.lex import Lex
 from ..storage.base import AuditEntry, ReadQuery, Store, StoredReset, decode_value
-from ..storage.postgres import PostgresStore
+from ..storage.postgres import PostgresStore, database_named
 from ..storage.sqlite import SQLiteStore
 from .datalock import DataLock
 
@@ -100,7 +100,7 @@ class StoreAddress:
         return Path(self.location) / STORE_FILE
 
     def __str__(self) -> str:
-        return f"sqlite:{self.location}" if self.kind == "sqlite" else _without_password(self.location)
+        return f"sqlite:{self.location}" if self.kind == "sqlite" else database_named(self.location)
 
 
 def parse_address(text: str) -> StoreAddress:
@@ -112,15 +112,6 @@ def parse_address(text: str) -> StoreAddress:
     if text.startswith(("postgresql://", "postgres://")):
         return StoreAddress("postgresql", text)
     raise MigrationRefused(f"{text!r} is not a store: give sqlite:DIR (a data folder) or a postgresql:// URL")
-
-
-def _without_password(url: str) -> str:
-    """The database a URL names, for messages (never its password)."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "a PostgreSQL URL that cannot be read"
-    return f"PostgreSQL database {info.get('dbname', '')!r} on {info.get('host', 'localhost')}:{info.get('port', '5432')}"
 
 
 def same_store(a: StoreAddress, b: StoreAddress) -> bool:
@@ -138,7 +129,7 @@ def _pg_connect(url: str) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        raise MigrationRefused(f"cannot connect to {_without_password(url)}: {str(exc).strip()}") from None
+        raise MigrationRefused(f"cannot connect to {database_named(url)}: {str(exc).strip()}") from None
 
 
 def database_users(url: str) -> list[str]:

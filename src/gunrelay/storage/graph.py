@@ -166,6 +166,9 @@ class StorageHealth:
     failing_since: float | None = None  # seconds since the epoch
     error: str | None = None
     failed_commits: int = 0  # since start
+    # set by a store whose writes can hang rather than fail (a database server that stopped
+    # answering): why writes are stuck now, or None
+    stuck: Callable[[], str | None] = lambda: None
 
     @property
     def ok(self) -> bool:
@@ -182,7 +185,8 @@ class StorageHealth:
         self.error = None
 
     def as_json(self) -> dict[str, object]:
-        return {"ok": self.ok, "error": self.error, "failing_since": self.failing_since, "failed_commits": self.failed_commits}
+        return {"ok": self.ok, "error": self.error, "failing_since": self.failing_since, "failed_commits": self.failed_commits,
+                "stuck": self.stuck()}
 
 
 class GraphStore(abc.ABC):

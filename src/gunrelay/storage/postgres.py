@@ -65,7 +65,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
+import re
 import threading
 import time
 import uuid
@@ -75,6 +77,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from ..core.bans import Ban
 from ..core.errors import LocalError, RemoteError
@@ -110,6 +113,8 @@ STREAM_LOCK = 0x67756E72  # "gunr": every write transaction holds it to its comm
 MIGRATION_LOCK = 0x67756E6D  # "gunm": one process migrates at a time
 LEASE_SPACE = 0x67756E6C  # "gunl": the first key of a lease's advisory lock (the second: the name's hash)
 CHUNK = 256  # rows per round trip of a lazy scan
+CONNECT_TIMEOUT_S = 5  # a connection attempt that takes longer fails (and is tried again)
+STUCK_S = 10.0  # a write transaction waiting this long for the server makes /health 503
 
 MIGRATIONS: dict[int, str] = {
     1: r"""
@@ -188,6 +193,24 @@ class SchemaTooNew(LocalError):
     """The database was written by a newer gunrelay than this one."""
 
 
+class StoreUnreachable(StorageFailure):
+    """The PostgreSQL server cannot be reached now (down, restarting, out of connections): worth
+    trying again, unlike a wrong URL, user, password or database name (``StoreMisconfigured``)."""
+
+
+class StoreMisconfigured(LocalError):
+    """``--postgres-url`` cannot work as given: not a URL, or the server refuses its user, password
+    or database; trying again would not help."""
+
+
+# What a server says while refusing a connection for the configuration's fault, not a passing
+# state (libpq gives no SQLSTATE for errors at connect, only the server's message, in English
+# unless the server's lc_messages says otherwise): no such database or role, a wrong password or
+# method, no pg_hba.conf entry, no right to connect. Anything else (refused, timed out, starting
+# up, too many clients) is tried again.
+MISCONFIGURED = re.compile(r"FATAL: .*(does not exist|authentication failed|no pg_hba\.conf entry|permission denied)")
+
+
 def _b(text: str) -> bytes:
     return text.encode()
 
@@ -217,7 +240,7 @@ def _prefix_bounds(prefix: bytes) -> tuple[bytes, bytes]:
 _IN_PREFIX = "({soul} = {p} OR ({soul} >= {p} || '\\x2f'::bytea AND {soul} < {p} || '\\x30'::bytea))"
 _NOT_FENCED = f"""NOT EXISTS (
     SELECT 1 FROM fence_rules r
-    WHERE %(state)s <= coalesce(r.watermark, extract(epoch FROM clock_timestamp()) * 1000 - r.ttl_ms)
+    WHERE %(state)s <= coalesce(r.watermark, %(now_ms)s - r.ttl_ms)
       AND ((r.scope IS NULL AND NOT EXISTS (SELECT 1 FROM protected p WHERE {_IN_PREFIX.format(soul="%(soul)s", p="p.prefix")}))
            OR {_IN_PREFIX.format(soul="%(soul)s", p="r.scope")}
            OR EXISTS (SELECT 1 FROM fence_souls f WHERE f.reset_id = r.rule_id AND f.soul = %(soul)s)))"""
@@ -237,11 +260,25 @@ RETURNING 1
 """
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def database_named(url: str) -> str:
+    """The database a URL names, for messages (never its password)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "a PostgreSQL URL that cannot be read"
+    return f"PostgreSQL database {info.get('dbname', '')!r} on {info.get('host', 'localhost')}:{info.get('port', '5432')}"
+
+
 def storage_failure(exc: Exception) -> StorageFailure:
     """What a failed transaction means, in words for the writer's error and the operator's health page."""
     if isinstance(exc, StorageFailure):
         return exc
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _first_line(exc)
     if isinstance(exc, psycopg.errors.DiskFull):
         return StorageFailure("the PostgreSQL server's disk is full")
     if isinstance(exc, psycopg.OperationalError):
@@ -257,12 +294,16 @@ class _Worker:
     """A thread with its own connection running queued jobs in groups. The writer wraps each group
     in one transaction that first takes ``STREAM_LOCK`` and reports each commit to ``health``; the
     reader runs each job in autocommit. After the server went away (a restart, a dropped link) the
-    writer fails that group, unacknowledged, and reconnects for the next; the reader reconnects and
-    runs its group again at once (a read has no effect to repeat)."""
+    writer fails the group it was in, unacknowledged, and reconnects for the next (a group that
+    had not begun when the old connection proved dead is run again at once on a new one); the
+    reader reconnects and runs its group again at once (a read has no effect to repeat). While the
+    server cannot be reached, each group fails at once with ``StoreUnreachable``: writers get an
+    error, never a stall."""
 
     def __init__(self, name: str, connect: Callable[[], psycopg.Connection[Any]], writer: bool, health: StorageHealth | None):
         self.connect = connect
         self.conn: psycopg.Connection[Any] | None = None  # connected by the thread, for its first group
+        self.busy_since: float | None = None  # time.monotonic() when the group under way began
         self.writer = writer
         self.health = health
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -290,25 +331,41 @@ class _Worker:
                     stop = True
                 else:
                     jobs.append(item)
-            outcomes, failure, wrote = self._run_group(jobs)
-            if failure is not None and not self.writer and self.conn is not None and self.conn.closed:
-                outcomes, failure, wrote = self._run_group(jobs)  # reads repeat safely on a new connection
-            self.loop.call_soon_threadsafe(_resolve, outcomes, self.health if self.writer else None, failure, wrote)
+            self.busy_since = time.monotonic()
+            outcomes, failure, wrote, began = self._run_group(jobs)
+            if failure is not None and self._broken() and (not self.writer or not began):
+                # a connection the server dropped (a restart, a cut link) shows only when used: a read
+                # repeats safely on a new one, and so does a write group that failed before its
+                # first statement was through (nothing of it reached the server)
+                outcomes, failure, wrote, began = self._run_group(jobs)
+            # every failure of the writer counts against the store's health, and every commit clears
+            # it; the reader's count only when the server could not be reached (its heartbeats then
+            # say so within a second, with no write needed), and never clear it (only a commit can)
+            health = self.health if self.writer or (failure is not None and self._broken()) else None
+            self.busy_since = None
+            self.loop.call_soon_threadsafe(_resolve, outcomes, health, failure, wrote)
             if stop:
                 break
         if self.conn is not None:
             self.conn.close()
 
-    def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], StorageFailure | None, bool]:
+    def _broken(self) -> bool:
+        return self.conn is None or self.conn.closed
+
+    def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], StorageFailure | None, bool, bool]:
+        """Run a group: each job's outcome, the group's failure (None: committed), whether it wrote,
+        and whether it began (its first statement went through)."""
         # Jobs check their input before writing, so a job that raises a non-database error has
         # written nothing and fails alone; a database error fails the whole group, unacknowledged.
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        began = False
         try:
             if self.conn is None or self.conn.closed:
                 self.conn = self.connect()
             conn = self.conn
             if self.writer:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (STREAM_LOCK,))
+            began = True
             start, accepted = 0, False
             while start < len(jobs):
                 job, future = jobs[start]
@@ -337,8 +394,8 @@ class _Worker:
             failure = storage_failure(exc)
             log.error("storage failed, %d jobs refused: %s", len(jobs), failure)
             self._abandon()
-            return [(future, False, failure) for _, future in jobs], failure, False
-        return outcomes, None, self.writer
+            return [(future, False, failure) for _, future in jobs], failure, False, began
+        return outcomes, None, self.writer, began
 
     def _abandon(self) -> None:
         conn = self.conn
@@ -429,25 +486,53 @@ class PostgresStore(Store):
     def __init__(self, url: str, protected: Protected = Protected()):
         self.url = url
         self.protected = protected
-        self.health = StorageHealth()
+        self.health = StorageHealth(stuck=self._writes_stuck)
         self._writer: _Worker | None = None
         self._reader: _Worker | None = None
         self._listener: _Listener | None = None
         self.process_id = uuid.uuid4().hex  # written with each stream entry this process makes (``writer``)
-
-    def _connect(self, autocommit: bool) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
+            conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StoreMisconfigured(f"--postgres-url is not a PostgreSQL URL ({_first_line(exc)}); use postgresql://USER@HOST:PORT/DB") from None
+
+    def _connect(self, autocommit: bool, role: str) -> psycopg.Connection[Any]:
+        """A new connection, named for ``pg_stat_activity`` (``gunrelay writer pid N``). Keepalives
+        notice a server or link that vanished without closing (a host crash, a cut cable) within
+        about 15 s, and ``tcp_user_timeout`` a send that is never acknowledged, so a blocked read
+        becomes an error instead of a stall."""
+        try:
+            return psycopg.connect(
+                self.url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
+                application_name=f"gunrelay {role} pid {os.getpid()}",
+                keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=5, tcp_user_timeout=15_000,
+            )
+        except psycopg.OperationalError as exc:
+            if MISCONFIGURED.search(str(exc)):
+                raise StoreMisconfigured(f"--postgres-url: the server refused the {database_named(self.url)}: {_first_line(exc)}") from exc
+            raise StoreUnreachable(f"the PostgreSQL server cannot be reached ({_first_line(exc)})") from exc
         except psycopg.Error as exc:
             raise storage_failure(exc) from exc
 
+    def _writes_stuck(self) -> str | None:
+        """Why writes are stuck, when the writer's transaction has waited ``STUCK_S`` for the server
+        (stopped, or its disk frozen, without the connection failing): ``/health`` then says so."""
+        writer = self._writer
+        since = writer.busy_since if writer is not None else None
+        if since is None:
+            return None
+        waited = time.monotonic() - since
+        return f"a write to the PostgreSQL server has waited {waited:.0f} s for its answer" if waited >= STUCK_S else None
+
     async def open(self) -> None:
+        """Connect, and create or migrate the schema. ``StoreUnreachable`` when the server cannot be
+        reached (the caller may try again), ``StoreMisconfigured`` or ``SchemaTooNew`` when it never will."""
         await asyncio.to_thread(self._migrate)
-        self._writer = _Worker("gunrelay-pg-writer", lambda: self._connect(False), writer=True, health=self.health)
-        self._reader = _Worker("gunrelay-pg-reader", lambda: self._connect(True), writer=False, health=None)
+        self._writer = _Worker("gunrelay-pg-writer", lambda: self._connect(False, "writer"), writer=True, health=self.health)
+        self._reader = _Worker("gunrelay-pg-reader", lambda: self._connect(True, "reader"), writer=False, health=self.health)
 
     def _migrate(self) -> None:
-        with self._connect(False) as conn:
+        with self._connect(False, "schema") as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
             row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
@@ -461,10 +546,26 @@ class PostgresStore(Store):
             conn.execute("DELETE FROM schema_version")
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
             conn.execute("LOCK TABLE protected")
+            self._same_relay(conn)
             conn.execute("DELETE FROM protected")
             for prefix in self.protected.prefixes:
                 conn.execute("INSERT INTO protected (prefix) VALUES (%s) ON CONFLICT DO NOTHING", (_b(prefix),))
             conn.commit()
+
+    def _same_relay(self, conn: psycopg.Connection[Any]) -> None:
+        """Refuse a database another relay keeps: the user spaces it protects (``~<pub>``, the
+        relay's own) must be this process's. Processes of one fleet share one identity; one started
+        with a new identity (a machine whose data folder was not given the fleet's ``identity.json``)
+        would sign reset records no client of the fleet trusts."""
+        stored = {bytes(row[0]).decode() for row in conn.execute("SELECT prefix FROM protected")}
+        theirs = {p for p in stored if p.startswith("~")}
+        ours = {p for p in self.protected.prefixes if p.startswith("~")}
+        if theirs and ours and theirs != ours:
+            raise StoreMisconfigured(
+                f"the {database_named(self.url)} is the store of relay {', '.join(sorted(theirs))[1:]}, and this process's "
+                f"identity is {', '.join(sorted(ours))[1:]}: processes sharing a database are one relay; copy identity.json "
+                "and admin-token from the data folder of a process of that relay into this one's --data"
+            )
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -509,14 +610,14 @@ class PostgresStore(Store):
         accepted fields; ``CONTROL_CHANNEL``: one changed the control log), call its nudge on the
         event loop at each notification, until ``close``. Reconnects after a failure."""
         assert self._listener is None, "already listening"
-        self._listener = _Listener(lambda: self._connect(True), dict(nudges))
+        self._listener = _Listener(lambda: self._connect(True, "listener"), dict(nudges))
 
     async def lease(self, name: str) -> Callable[[], Awaitable[None]] | None:
         """The fleet-wide lead of ``name`` (a reset's purge): a session advisory lock held by a
         connection of its own, so that it ends with this process, crash or not. None: another
         process holds it. Else the call that gives it up."""
         def take() -> psycopg.Connection[Any] | None:
-            conn = self._connect(True)
+            conn = self._connect(True, "lease")
             try:
                 row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LEASE_SPACE, name)).fetchone()
             except psycopg.Error:
@@ -852,7 +953,13 @@ class _Merge:
 
 
 def _rows(fields: list[Field], writer: str | None) -> list[dict[str, Any]]:
-    return [{"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state, "writer": writer} for f in fields]
+    # a TTL rule's watermark is judged by this host's clock, as the relay's admission and purges
+    # judge it (not the database's, which may differ)
+    now_ms = time.time() * 1000
+    return [
+        {"soul": _b(f.soul), "key": _b(f.key), "value": encode_value(f.value), "state": f.state, "writer": writer, "now_ms": now_ms}
+        for f in fields
+    ]
 
 
 def _merge(conn: psycopg.Connection[Any], fields: list[Field], writer: str | None = None) -> list[Field]:

@@ -12,6 +12,7 @@
 // Then one JSON command a line on stdin, one JSON line on stdout for each (with its "id"):
 //   {"id":1, "op":"put", "soul":S, "key":K, "value":V, "timeout":5000} -> {"id":1, "ack":{...}|null}
 //   {"id":2, "op":"once", "soul":S, "key":K, "timeout":5000}           -> {"id":2, "value":V|null, "defined":bool}
+//   {"id":3, "op":"on", "soul":S, "key":K}                            -> {"id":3, "following":true}, then {"event":"on", "value":V} per update
 //   {"id":3, "op":"exit"}                                             -> the process exits 0
 // and events as they happen: {"event":"open"}, {"event":"close", "code":N},
 // {"event":"refused", "status":N} (the upgrade was answered with an HTTP status, e.g. 403 when banned),
@@ -70,6 +71,9 @@ function run(step) {
   } else if (step.op === 'once') {
     setTimeout(() => answer({ value: null, defined: false, timeout: true }), timeout);
     gun.get(step.soul).get(step.key).once((value) => answer({ value: clean(value), defined: value !== undefined }), { wait: 1500 });
+  } else if (step.op === 'on') {  // follow soul.key: each value arrives as an {event: 'on'} line
+    gun.get(step.soul).get(step.key).on((value) => emit({ event: 'on', soul: step.soul, key: step.key, value: clean(value) }));
+    answer({ following: true });
   } else if (step.op === 'exit') {
     answer({ exit: true });
     setTimeout(() => process.exit(0), 10);

@@ -271,11 +271,20 @@ def test_linked_sequences_keep_to_the_description(tmp_path):
             def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
                 case.validate_response(response, headers=AUTH, transport_kwargs=kwargs, recorder=self.recorder)
 
-        Workflow.run(
-            settings=hypothesis.settings(
-                max_examples=12, stateful_step_count=6, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-            )
-        )
+        for attempt in range(3):  # bounded
+            try:
+                Workflow.run(
+                    settings=hypothesis.settings(
+                        max_examples=12, stateful_step_count=6, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+                    )
+                )
+                break
+            except hypothesis.errors.FlakyStrategyDefinition:
+                # the links draw from the relay's answers (a ban's address, a snapshot's name), so a
+                # replay can draw differently and Hypothesis gives up on the run; a fresh run is
+                # just as strict (a relay that broke the description fails with another error)
+                if attempt == 2:
+                    raise
         assert any(200 <= status < 300 for _, status in calls), calls  # the token was used
         assert len({label for label, _ in calls}) >= 5, calls
         assert not [e for e in relay.audit() if e.status >= 500]

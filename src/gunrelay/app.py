@@ -21,7 +21,7 @@ from . import __version__
 from .config import Settings
 from .admin import api, console, login, observe
 from .server.audit import Audit
-from .admin.auth import ConsoleAuth
+from .admin.auth import MAX_SESSIONS, ConsoleAuth
 from .admin.gate import Gate
 from .admin.metrics import Metrics, RelayCollector
 from .core.engine import Limits
@@ -30,6 +30,7 @@ from .core.fence import Protected
 from .core.lockout import LoginThrottle
 from .core.privacy import Anonymizer, Privacy
 from .server.access import Access
+from .server.console_sessions import SharedSessions
 from .server.control import ResetControl
 from .server.datalock import DataLock
 from .server.fleet import Fleet
@@ -112,6 +113,7 @@ def build_app(config: Settings) -> "GunFirst":
         session_ttl_s=config.session_ttl_s,
         allow=config.admin_allow,
         throttle=LoginThrottle(max_failures=config.login_max_failures, lockout_s=config.login_lockout_s),
+        store=SharedSessions(store, MAX_SESSIONS),  # a login through one process of a fleet works through all
     )
     audit = Audit(store, privacy)
     gate = Gate(auth, audit)

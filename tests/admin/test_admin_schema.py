@@ -350,7 +350,7 @@ def test_state_changing_requests_without_the_token_or_the_csrf_token_are_refused
         state = relay.app.state
         assert [e.action for e in relay.audit()] == ["login", "login"]  # refused requests are not even audited
         assert state.control.history() == [] and state.access.active() == [] and state.expiry.rules == {}
-        assert state.snapshots.list() == [] and state.relay.fence.version == 0
+        assert asyncio.run(state.snapshots.list()) == [] and state.relay.fence.version == 0  # files: no loop needed
         with requests.Session() as http:  # the session lives on, and privacy mode is still off
             r = http.get(relay.http + "/-/api/session", cookies=cookie, timeout=20)
             assert r.status_code == 200 and r.json()["privacy"] is False
@@ -404,7 +404,7 @@ async def test_flags_must_be_true_or_false(live_relay):
             r = await http.post(path, json=body)
             assert r.status_code == 400 and "must be true or false" in r.json()["error"], (body, r.text)
     state = live_relay.app.state
-    assert state.control.history() == [] and state.access.active() == [] and state.snapshots.list() == []
+    assert state.control.history() == [] and state.access.active() == [] and await state.snapshots.list() == []
 
 
 async def test_durations_are_written_in_ascii_digits(live_relay):
@@ -431,8 +431,8 @@ async def test_a_snapshot_label_outside_its_pattern_is_refused(live_relay):
             r = await http.post("/-/api/snapshots", json={"label": label})
             assert r.status_code == 400 and "label" in r.json()["error"], (label, r.text)
         assert (await http.post("/-/api/snapshots", json={"label": "x" * 48})).status_code == 201
-    folder = Path(live_relay.app.state.snapshots.folder)
-    assert [s.name[17:] for s in live_relay.app.state.snapshots.list()] == ["x" * 48]
+    folder = Path(live_relay.app.state.snapshots.shelf.folder)
+    assert [s.name[17:] for s in await live_relay.app.state.snapshots.list()] == ["x" * 48]
     assert sorted(p.name[17:] for p in folder.iterdir()) == ["x" * 48 + ".json", "x" * 48 + ".sqlite3"]
 
 

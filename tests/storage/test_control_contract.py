@@ -121,3 +121,22 @@ async def test_the_audit_log_pages_newest_first_and_keeps_everything(store):
     last, _ = await store.audit_page(6, 3)
     assert [e.action for e in last] == ["act0"] and last[0].who == "admin" and last[0].status == 200
     assert (await store.audit_page(7, 3)) == ([], 7)
+
+
+async def test_console_sessions_are_kept_by_digest_expire_and_are_bounded(store):
+    from gunrelay.storage.control import StoredSession
+
+    def session(n: int, expires: float) -> StoredSession:
+        return StoredSession(f"digest{n}", "admin", f"csrf{n}", expires, "127.0.0.1")
+
+    await store.save_session(session(1, 200.0), keep=3, now=100.0)
+    assert await store.load_session("digest1", now=150.0) == session(1, 200.0)
+    assert await store.load_session("digest1", now=200.0) is None  # expired
+    assert await store.load_session("nobody", now=150.0) is None
+    await store.delete_session("digest1")
+    assert await store.load_session("digest1", now=150.0) is None
+    for n in range(2, 7):  # five more, each expiring later: only the newest three are kept
+        await store.save_session(session(n, 1000.0 + n), keep=3, now=100.0)
+    assert [n for n in range(2, 7) if await store.load_session(f"digest{n}", now=100.0) is not None] == [4, 5, 6]
+    await store.save_session(session(7, 2000.0), keep=3, now=1005.5)  # the ones expired by now go
+    assert [n for n in range(4, 8) if await store.load_session(f"digest{n}", now=1000.0) is not None] == [6, 7]

@@ -382,3 +382,27 @@ async def test_a_database_another_relay_keeps_is_refused_saying_whose_it_is(post
     stranger = PostgresStore(postgres_url, Protected(("~relayB", "_system")))
     with pytest.raises(StoreMisconfigured, match="store of relay relayA.*identity is relayB.*identity.json"):
         await stranger.open()
+
+
+async def test_a_snapshot_in_the_database_is_whole_listed_restored_and_deleted(postgres_url):
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        await store.merge([Field("room", "a", "1", 10), Field("room", "b", "2", 11), Field("other", "k", "x", 12)])
+        stats, size = await store.snapshot_into_database("20261204T000000Z-x", 1000.0)
+        assert (stats.souls, stats.fields) == (2, 3) and size == stats.bytes > 0
+        assert await store.database_snapshots() == [("20261204T000000Z-x", 1000.0, size, 3)]
+        with pytest.raises(StorageFailure):  # the same name again: refused whole, the first one intact
+            await store.snapshot_into_database("20261204T000000Z-x", 2000.0)
+        assert await store.database_snapshots() == [("20261204T000000Z-x", 1000.0, size, 3)]
+
+        await store.merge([Field("room", "a", "changed", 20), Field("new", "k", "y", 21)])
+        restored = await store.restore_fields_from_database_snapshot("20261204T000000Z-x")
+        assert restored.fields == 3
+        assert (await store.read(ReadQuery(soul="room")))["room"] == [("a", '"1"', 10), ("b", '"2"', 11)]
+        assert (await store.read(ReadQuery(soul="new"))).get("new", []) == []
+        assert await store.delete_database_snapshot("20261204T000000Z-x") is True
+        assert await store.delete_database_snapshot("20261204T000000Z-x") is False
+        assert await store.database_snapshots() == []
+    finally:
+        await store.close()

@@ -15,7 +15,7 @@ from gunrelay.storage.base import ReadQuery
 from gunrelay.storage.sqlite import SchemaTooNew, SQLiteGraph, SQLiteStore
 
 PROTECTED = Protected(("~relay", "_system"))
-CONTROL_TABLES = {"resets", "fence_souls", "reset_acks", "ttl_rules", "audit", "bans", "stream_cursors"}
+CONTROL_TABLES = {"resets", "fence_souls", "reset_acks", "ttl_rules", "audit", "bans", "stream_cursors", "console_sessions"}
 
 
 @pytest.fixture(params=[SQLiteGraph, SQLiteStore], ids=["graph", "store"])
@@ -237,7 +237,9 @@ async def test_a_data_folder_from_before_the_split_opens_and_gains_the_stream(tm
     after = schema_of(path)
     unchanged = [entry for entry in before if entry[1] != "fields"]
     assert [entry for entry in after if entry[1] in {e[1] for e in unchanged}] == unchanged
-    assert {entry[1] for entry in after} - {entry[1] for entry in before} == {"stream_head", "fields_by_seq", "stream_cursors"}
+    assert {entry[1] for entry in after} - {entry[1] for entry in before} == {
+        "stream_head", "fields_by_seq", "stream_cursors", "console_sessions", "sqlite_autoindex_console_sessions_1",
+    }
     assert "seq INTEGER" in next(entry[3] for entry in after if entry[1] == "fields")
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone() == (1,)

@@ -222,7 +222,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
         return JSONResponse({"removed": prefix, **in_step})
 
     async def list_snapshots(request: Request) -> JSONResponse:
-        return JSONResponse({"snapshots": [i.as_json() for i in snapshots.list()]})
+        return JSONResponse({"snapshots": [i.as_json() for i in await snapshots.list()]})
 
     async def create_snapshot(request: Request) -> JSONResponse:
         label = text(await json_body(request), "label")
@@ -234,7 +234,7 @@ def routes(ops: Operations, gate: Gate) -> list[Route]:
     async def delete_snapshot(request: Request) -> JSONResponse:
         name = request.path_params["name"]
         try:
-            snapshots.delete(name)
+            await snapshots.delete(name)
         except KeyError:
             return error(404, f"no snapshot {name!r}")
         return JSONResponse({"deleted": name})

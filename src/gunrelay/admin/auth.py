@@ -5,7 +5,10 @@ never sends it by itself, so it needs no CSRF token. The console logs in with a 
 password: the relay keeps only an Argon2id hash of each password (``admin``'s password is the
 operator secret generated on first start), and a login opens a session held in an ``HttpOnly``,
 ``SameSite=Strict`` cookie that expires. A session's state-changing requests must also carry
-its CSRF token in ``X-CSRF-Token``. Failed logins are throttled per address and per user
+its CSRF token in ``X-CSRF-Token``. Sessions are kept in the store (``server/console_sessions.py``,
+by the SHA-256 of their key), so every process of a fleet knows a login made through any of them and a
+restart logs nobody out; each process keeps the ones it has seen in memory and asks the store
+again after ``RECHECK_S``, so a logout through one process ends the session on all within that. Failed logins are throttled per address and per user
 (``core.lockout``). An optional allowlist of addresses or networks applies to everything.
 """
 
@@ -23,11 +26,13 @@ from argon2.exceptions import VerificationError
 
 from ..core.errors import OperatorError, RemoteError
 from ..core.lockout import LoginThrottle
+from ..server.console_sessions import SharedSessions
 
 COOKIE = "gunrelay_session"
 CSRF_HEADER = "x-csrf-token"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_SESSIONS = 1000
+RECHECK_S = 2.0  # a session known here is looked up in the store again after this (a logout elsewhere)
 
 
 @dataclass
@@ -85,6 +90,7 @@ class ConsoleAuth:
         allow: str = "",
         throttle: LoginThrottle | None = None,
         clock: Callable[[], float] = time.time,
+        store: SharedSessions | None = None,
     ):
         self._hasher = PasswordHasher()  # Argon2id with the library's recommended parameters
         self._passwords = {"admin": self._hasher.hash(operator_token)}
@@ -93,7 +99,9 @@ class ConsoleAuth:
         self.allowlist = parse_allowlist(allow)
         self.throttle = throttle or LoginThrottle()
         self.clock = clock
-        self.sessions: dict[str, Session] = {}
+        self.store = store  # where sessions are shared (None: in this process only)
+        self.sessions: dict[str, Session] = {}  # by key: the ones this process has seen
+        self._checked: dict[str, float] = {}  # by key: when the store last confirmed it
         self.counters = AdminCounters()
 
     # -- every request ------------------------------------------------------------------------
@@ -107,7 +115,7 @@ class ConsoleAuth:
             return False
         return any(ip in network for network in self.allowlist)
 
-    def identify(self, method: str, headers: Mapping[str, str], cookies: Mapping[str, str], address: str) -> Caller:
+    async def identify(self, method: str, headers: Mapping[str, str], cookies: Mapping[str, str], address: str) -> Caller:
         """The caller of a request, or ``Refused``. ``headers`` maps lower-case names to values."""
         get = headers.get
         if not self.allowed(address):
@@ -117,7 +125,7 @@ class ConsoleAuth:
             if not secrets.compare_digest(authorization.encode(), self._bearer):
                 raise self._refuse(401, "token", "missing or wrong operator token (Authorization: Bearer <token>)")
             return Caller("token", address)
-        session = self.session_of(cookies.get(COOKIE, ""))
+        session = await self.session_of(cookies.get(COOKIE, ""))
         if session is None:
             raise self._refuse(401, "session", "log in first (no live console session), or send the operator token")
         if method in STATE_CHANGING:
@@ -130,14 +138,35 @@ class ConsoleAuth:
         self.counters.count(self.counters.refused, reason)
         return Refused(status, reason, text, retry_after_s)
 
-    def session_of(self, key: str) -> Session | None:
-        session = self.sessions.get(key) if key else None
-        if session is None:
+    async def session_of(self, key: str) -> Session | None:
+        if not key:
             return None
-        if session.expires <= self.clock():
-            del self.sessions[key]
+        now = self.clock()
+        session = self.sessions.get(key)
+        if session is not None and session.expires <= now:
+            self._forget(key)
             return None
+        if self.store is None or (session is not None and now - self._checked.get(key, float("-inf")) < RECHECK_S):
+            return session
+        stored = await self.store.load(key, now)  # opened elsewhere, or still open here?
+        if stored is None:
+            self._forget(key)
+            return None
+        session = Session(key, stored.user, stored.csrf, stored.expires, stored.address)
+        self._remember(session, now)
         return session
+
+    def _remember(self, session: Session, now: float) -> None:
+        for key in [k for k, s in self.sessions.items() if s.expires <= now]:
+            self._forget(key)
+        while len(self.sessions) >= MAX_SESSIONS:
+            self._forget(next(iter(self.sessions)))  # the oldest login goes first
+        self.sessions[session.key] = session
+        self._checked[session.key] = now
+
+    def _forget(self, key: str) -> None:
+        self.sessions.pop(key, None)
+        self._checked.pop(key, None)
 
     # -- logging in and out ------------------------------------------------------------------
 
@@ -157,7 +186,7 @@ class ConsoleAuth:
             raise self._refuse(401, "login", "wrong user or password." + extra)
         self.throttle.succeeded(keys)
         self.counters.count(self.counters.logins, "ok")
-        return self._open_session(user, address)
+        return await self._open_session(user, address)
 
     def _verify(self, user: str, password: str) -> bool:
         stored = self._passwords.get(user)
@@ -169,18 +198,18 @@ class ConsoleAuth:
         except VerificationError:
             return False
 
-    def _open_session(self, user: str, address: str) -> Session:
+    async def _open_session(self, user: str, address: str) -> Session:
         now = self.clock()
-        for key in [k for k, s in self.sessions.items() if s.expires <= now]:
-            del self.sessions[key]
-        while len(self.sessions) >= MAX_SESSIONS:
-            del self.sessions[next(iter(self.sessions))]  # the oldest login goes first
         session = Session(secrets.token_urlsafe(32), user, secrets.token_urlsafe(32), now + self.session_ttl_s, address)
-        self.sessions[session.key] = session
+        if self.store is not None:  # durable before the cookie is handed out
+            await self.store.save(session.key, user, session.csrf, session.expires, address, now)
+        self._remember(session, now)
         return session
 
-    def logout(self, session: Session) -> None:
-        self.sessions.pop(session.key, None)
+    async def logout(self, session: Session) -> None:
+        self._forget(session.key)
+        if self.store is not None:
+            await self.store.delete(session.key)
 
     def cookie(self, session: Session | None, secure: bool) -> str:
         """The Set-Cookie header value that opens (or, for None, clears) the session cookie."""

@@ -108,7 +108,7 @@ class Gate:
         async def guarded(request: Request) -> Response:
             address = client_address(request)
             try:
-                request.state.caller = self.auth.identify(method, request.headers, request.cookies, address)
+                request.state.caller = await self.auth.identify(method, request.headers, request.cookies, address)
             except Refused as refused:
                 return error(refused.status, str(refused))
             if not changes:

@@ -67,7 +67,7 @@ def routes(auth: ConsoleAuth, audit: Audit, privacy: Privacy, gate: Gate) -> lis
     async def logout(request: Request) -> Response:
         session = caller(request).session
         if session is not None:
-            auth.logout(session)
+            await auth.logout(session)
         response = JSONResponse({"logged_out": True})
         response.headers["set-cookie"] = auth.cookie(None, _secure(request))
         return response

@@ -10,12 +10,14 @@ and never synced to a peer:
   reports every field it removed, and ``finish_purge`` marks it done. ``load_resets`` tells which
   purges are unfinished. ``mark_published`` remembers that the signed record went out;
   ``supersede_resets`` marks the resets a snapshot restore undid.
-- acknowledgements of resets by peers, bans of addresses, TTL rules (prefix -> ms), and the
-  operator's audit log (append-only, never capped).
+- acknowledgements of resets by peers, bans of addresses, TTL rules (prefix -> ms), the console's
+  sessions (by the digest of their key: every process of a fleet knows a login made through any),
+  and the operator's audit log (append-only, never capped).
 
 Snapshots: the store copies the graph (``GraphStore.snapshot_to``); a snapshot's name, date and
-size are kept in a file beside it by the relay (``server/snapshots.py``), and the control side of
-a restore is ``supersede_resets``.
+size are kept in a file beside it by the relay (``server/snapshots.py``; on PostgreSQL the
+snapshot and its metadata are in the database instead), and the control side of a restore is
+``supersede_resets``.
 
 A ``ControlLog`` has no lifecycle of its own: the relay's ``Store`` is a graph store and a control
 log in one (``base.Store``), opened and closed once, whose control writes are ordered with its
@@ -67,6 +69,19 @@ class AuditEntry:
     outcome: str  # ok, refused, error
     status: int  # the HTTP status answered
     id: int = 0  # given by the store
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A console session as the store keeps it: shared by every process of a fleet, so a login
+    through one process works through all. The session key (the cookie) is not kept, only its
+    SHA-256 (``digest``): what the store holds cannot be used as a cookie."""
+
+    digest: str
+    user: str
+    csrf: str
+    expires: float  # seconds since the epoch
+    address: str
 
 
 class ControlLog(abc.ABC):
@@ -129,6 +144,19 @@ class ControlLog(abc.ABC):
 
     @abc.abstractmethod
     async def load_stream_cursors(self) -> dict[str, int]: ...
+
+    # -- console sessions ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def save_session(self, session: StoredSession, keep: int, now: float) -> None:
+        """Keep ``session``; drop the ones expired by ``now``, and past ``keep`` sessions the oldest."""
+
+    @abc.abstractmethod
+    async def load_session(self, digest: str, now: float) -> StoredSession | None:
+        """The live session with that digest, or None (unknown, logged out or expired)."""
+
+    @abc.abstractmethod
+    async def delete_session(self, digest: str) -> None: ...
 
     # -- the operator's audit log: append-only, never capped --------------------------------------
 

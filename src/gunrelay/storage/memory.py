@@ -24,7 +24,7 @@ from ..core.fence import FenceRule, Protected, in_prefix
 from ..core.graph import Field, State
 from ..core.reset import ResetRecord
 from .base import Store
-from .control import AuditEntry, ResetAck, StoredReset
+from .control import AuditEntry, ResetAck, StoredReset, StoredSession
 from .graph import (
     Change,
     ChangePage,
@@ -193,6 +193,7 @@ class MemoryStore(MemoryGraph, Store):
         self._resets: dict[str, StoredReset] = {}
         self._acks: dict[tuple[str, str], ResetAck] = {}
         self._bans: dict[str, Ban] = {}
+        self._sessions: dict[str, StoredSession] = {}
         self._ttls: dict[str, float] = {}
         self._stream_cursors: dict[str, int] = {}
         self._audit: list[AuditEntry] = []
@@ -235,6 +236,20 @@ class MemoryStore(MemoryGraph, Store):
 
     async def acks(self, reset_id: str) -> list[ResetAck]:
         return [ack for (rid, _), ack in self._acks.items() if rid == reset_id]
+
+    async def save_session(self, session: StoredSession, keep: int, now: float) -> None:
+        self._sessions[session.digest] = session
+        for digest in [d for d, s in self._sessions.items() if s.expires <= now]:
+            del self._sessions[digest]
+        for digest in sorted(self._sessions, key=lambda d: self._sessions[d].expires)[: max(0, len(self._sessions) - keep)]:
+            del self._sessions[digest]
+
+    async def load_session(self, digest: str, now: float) -> StoredSession | None:
+        session = self._sessions.get(digest)
+        return session if session is not None and session.expires > now else None
+
+    async def delete_session(self, digest: str) -> None:
+        self._sessions.pop(digest, None)
 
     async def save_ban(self, ban: Ban) -> None:
         self._bans[ban.address] = ban

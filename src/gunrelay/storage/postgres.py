@@ -40,8 +40,11 @@ escapes every control character.
 
 Schema: created and migrated by ``open`` under an advisory lock (two processes starting at once
 migrate once); ``schema_version`` holds the version, ``MIGRATIONS[n]`` takes a database from
-version n-1 to n (2 added the mesh's stream cursors), and a database written by a newer gunrelay
-is refused with ``SchemaTooNew``. Snapshots are JSON-lines files of (soul, key, value, state).
+version n-1 to n (2 added the mesh's stream cursors, 3 the fleet's tables, 4 the console's sessions and the snapshots
+), and a database written by a newer gunrelay
+is refused with ``SchemaTooNew``. The relay keeps its snapshots in the database (``snapshot_into_database``: one
+transaction, one consistent view); ``snapshot_to`` writes JSON-lines files of (soul, key, value,
+state) for whoever asks for a file.
 
 The fleet (``server/fleet.py``). Each process opens its store under a fresh ``process_id``; the
 upserts write it into the row's ``writer`` column (schema 3) with the value, so a stream entry says
@@ -86,7 +89,7 @@ from ..core.graph import Field
 from ..core.lex import Lex
 from ..core.reset import ResetRecord
 from .base import Store
-from .control import AuditEntry, ResetAck, StoredReset
+from .control import AuditEntry, ResetAck, StoredReset, StoredSession
 from .graph import (
     Change,
     ChangePage,
@@ -105,7 +108,7 @@ from .query import select_rows
 
 log = logging.getLogger("gunrelay.storage")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STREAM_CHANNEL = "gunrelay_stream"  # NOTIFY'd by a write transaction that accepted fields
 CONTROL_CHANNEL = "gunrelay_control"  # NOTIFY'd by a write transaction that changed the control log
 LISTEN_WAIT_S = 1.0  # how long the listener blocks between looks at its stop flag
@@ -184,6 +187,29 @@ CREATE TABLE fleet_processes (
     connections  integer NOT NULL,
     messages_in  bigint NOT NULL,
     messages_out bigint NOT NULL
+);
+""",
+    4: """
+CREATE TABLE console_sessions (
+    digest  text PRIMARY KEY,          -- SHA-256 of the session key: the cookie itself is not kept
+    "user"  text NOT NULL,
+    csrf    text NOT NULL,
+    expires double precision NOT NULL,
+    address text NOT NULL
+);
+CREATE TABLE snapshots (
+    name    text PRIMARY KEY,
+    created double precision NOT NULL,  -- seconds since the epoch
+    bytes   bigint NOT NULL,
+    fields  bigint NOT NULL
+);
+CREATE TABLE snapshot_fields (
+    name  text NOT NULL REFERENCES snapshots (name) ON DELETE CASCADE,
+    soul  bytea NOT NULL,
+    key   bytea NOT NULL,
+    value text NOT NULL,
+    state double precision NOT NULL,
+    PRIMARY KEY (name, soul, key)
 );
 """,
 }
@@ -781,6 +807,61 @@ class PostgresStore(Store):
 
         return await self._write(job)  # type: ignore[no-any-return]
 
+    # -- snapshots kept in the database (``server/snapshots.py`` ``DatabaseShelf``) ---------------
+
+    async def snapshot_into_database(self, name: str, created: float) -> tuple[StoreStats, int]:
+        """Copy the graph into snapshot ``name``, whole or not at all (one transaction); its
+        stats and size. On a connection of its own, in one consistent view (REPEATABLE READ): a
+        long copy holds neither the reader nor the fleet's write lock."""
+        _texts(name)
+
+        def job() -> tuple[StoreStats, int]:
+            with self._connect(False, "snapshot") as conn:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                conn.execute("INSERT INTO snapshots (name, created, bytes, fields) VALUES (%s, %s, 0, 0)", (name, created))
+                conn.execute("INSERT INTO snapshot_fields (name, soul, key, value, state) SELECT %s, soul, key, value, state FROM fields", (name,))
+                row = conn.execute(
+                    "SELECT count(DISTINCT soul), count(*), coalesce(sum(length(soul) + length(key) + length(value)), 0) "
+                    "FROM snapshot_fields WHERE name = %s", (name,),
+                ).fetchone()
+                souls, fields, size = (int(v) for v in row) if row is not None else (0, 0, 0)
+                conn.execute("UPDATE snapshots SET bytes = %s, fields = %s WHERE name = %s", (size, fields, name))
+                conn.commit()
+            return StoreStats(souls, fields, size), size
+
+        try:
+            return await asyncio.to_thread(job)
+        except psycopg.Error as exc:
+            raise storage_failure(exc) from exc
+
+    async def database_snapshots(self) -> list[tuple[str, float, int, int]]:
+        """Every snapshot: name, created, bytes, fields; by name (the names sort by time)."""
+        rows = await self._query(lambda conn: conn.execute("SELECT name, created, bytes, fields FROM snapshots ORDER BY name").fetchall())
+        return [(str(n), float(c), int(b), int(f)) for n, c, b, f in rows]
+
+    async def delete_database_snapshot(self, name: str) -> bool:
+        """Drop a snapshot; False when there is none by that name."""
+        def job(conn: psycopg.Connection[Any]) -> bool:
+            return conn.execute("DELETE FROM snapshots WHERE name = %s RETURNING 1", (name,)).fetchone() is not None
+
+        return await self._query(job)  # type: ignore[no-any-return]
+
+    async def restore_fields_from_database_snapshot(self, name: str) -> StoreStats:
+        """Replace every field with snapshot ``name``'s (``restore_fields_from``, from the database)."""
+        def job(conn: psycopg.Connection[Any]) -> StoreStats:
+            if conn.execute("SELECT 1 FROM snapshots WHERE name = %s", (name,)).fetchone() is None:
+                raise KeyError(name)
+            conn.execute("DELETE FROM fields")
+            conn.execute(  # every restored field takes a new number: to a reader, it is new
+                "INSERT INTO fields (soul, key, value, state, seq, writer) SELECT soul, key, value, state, nextval('stream_seq'), NULL "
+                "FROM (SELECT soul, key, value, state FROM snapshot_fields WHERE name = %s ORDER BY state, soul, key) AS kept",
+                (name,),
+            )
+            conn.execute("SELECT pg_notify(%s, '')", (STREAM_CHANNEL,))  # every process pushes the restored graph
+            return _stats(conn, "", ())
+
+        return await self._write(job)  # type: ignore[no-any-return]
+
     # -- resets (each with its fence rule, which the merge statements obey) -------------------------
 
     async def install_reset(self, record: ResetRecord, souls: frozenset[str]) -> None:
@@ -845,6 +926,34 @@ class PostgresStore(Store):
             ).fetchall()
         )
         return [ResetAck(*row) for row in rows]
+
+    async def save_session(self, session: StoredSession, keep: int, now: float) -> None:
+        _texts(session.digest, session.user, session.csrf, session.address)
+
+        def job(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(
+                'INSERT INTO console_sessions (digest, "user", csrf, expires, address) VALUES (%s, %s, %s, %s, %s) '
+                'ON CONFLICT (digest) DO UPDATE SET "user" = excluded."user", csrf = excluded.csrf, expires = excluded.expires, '
+                "address = excluded.address",
+                (session.digest, session.user, session.csrf, session.expires, session.address),
+            )
+            conn.execute("DELETE FROM console_sessions WHERE expires <= %s", (now,))
+            conn.execute(
+                "DELETE FROM console_sessions WHERE digest IN (SELECT digest FROM console_sessions ORDER BY expires DESC OFFSET %s)", (keep,)
+            )
+
+        await self._write(job)
+
+    async def load_session(self, digest: str, now: float) -> StoredSession | None:
+        row = await self._query(
+            lambda conn: conn.execute(
+                'SELECT digest, "user", csrf, expires, address FROM console_sessions WHERE digest = %s AND expires > %s', (digest, now)
+            ).fetchone()
+        )
+        return StoredSession(*row) if row is not None else None
+
+    async def delete_session(self, digest: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM console_sessions WHERE digest = %s", (digest,)))
 
     async def save_ban(self, ban: Ban) -> None:
         _texts(ban.address, ban.reason)

@@ -55,7 +55,7 @@ from ..core.graph import Field
 from ..core.lex import Lex
 from ..core.reset import ResetRecord
 from .base import Store
-from .control import AuditEntry, ResetAck, StoredReset
+from .control import AuditEntry, ResetAck, StoredReset, StoredSession
 from .graph import (
     Change,
     ChangePage,
@@ -138,6 +138,13 @@ CREATE TABLE IF NOT EXISTS bans (
     address TEXT PRIMARY KEY,
     until   REAL NOT NULL,
     reason  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS console_sessions (
+    digest  TEXT PRIMARY KEY,
+    user    TEXT NOT NULL,
+    csrf    TEXT NOT NULL,
+    expires REAL NOT NULL,
+    address TEXT NOT NULL
 );
 """
 
@@ -574,6 +581,31 @@ class SQLiteStore(SQLiteGraph, Store):
             ).fetchall()
         )
         return [ResetAck(*row) for row in rows]
+
+    async def save_session(self, session: StoredSession, keep: int, now: float) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO console_sessions (digest, user, csrf, expires, address) VALUES (?, ?, ?, ?, ?)",
+                (session.digest, session.user, session.csrf, session.expires, session.address),
+            )
+            conn.execute("DELETE FROM console_sessions WHERE expires <= ?", (now,))
+            conn.execute(
+                "DELETE FROM console_sessions WHERE digest IN (SELECT digest FROM console_sessions ORDER BY expires DESC LIMIT -1 OFFSET ?)",
+                (keep,),
+            )
+
+        await self._write(job)
+
+    async def load_session(self, digest: str, now: float) -> StoredSession | None:
+        row = await self._query(
+            lambda conn: conn.execute(
+                "SELECT digest, user, csrf, expires, address FROM console_sessions WHERE digest = ? AND expires > ?", (digest, now)
+            ).fetchone()
+        )
+        return StoredSession(*row) if row is not None else None
+
+    async def delete_session(self, digest: str) -> None:
+        await self._write(lambda conn: conn.execute("DELETE FROM console_sessions WHERE digest = ?", (digest,)))
 
     async def save_ban(self, ban: Ban) -> None:
         await self._write(

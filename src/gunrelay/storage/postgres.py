@@ -40,9 +40,9 @@ escapes every control character.
 
 Schema: created and migrated by ``open`` under an advisory lock (two processes starting at once
 migrate once); ``schema_version`` holds the version, ``MIGRATIONS[n]`` takes a database from
-version n-1 to n (2 added the mesh's stream cursors, 3 the fleet's tables, 4 the console's sessions and the snapshots
-), and a database written by a newer gunrelay
-is refused with ``SchemaTooNew``. The relay keeps its snapshots in the database (``snapshot_into_database``: one
+version n-1 to n (2 added the mesh's stream cursors, 3 the fleet's tables, 4 the console's
+sessions and the snapshots), and a database written by a newer gunrelay is refused with
+``SchemaTooNew``. The relay keeps its snapshots in the database (``snapshot_into_database``: one
 transaction, one consistent view); ``snapshot_to`` writes JSON-lines files of (soul, key, value,
 state) for whoever asks for a file.
 

@@ -464,7 +464,8 @@ async def amain(args: argparse.Namespace) -> dict:
         "meta": {
             "timestamp": time.strftime("%Y%m%d-%H%M%S"), "quick": args.quick, "params": p, "load_procs": args.procs,
             "fanout_fast": fast_fanout(p["fanout"], args.quick), "cpus": os.cpu_count(), "loadavg_start": run.loadavg(),
-            "python": sys.version.split()[0], "platform": platform.platform(),
+            "python": sys.version.split()[0], "platform": platform.platform(), "pythonpath": os.environ.get("PYTHONPATH"),
+            "commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip(),
             "node": subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip(),
         },
         "relays": {},
@@ -500,6 +501,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp folders (logs, data)")
     args = parser.parse_args()
     run.raise_open_files(8192)
+    # the relays run this checkout's gunrelay, whatever the venv's install points at (they inherit it)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
     doc = asyncio.run(amain(args))
     run.RESULTS.mkdir(exist_ok=True)
     path = run.RESULTS / f"fleet-{doc['meta']['timestamp']}.json"

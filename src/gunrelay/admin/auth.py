@@ -5,10 +5,11 @@ never sends it by itself, so it needs no CSRF token. The console logs in with a 
 password: the relay keeps only an Argon2id hash of each password (``admin``'s password is the
 operator secret generated on first start), and a login opens a session held in an ``HttpOnly``,
 ``SameSite=Strict`` cookie that expires. A session's state-changing requests must also carry
-its CSRF token in ``X-CSRF-Token``. Sessions are kept in the store (``server/console_sessions.py``,
-by the SHA-256 of their key), so every process of a fleet knows a login made through any of them and a
-restart logs nobody out; each process keeps the ones it has seen in memory and asks the store
-again after ``RECHECK_S``, so a logout through one process ends the session on all within that. Failed logins are throttled per address and per user
+its CSRF token in ``X-CSRF-Token``. Sessions are kept in the store
+(``server/console_sessions.py``, by the SHA-256 of their key), so every process of a fleet knows a
+login made through any of them and a restart logs nobody out; each process keeps the ones it has
+seen in memory and asks the store again after ``RECHECK_S``, so a logout through one process ends
+the session on all within that. Failed logins are throttled per address and per user
 (``core.lockout``). An optional allowlist of addresses or networks applies to everything.
 """
 

@@ -1,5 +1,8 @@
 """Suite-wide: relays started by tests note their token files in a private folder, not the user's;
-the live relay fixture (``live_relay``) for tests of the server, the console and the command line."""
+the live relay fixture (``live_relay``) for tests of the server, the console and the command line;
+one throwaway PostgreSQL server for the session (``postgres_server``, started on first use; each
+test takes a fresh database of it, ``postgres_url``). Tests that stop, freeze or fill their server
+start one of their own."""
 
 import asyncio
 import os
@@ -10,11 +13,26 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fakes import TOKEN
+from postgres_server import PostgresServer
 
 from gunrelay.app import build_app, uvicorn_config
 from gunrelay.config import load_config
 
 os.environ.setdefault("GUNRELAY_STATE_DIR", tempfile.mkdtemp(prefix="gunrelay-state-"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's throwaway server."""
+    return postgres_server.new_database()
 
 
 # -- an in-process relay on a free loopback port, served by uvicorn exactly as ``gunrelay serve`` does

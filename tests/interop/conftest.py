@@ -54,30 +54,22 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Relay, Relay]]:
-    """One relay, two processes: two `gunrelay serve` on one PostgreSQL database (the throwaway
-    server of tests/postgres_server.py) and one data folder (so one identity and one operator
-    token), on two ports; shared by a test module."""
-    from postgres_server import PostgresServer
-
+def fleet(tmp_path_factory: pytest.TempPathFactory, postgres_server) -> Iterator[tuple[Relay, Relay]]:
+    """One relay, two processes: two `gunrelay serve` on one PostgreSQL database (of the session's
+    throwaway server) and one data folder (so one identity and one operator token), on two ports;
+    shared by a test module."""
     base = tmp_path_factory.mktemp("fleet")
-    server = PostgresServer()
-    server.start()
+    args = ["--storage", "postgres", "--postgres-url", postgres_server.new_database()]
+    # one data folder: the first process creates the identity and token, the second finds them
+    first = Relay(base / "data", base / "logs", args=args).start()
     try:
-        url = server.new_database()
-        args = ["--storage", "postgres", "--postgres-url", url]
-        # one data folder: the first process creates the identity and token, the second finds them
-        first = Relay(base / "data", base / "logs", args=args).start()
+        second = Relay(base / "data", base / "logs", args=args).start()
         try:
-            second = Relay(base / "data", base / "logs", args=args).start()
-            try:
-                yield first, second
-            finally:
-                second.stop()
+            yield first, second
         finally:
-            first.stop()
+            second.stop()
     finally:
-        server.stop()
+        first.stop()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """One relay, several processes: two `gunrelay serve` processes on one PostgreSQL database (the
-throwaway server of tests/postgres_server.py) and one data folder (so one identity and one operator
+session's throwaway server, tests/conftest.py) and one data folder (so one identity and one operator
 token), on two ports, with real GunJS clients in Node on each. A write through one is read through
 the other; a live `on()` on one sees writes made through the other (pushed from the store's change
 stream, once); concurrent conflicting writes through the two converge to HAM's winner on both. A
@@ -13,7 +13,6 @@ import threading
 import time
 
 import pytest
-from postgres_server import PostgresServer
 
 from interop_support import GunProcess, RawPeer, Relay, gun_once, gun_put, gun_subscriber, identity, now_ms, operator, put_msg, rid, wait_for
 
@@ -211,13 +210,11 @@ def test_metrics_stay_per_process(fleet):
 # -- `gunrelay serve --workers N` -------------------------------------------------------------------
 
 
-def test_workers_on_postgresql_serve_gunjs_clients_and_all_show_in_the_fleet_view(tmp_path):
+def test_workers_on_postgresql_serve_gunjs_clients_and_all_show_in_the_fleet_view(tmp_path, postgres_server):
     import os
 
-    server = PostgresServer()
-    server.start()
     relay = Relay(tmp_path / "data", tmp_path / "logs",
-                  args=["--workers", "2", "--storage", "postgres", "--postgres-url", server.new_database()])
+                  args=["--workers", "2", "--storage", "postgres", "--postgres-url", postgres_server.new_database()])
     try:
         relay.start()  # returns once one worker answers /health on the port
 
@@ -239,7 +236,6 @@ def test_workers_on_postgresql_serve_gunjs_clients_and_all_show_in_the_fleet_vie
                 os.kill(pid, 0)
     finally:
         relay.stop()
-        server.stop()
 
 
 def test_workers_with_sqlite_or_memory_are_refused_saying_why(tmp_path):
@@ -259,10 +255,8 @@ def test_workers_with_sqlite_or_memory_are_refused_saying_why(tmp_path):
 # -- three processes, and one of them killed -----------------------------------------------------------
 
 
-def test_three_processes_one_killed_the_others_go_on_and_it_comes_back_in_step(tmp_path):
-    server = PostgresServer()
-    server.start()
-    args = ["--storage", "postgres", "--postgres-url", server.new_database()]
+def test_three_processes_one_killed_the_others_go_on_and_it_comes_back_in_step(tmp_path, postgres_server):
+    args = ["--storage", "postgres", "--postgres-url", postgres_server.new_database()]
     relays = [Relay(tmp_path / "data", tmp_path / "logs", args=args) for _ in range(3)]
     subs: list[GunProcess] = []
     try:
@@ -305,7 +299,6 @@ def test_three_processes_one_killed_the_others_go_on_and_it_comes_back_in_step(t
             sub.kill()
         for relay in relays:
             relay.stop()
-        server.stop()
 
 
 def _host(relay: Relay) -> str:

@@ -14,7 +14,6 @@ import urllib.error
 from collections.abc import Iterator
 
 import pytest
-from postgres_server import PostgresServer
 
 from interop_support import GunProcess, RawPeer, Relay, gun_put, gun_subscriber, identity, now_ms, operator, put_msg, reset, rid, wait_for
 
@@ -31,17 +30,15 @@ def _saw(sub: GunProcess, value: str, timeout: float = 10) -> None:
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Relay]]:
+def mesh(tmp_path_factory: pytest.TempPathFactory, postgres_server) -> Iterator[dict[str, Relay]]:
     base = tmp_path_factory.mktemp("fleet-mesh")
-    server = PostgresServer()
-    server.start()
     started: list[Relay] = []
     try:
         peer = Relay(base / "peer", base / "logs").start()
         started.append(peer)
         node = Relay(base / "node", base / "logs", target="node").start()
         started.append(node)
-        args = ["--storage", "postgres", "--postgres-url", server.new_database(), "--peer", peer.ws_url, "--peer", node.ws_url]
+        args = ["--storage", "postgres", "--postgres-url", postgres_server.new_database(), "--peer", peer.ws_url, "--peer", node.ws_url]
         first = Relay(base / "data", base / "logs", args=args).start()
         started.append(first)
         second = Relay(base / "data", base / "logs", args=args).start()
@@ -56,7 +53,6 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Relay]]
     finally:
         for relay in reversed(started):
             relay.stop()
-        server.stop()
 
 
 def test_each_process_of_a_fleet_links_to_the_peers(mesh):
@@ -98,14 +94,12 @@ def test_writes_on_a_peer_or_the_visitor_reach_subscribers_on_both_processes(mes
             sub.kill()
 
 
-def test_a_relay_that_dialled_in_to_one_process_hears_what_the_others_stored(tmp_path):
+def test_a_relay_that_dialled_in_to_one_process_hears_what_the_others_stored(tmp_path, postgres_server):
     # no --peer here: the only way from the second process to the visitor is through the first
-    server = PostgresServer()
-    server.start()
     started: list[Relay] = []
     sub = None
     try:
-        args = ["--storage", "postgres", "--postgres-url", server.new_database()]
+        args = ["--storage", "postgres", "--postgres-url", postgres_server.new_database()]
         first = Relay(tmp_path / "data", tmp_path / "logs", args=args).start()
         started.append(first)
         second = Relay(tmp_path / "data", tmp_path / "logs", args=args).start()
@@ -123,17 +117,14 @@ def test_a_relay_that_dialled_in_to_one_process_hears_what_the_others_stored(tmp
             sub.kill()
         for relay in reversed(started):
             relay.stop()
-        server.stop()
 
 
-def test_a_reset_from_a_trusted_relay_fences_every_process_of_the_fleet_and_is_acknowledged_once(tmp_path):
-    server = PostgresServer()
-    server.start()
+def test_a_reset_from_a_trusted_relay_fences_every_process_of_the_fleet_and_is_acknowledged_once(tmp_path, postgres_server):
     started: list[Relay] = []
     try:
         issuer = Relay(tmp_path / "issuer", tmp_path / "logs").start()
         started.append(issuer)
-        args = ["--storage", "postgres", "--postgres-url", server.new_database(), "--peer", issuer.ws_url,
+        args = ["--storage", "postgres", "--postgres-url", postgres_server.new_database(), "--peer", issuer.ws_url,
                 "--trust-relay", identity(issuer)]
         first = Relay(tmp_path / "data", tmp_path / "logs", args=args).start()
         started.append(first)
@@ -172,4 +163,3 @@ def test_a_reset_from_a_trusted_relay_fences_every_process_of_the_fleet_and_is_a
     finally:
         for relay in reversed(started):
             relay.stop()
-        server.stop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,6 @@ pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(TARGET == "node", reason="the reference Node relay has no migrate"),
 ]
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def gunrelay(*args: str) -> subprocess.CompletedProcess[str]:

@@ -6,10 +6,9 @@ process and names the ones that did not confirm."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from postgres_server import PostgresServer
 
 from gunrelay.core.fence import Protected
 from gunrelay.server.access import Access
@@ -17,14 +16,6 @@ from gunrelay.server.fleet_control import ControlSync
 from gunrelay.storage.postgres import PostgresStore, ProcessBeat
 
 from test_control import T0, World, make_identity
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 class Process:
@@ -52,8 +43,8 @@ class Process:
 
 
 @pytest.fixture
-async def fleet(postgres: PostgresServer) -> AsyncIterator[tuple[Process, Process]]:
-    url = postgres.new_database()
+async def fleet(postgres_url: str) -> AsyncIterator[tuple[Process, Process]]:
+    url = postgres_url
     identity = make_identity()
     first, second = Process(url, identity), Process(url, identity)
     await first.start()

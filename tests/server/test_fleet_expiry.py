@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from postgres_server import PostgresServer
 
 from gunrelay.core.graph import Field
 from gunrelay.core.link import Link
@@ -18,7 +17,7 @@ from gunrelay.server.expiry import SWEEP_LEASE, Expiry
 from gunrelay.storage.base import ReadQuery
 
 from test_control import make_identity
-from test_fleet_control import Process, postgres  # noqa: F401  (the fixture)
+from test_fleet_control import Process
 
 
 class WithExpiry(Process):
@@ -36,8 +35,8 @@ class WithExpiry(Process):
 
 
 @pytest.fixture
-async def pair(postgres: PostgresServer) -> AsyncIterator[tuple[WithExpiry, WithExpiry]]:
-    url = postgres.new_database()
+async def pair(postgres_url: str) -> AsyncIterator[tuple[WithExpiry, WithExpiry]]:
+    url = postgres_url
     identity = make_identity()
     first, second = WithExpiry(url, identity), WithExpiry(url, identity)
     await first.start()

@@ -8,7 +8,7 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -17,14 +17,6 @@ from postgres_server import PostgresServer
 from gunrelay.core.graph import Field
 from gunrelay.server.fleet import StreamTail
 from gunrelay.storage.postgres import STREAM_CHANNEL, PostgresStore
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 class Subscribers:
@@ -38,8 +30,8 @@ class Subscribers:
 
 
 @pytest.fixture
-async def two(postgres: PostgresServer) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    url = postgres.new_database()
+async def two(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    url = postgres_url
     first, second = PostgresStore(url), PostgresStore(url)
     await first.open()
     await second.open()

@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from postgres_server import PostgresServer
 
 from gunrelay.core.bans import Ban
 from gunrelay.core.graph import Field
@@ -103,14 +102,6 @@ async def contents_at(address: str) -> dict[str, Any]:
         return await contents(store)
     finally:
         await store.close()
-
-
-@pytest.fixture(scope="module")
-def postgres_server():
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -1,13 +1,11 @@
 """The backends the contract suites run against: every graph store, and the relay's full stores.
 
 A full store is a graph store too, so the graph contract runs over all of them; the control
-contract over the ones that keep a control log. The PostgreSQL store runs against a throwaway
-server (tests/postgres_server.py) started once per session, on first use, with a fresh database
-for each test.
+contract over the ones that keep a control log. The PostgreSQL store runs against the session's throwaway
+server (``postgres_server``, tests/conftest.py), a fresh database for each test.
 """
 
 import pytest
-from postgres_server import PostgresServer
 
 from gunrelay.storage.memory import MemoryGraph, MemoryStore
 from gunrelay.storage.postgres import PostgresStore
@@ -21,20 +19,6 @@ BACKENDS = {
     "postgres-store": lambda tmp_path, request: PostgresStore(request.getfixturevalue("postgres_server").new_database()),
 }
 FULL_STORES = ["memory-store", "sqlite-store", "postgres-store"]
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def postgres_url(postgres_server):
-    """A fresh, empty database on the session's throwaway server."""
-    return postgres_server.new_database()
 
 
 @pytest.fixture(params=list(BACKENDS))
